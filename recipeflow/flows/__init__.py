@@ -1,0 +1,1 @@
+"""Everything around the operators: recipes, planner, Prefect flow, storage, versions, CLI."""

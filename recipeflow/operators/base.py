@@ -1,0 +1,212 @@
+"""Operator base classes.
+
+Plain Python: this package never imports Prefect or ``recipeflow.flows``, so an operator can be
+used and tested on its own.
+
+A batch is a ``pyarrow.Table`` with at least the columns ``id`` and ``text`` (see
+:mod:`recipeflow.operators.document`). Operators come in kinds:
+
+* :class:`Mapper` changes text or fields, one document at a time (or vectorized);
+* :class:`Filter` first computes named statistics per document, then decides from them
+  (as Data-Juicer does), so ``analyze`` can show distributions without dropping anything;
+* :class:`Deduplicator` and :class:`Selector` need the whole dataset: they are barriers run in
+  three phases (per-shard signatures, one global resolve, per-shard apply).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, ClassVar, Sequence
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
+
+from recipeflow.operators import document as doc
+
+
+class Resource(str, enum.Enum):
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+class Kind(str, enum.Enum):
+    mapper = "mapper"
+    filter = "filter"
+    deduplicator = "deduplicator"
+    selector = "selector"
+    generator = "generator"
+
+
+class OperatorParams(BaseModel):
+    """Base of every operator's parameter model: unknown parameters are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why one document was dropped: a reason code, and the statistic behind it."""
+
+    reason: str
+    statistic: str | None = None
+    value: float | None = None
+    detail: str | None = None
+
+
+class Operator:
+    """A named, registered, parametrised transformation of documents."""
+
+    name: ClassVar[str]
+    kind: ClassVar[Kind]
+    resource: ClassVar[Resource] = Resource.cpu
+    # Bump when behaviour changes: it is part of every cache key and manifest.
+    version: ClassVar[str] = "1"
+    Params: ClassVar[type[OperatorParams]] = OperatorParams
+
+    def __init__(self, params: OperatorParams | dict[str, Any] | None = None):
+        if params is None:
+            params = {}
+        if isinstance(params, dict):
+            params = self.Params.model_validate(params)
+        self.params = params
+
+    @property
+    def streamable(self) -> bool:
+        """Per-document operators can be fused with their neighbours into one stage."""
+        return self.kind in (Kind.mapper, Kind.filter, Kind.generator)
+
+    @classmethod
+    def summary(cls) -> str:
+        """The first line of the docstring: what ``recipeflow ops`` prints."""
+        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.params!r})"
+
+
+@dataclass
+class StepResult:
+    """What a streamable operator made of one batch."""
+
+    kept: pa.Table
+    rejected: pa.Table | None = None  # input rows plus rejection columns
+
+
+class StreamOperator(Operator):
+    """An operator that sees one batch at a time and never needs the rest of the dataset."""
+
+    def process(self, batch: pa.Table) -> StepResult:
+        raise NotImplementedError
+
+
+class Mapper(StreamOperator):
+    """Changes text or fields. Override :meth:`map_text` (per document) or :meth:`map_batch`."""
+
+    kind = Kind.mapper
+
+    def map_text(self, text: str) -> str:
+        raise NotImplementedError
+
+    def map_batch(self, batch: pa.Table) -> pa.Table:
+        texts = batch.column(doc.TEXT).to_pylist()
+        return doc.set_column(batch, doc.TEXT, [self.map_text(t) for t in texts])
+
+    def process(self, batch: pa.Table) -> StepResult:
+        return StepResult(kept=self.map_batch(batch))
+
+
+class Filter(StreamOperator):
+    """Keeps or drops documents: statistics first (:meth:`compute_stats`), then :meth:`decide`.
+
+    Statistics are named: the rejected output and ``analyze`` show them under that name.
+    """
+
+    kind = Kind.filter
+
+    def compute_stats(self, batch: pa.Table) -> dict[str, Sequence[Any]]:
+        raise NotImplementedError
+
+    def decide(self, stats: dict[str, Sequence[Any]]) -> list[Rejection | None]:
+        """One entry per document: ``None`` keeps it, a :class:`Rejection` drops it."""
+        raise NotImplementedError
+
+    def process(self, batch: pa.Table) -> StepResult:
+        stats = self.compute_stats(batch)
+        decisions = self.decide(stats)
+        return split_by_decisions(batch, decisions, self.name)
+
+
+def threshold_decisions(
+    values: Sequence[float], statistic: str, minimum: float | None, maximum: float | None
+) -> list[Rejection | None]:
+    """The common decision: drop below ``minimum`` (reason ``<statistic>_below_min``) or above
+    ``maximum`` (``<statistic>_above_max``); bounds are inclusive, as in Data-Juicer."""
+    out: list[Rejection | None] = []
+    for v in values:
+        if minimum is not None and v < minimum:
+            out.append(Rejection(f"{statistic}_below_min", statistic, float(v)))
+        elif maximum is not None and v > maximum:
+            out.append(Rejection(f"{statistic}_above_max", statistic, float(v)))
+        else:
+            out.append(None)
+    return out
+
+
+def split_by_decisions(
+    batch: pa.Table, decisions: Sequence[Rejection | None], operator: str
+) -> StepResult:
+    """Split a batch into kept rows and rejected rows (with the rejection columns)."""
+    keep_mask = pa.array([d is None for d in decisions], type=pa.bool_())
+    kept = batch.filter(keep_mask)
+    if len(kept) == len(batch):
+        return StepResult(kept=kept)
+    rejected_rows = [i for i, d in enumerate(decisions) if d is not None]
+    rejected = doc.with_rejection(
+        batch.take(pa.array(rejected_rows, type=pa.int64())),
+        operator,
+        [decisions[i] for i in rejected_rows],  # type: ignore[misc]
+    )
+    return StepResult(kept=kept, rejected=rejected)
+
+
+@dataclass
+class BarrierDecision:
+    """A barrier's verdict for one shard: rows to drop and fields to add to kept rows."""
+
+    drop: dict[int, Rejection]
+    fields: dict[str, list[Any]] | None = None  # full-length columns, one value per input row
+
+
+class BarrierOperator(Operator):
+    """Needs the whole dataset. Run in three phases so no step holds the whole corpus's text:
+
+    1. :meth:`signatures` per shard (small: hashes, scores), in parallel;
+    2. :meth:`resolve` once, over every shard's signatures in input order;
+    3. the engine drops rows / adds fields per shard from the :class:`BarrierDecision`.
+    """
+
+    def signatures(self, batch: pa.Table) -> pa.Table:
+        raise NotImplementedError
+
+    def resolve(self, signatures: list[pa.Table]) -> list[BarrierDecision]:
+        raise NotImplementedError
+
+    def apply(self, batch: pa.Table, decision: BarrierDecision) -> StepResult:
+        if decision.fields:
+            for name, values in decision.fields.items():
+                batch = doc.set_column(batch, name, values)
+        decisions = [decision.drop.get(i) for i in range(len(batch))]
+        return split_by_decisions(batch, decisions, self.name)
+
+
+class Deduplicator(BarrierOperator):
+    """Drops documents that duplicate others across the whole dataset."""
+
+    kind = Kind.deduplicator
+
+
+class Selector(BarrierOperator):
+    """Chooses documents with global knowledge: sample, top-k, mix."""
+
+    kind = Kind.selector

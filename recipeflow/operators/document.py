@@ -1,0 +1,59 @@
+"""The document data model: column names and small helpers on Arrow batches.
+
+A document is one row: ``id``, ``text``, metadata fields, and lineage columns naming where it
+came from. Rejected documents carry four more columns saying which operator dropped them, why,
+and the statistic behind the decision.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    from recipeflow.operators.base import Rejection
+
+ID = "id"
+TEXT = "text"
+
+# Lineage: the input (recipe name), the file and the record's position in it
+# (line number for JSONL/text, row for Parquet, record number for WARC; all 0-based).
+INPUT_NAME = "input_name"
+INPUT_FILE = "input_file"
+INPUT_RECORD = "input_record"
+LINEAGE_COLUMNS = (INPUT_NAME, INPUT_FILE, INPUT_RECORD)
+
+# Rejected documents.
+REJECTED_BY = "rejected_by"
+REJECT_REASON = "reject_reason"
+REJECT_STATISTIC = "reject_statistic"
+REJECT_VALUE = "reject_value"
+REJECT_DETAIL = "reject_detail"
+REJECTION_COLUMNS = (REJECTED_BY, REJECT_REASON, REJECT_STATISTIC, REJECT_VALUE, REJECT_DETAIL)
+
+# The reason given to records that could not be read (bad JSON, bad UTF-8, no text field...).
+UNREADABLE = "unreadable"
+
+
+def set_column(batch: pa.Table, name: str, values: Sequence[Any] | pa.Array) -> pa.Table:
+    """Replace column ``name`` or append it (at the end, so column order stays stable)."""
+    array = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values)
+    index = batch.schema.get_field_index(name)
+    if index >= 0:
+        return batch.set_column(index, name, array)
+    return batch.append_column(name, array)
+
+
+def with_rejection(batch: pa.Table, operator: str, rejections: Sequence["Rejection"]) -> pa.Table:
+    """Add the rejection columns to rows that ``operator`` dropped."""
+    columns = {
+        REJECTED_BY: pa.array([operator] * len(rejections), type=pa.string()),
+        REJECT_REASON: pa.array([r.reason for r in rejections], type=pa.string()),
+        REJECT_STATISTIC: pa.array([r.statistic for r in rejections], type=pa.string()),
+        REJECT_VALUE: pa.array([r.value for r in rejections], type=pa.float64()),
+        REJECT_DETAIL: pa.array([r.detail for r in rejections], type=pa.string()),
+    }
+    for name, array in columns.items():
+        batch = set_column(batch, name, array)
+    return batch
