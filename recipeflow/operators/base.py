@@ -38,6 +38,10 @@ class Kind(str, enum.Enum):
     generator = "generator"
 
 
+# Kinds that work one document at a time and can be fused into one stage with their neighbours.
+STREAMABLE_KINDS = frozenset({Kind.mapper, Kind.filter, Kind.generator})
+
+
 class OperatorParams(BaseModel):
     """Base of every operator's parameter model: unknown parameters are errors."""
 
@@ -74,7 +78,7 @@ class Operator:
     @property
     def streamable(self) -> bool:
         """Per-document operators can be fused with their neighbours into one stage."""
-        return self.kind in (Kind.mapper, Kind.filter, Kind.generator)
+        return self.kind in STREAMABLE_KINDS
 
     @classmethod
     def summary(cls) -> str:

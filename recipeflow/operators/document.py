@@ -25,12 +25,15 @@ INPUT_RECORD = "input_record"
 LINEAGE_COLUMNS = (INPUT_NAME, INPUT_FILE, INPUT_RECORD)
 
 # Rejected documents.
-REJECTED_BY = "rejected_by"
+REJECTED_BY = "rejected_by"  # the operator's recipe name
+REJECTED_AT = "rejected_at"  # the step in the recipe, e.g. "main.process[2]"
 REJECT_REASON = "reject_reason"
 REJECT_STATISTIC = "reject_statistic"
 REJECT_VALUE = "reject_value"
 REJECT_DETAIL = "reject_detail"
-REJECTION_COLUMNS = (REJECTED_BY, REJECT_REASON, REJECT_STATISTIC, REJECT_VALUE, REJECT_DETAIL)
+REJECTION_COLUMNS = (
+    REJECTED_BY, REJECTED_AT, REJECT_REASON, REJECT_STATISTIC, REJECT_VALUE, REJECT_DETAIL
+)
 
 # The reason given to records that could not be read (bad JSON, bad UTF-8, no text field...).
 UNREADABLE = "unreadable"
@@ -45,10 +48,13 @@ def set_column(batch: pa.Table, name: str, values: Sequence[Any] | pa.Array) -> 
     return batch.append_column(name, array)
 
 
-def with_rejection(batch: pa.Table, operator: str, rejections: Sequence["Rejection"]) -> pa.Table:
-    """Add the rejection columns to rows that ``operator`` dropped."""
+def with_rejection(
+    batch: pa.Table, operator: str, rejections: Sequence["Rejection"], step: str | None = None
+) -> pa.Table:
+    """Add the rejection columns to rows that ``operator`` (at recipe ``step``) dropped."""
     columns = {
         REJECTED_BY: pa.array([operator] * len(rejections), type=pa.string()),
+        REJECTED_AT: pa.array([step] * len(rejections), type=pa.string()),
         REJECT_REASON: pa.array([r.reason for r in rejections], type=pa.string()),
         REJECT_STATISTIC: pa.array([r.statistic for r in rejections], type=pa.string()),
         REJECT_VALUE: pa.array([r.value for r in rejections], type=pa.float64()),

@@ -1,0 +1,132 @@
+"""The ``recipeflow`` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+# Prefect's server must not phone home; set before Prefect is imported anywhere.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def _echo_json(value) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+@click.group()
+@click.version_option(package_name="recipeflow")
+def main() -> None:
+    """recipeflow: declarative data recipes for LLM training corpora, run as Prefect flows."""
+
+
+overrides_option = click.option(
+    "--set", "overrides", multiple=True, metavar="PATH=VALUE",
+    help="Override a recipe field, e.g. --set run.workers=4 (repeatable).",
+)
+
+
+@main.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@overrides_option
+@click.option("--no-progress", is_flag=True, help="Do not draw a progress bar.")
+def run(recipe: str, overrides: tuple[str, ...], no_progress: bool) -> None:
+    """Run RECIPE and commit a new version of each output dataset."""
+    from recipeflow.flows.recipe import RecipeInvalid
+    from recipeflow.flows.runner import RunRefused, run_recipe
+
+    try:
+        manifests = run_recipe(recipe, overrides, progress=not no_progress)
+    except (RecipeInvalid, RunRefused) as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    for m in manifests:
+        click.echo(f"\nversion {m['version']} written to {m['dataset']}/versions/{m['version']}")
+        click.echo(f"  {m['rows']} documents in {len(m['files'])} files; parent: {m['parent']}")
+        click.echo(f"  {'step':<34} {'operator':<22} {'in':>8} {'out':>8} {'rejected':>9}")
+        for op in m["operators"]:
+            click.echo(
+                f"  {op['step']:<34} {op['operator']:<22} {op['docs_in']:>8} {op['docs_out']:>8} {op['rejected']:>9}"
+            )
+
+
+@main.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@overrides_option
+def validate(recipe: str, overrides: tuple[str, ...]) -> None:
+    """Check RECIPE without running it; list every error."""
+    from recipeflow.flows.planner import plan_recipe
+    from recipeflow.flows.recipe import RecipeInvalid, load_recipe
+
+    try:
+        parsed = load_recipe(recipe, overrides)
+    except RecipeInvalid as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    click.echo(f"{recipe}: valid")
+    click.echo(plan_recipe(parsed).describe())
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of recipes (operator parameters included), for editors."""
+    from recipeflow.flows.recipe import recipe_json_schema
+
+    _echo_json(recipe_json_schema())
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def ops(name: str | None, as_json: bool) -> None:
+    """List operators, or show one operator's parameters."""
+    from recipeflow.flows.describe import describe_operator, list_operators
+    from recipeflow.operators.registry import UnknownOperator
+
+    if name is None:
+        rows = list_operators()
+        if as_json:
+            _echo_json(rows)
+            return
+        for r in rows:
+            click.echo(f"{r['name']:<28} {r['kind']:<13} {r['resource']:<4} {r['summary']}")
+        return
+    try:
+        info = describe_operator(name)
+    except UnknownOperator as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    if as_json:
+        _echo_json(info)
+        return
+    click.echo(f"{info['name']} ({info['kind']}, {info['resource']}, version {info['version']})\n")
+    click.echo(info["doc"] + "\n")
+    click.echo("parameters:")
+    for p in info["parameters"]:
+        click.echo(f"  {p['name']}: {p['type']} = {json.dumps(p['default'])}")
+        if p["description"]:
+            click.echo(f"      {p['description']}")
+
+
+@main.command()
+@click.argument("root")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def versions(root: str, as_json: bool) -> None:
+    """List the committed versions of the dataset at ROOT, oldest first."""
+    from recipeflow.flows.versions import list_versions
+
+    rows = list_versions(root)
+    if as_json:
+        _echo_json(rows)
+        return
+    if not rows:
+        click.echo(f"no committed version under {root}")
+        return
+    for r in rows:
+        click.echo(f"{r['version']}  {r['created_at']}  {r['rows']:>8} rows  {r['path']}")
+
+
+if __name__ == "__main__":
+    main()

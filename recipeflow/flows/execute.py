@@ -1,0 +1,252 @@
+"""The work of one task, in plain Python: run a stage on a shard, compute a barrier's
+signatures, resolve a barrier. The Prefect flow (``flow.py``) only schedules these.
+
+Every result is written under a content address in the work folder, with ``result.json``
+written last; a task whose result exists returns it without doing the work again, so a
+re-run or a killed run resumes from finished shards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import pyarrow as pa
+
+from recipeflow.flows import readers, storage, writers
+from recipeflow.flows.planner import OpRef, Stage, stable_hash
+from recipeflow.operators import document as doc
+from recipeflow.operators.base import BarrierDecision, BarrierOperator, Rejection
+from recipeflow.operators.chain import StepCounts, run_chain
+
+BATCH_SIZE = 1000
+# Bump when the reading of raw inputs changes: part of every source shard's address.
+READER_VERSION = "1"
+
+RESULT = "result.json"
+
+
+@dataclass(frozen=True)
+class ShardInput:
+    """What one stage task reads: a raw source shard, or an upstream stage's Parquet output."""
+
+    key: str  # stable name, orders shards and names tasks
+    fingerprint: str  # content address of the documents it holds
+    source: readers.SourceShard | None = None
+    parquet: str | None = None
+
+
+@dataclass(frozen=True)
+class StageOutput:
+    """A stage's result for one shard: references to files, never the data itself."""
+
+    key: str
+    address: str
+    kept: str
+    kept_rows: int
+    rejected: str | None = None
+    rejected_rows: int = 0
+    unreadable: str | None = None
+    unreadable_rows: int = 0
+    counts: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_input(self) -> ShardInput:
+        return ShardInput(key=self.key, fingerprint=f"{self.address}:kept", parquet=self.kept)
+
+    def rejected_input(self) -> ShardInput | None:
+        if not self.rejected:
+            return None
+        return ShardInput(
+            key=f"{self.key}.rejected", fingerprint=f"{self.address}:rejected", parquet=self.rejected
+        )
+
+
+def source_input(shard: readers.SourceShard, scans: dict[str, readers.FileScan]) -> ShardInput:
+    """A raw shard, addressed by the content of its files and how they are read."""
+    fingerprint = stable_hash(
+        {
+            "reader": READER_VERSION,
+            "shard": dataclasses.asdict(shard),
+            "sha256": [scans[s.url].sha256 for s in shard.slices],
+        }
+    )
+    return ShardInput(key=shard.key, fingerprint=fingerprint, source=shard)
+
+
+def iter_batches(inp: ShardInput, batch_size: int = BATCH_SIZE) -> Iterator[tuple[pa.Table, pa.Table | None]]:
+    """(documents, unreadable records) per batch, in order."""
+    if inp.source is not None:
+        yield from readers.read_shard(inp.source, batch_size=batch_size)
+        return
+    assert inp.parquet is not None
+    table = writers.read_table(inp.parquet)
+    for offset in range(0, len(table), batch_size):
+        yield table.slice(offset, batch_size), None
+
+
+def _finished(address_dir: str) -> dict[str, Any] | None:
+    try:
+        return storage.read_json(storage.join(address_dir, RESULT))
+    except FileNotFoundError:
+        return None
+
+
+def _write_part(tables: list[pa.Table], url: str) -> tuple[str | None, int]:
+    if not tables:
+        return None, 0
+    table = writers.concat(tables)
+    written = writers.write_table(table, url)
+    return written.path, written.rows
+
+
+# -- stages ---------------------------------------------------------------------------------
+
+
+def stage_address(stage: Stage, inp: ShardInput, decision: str | None) -> str:
+    return stable_hash({"stage": stage.fingerprint(), "input": inp.fingerprint, "decision": decision})
+
+
+def run_stage(
+    stage: Stage, inp: ShardInput, decision_url: str | None, work_root: str
+) -> StageOutput:
+    """Run one stage on one shard: apply the barrier's decision (if any), then the fused ops."""
+    address = stage_address(stage, inp, decision_url)
+    folder = storage.join(work_root, "stages", address)
+    done = _finished(folder)
+    if done is not None:
+        return StageOutput(**done)
+
+    steps = stage.build_ops()
+    counts = [StepCounts(step=s, operator=op.name) for s, op in steps]
+    barrier_count = StepCounts(stage.barrier.step, stage.barrier.name) if stage.barrier else None
+    barrier_op = stage.barrier.build() if stage.barrier else None
+    decision_table = writers.read_table(decision_url) if decision_url else None
+    read_count = StepCounts(step=f"read:{inp.source.input_name}", operator="read") if inp.source else None
+
+    kept: list[pa.Table] = []
+    rejected: list[pa.Table] = []
+    unreadable: list[pa.Table] = []
+    row = 0
+    for batch, bad in iter_batches(inp):
+        if read_count is not None:
+            read_count.docs_in += len(batch) + (len(bad) if bad is not None else 0)
+            read_count.docs_out += len(batch)
+        if bad is not None and len(bad):
+            unreadable.append(bad)
+        if barrier_op is not None:
+            assert barrier_count is not None and decision_table is not None
+            decision = decision_slice(decision_table, row, len(batch))
+            row += len(batch)
+            barrier_count.docs_in += len(batch)
+            result = barrier_op.apply(batch, decision)  # type: ignore[attr-defined]
+            batch = result.kept
+            barrier_count.docs_out += len(batch)
+            if result.rejected is not None and len(result.rejected):
+                rejected.append(
+                    doc.set_column(result.rejected, doc.REJECTED_AT, [stage.barrier.step] * len(result.rejected))  # type: ignore[union-attr]
+                )
+        chained = run_chain(steps, batch, counts)
+        kept.append(chained.kept)
+        rejected.extend(chained.rejected)
+
+    if not kept:  # an empty shard still has an (empty) output, so downstream reads are uniform
+        kept.append(_empty_batch())
+    kept_path, kept_rows = _write_part(kept, storage.join(folder, "kept.parquet"))
+    rejected_path, rejected_rows = _write_part(rejected, storage.join(folder, "rejected.parquet"))
+    unreadable_path, unreadable_rows = _write_part(unreadable, storage.join(folder, "unreadable.parquet"))
+    all_counts = ([read_count] if read_count else []) + ([barrier_count] if barrier_count else []) + counts
+    output = StageOutput(
+        key=inp.key,
+        address=address,
+        kept=kept_path,  # type: ignore[arg-type]
+        kept_rows=kept_rows,
+        rejected=rejected_path,
+        rejected_rows=rejected_rows,
+        unreadable=unreadable_path,
+        unreadable_rows=unreadable_rows,
+        counts=[dataclasses.asdict(c) for c in all_counts],
+    )
+    storage.write_json(storage.join(folder, RESULT), dataclasses.asdict(output))
+    return output
+
+
+# -- barriers -------------------------------------------------------------------------------
+
+_DROP = "__drop"
+_DECISION_COLUMNS = {
+    "__reason": "reason",
+    "__statistic": "statistic",
+    "__value": "value",
+    "__detail": "detail",
+}
+
+
+def compute_signatures(barrier: OpRef, inp: ShardInput, work_root: str) -> str:
+    """Phase 1 of a barrier: the small per-document signatures of one shard."""
+    address = stable_hash({"barrier": barrier.identity(), "input": inp.fingerprint, "phase": "signatures"})
+    folder = storage.join(work_root, "signatures", address)
+    done = _finished(folder)
+    if done is not None:
+        return done["path"]
+    op = barrier.build()
+    assert isinstance(op, BarrierOperator)
+    parts = [op.signatures(batch) for batch, _ in iter_batches(inp)]
+    table = writers.concat(parts) if parts else op.signatures(_empty_batch())
+    path = writers.write_table(table, storage.join(folder, "signatures.parquet")).path
+    storage.write_json(storage.join(folder, RESULT), {"path": path})
+    return path
+
+
+def resolve_barrier(barrier: OpRef, signature_paths: list[str], work_root: str) -> list[str]:
+    """Phase 2 of a barrier: one global decision, stored per shard."""
+    address = stable_hash({"barrier": barrier.identity(), "signatures": signature_paths, "phase": "resolve"})
+    folder = storage.join(work_root, "decisions", address)
+    done = _finished(folder)
+    if done is not None:
+        return done["paths"]
+    op = barrier.build()
+    assert isinstance(op, BarrierOperator)
+    signatures = [writers.read_table(p) for p in signature_paths]
+    decisions = op.resolve(signatures)
+    paths = [
+        writers.write_table(
+            decision_table(decision, len(sig)), storage.join(folder, f"shard-{i:05d}.parquet")
+        ).path
+        for i, (decision, sig) in enumerate(zip(decisions, signatures))
+    ]
+    storage.write_json(storage.join(folder, RESULT), {"paths": paths})
+    return paths
+
+
+def decision_table(decision: BarrierDecision, rows: int) -> pa.Table:
+    """A barrier decision for one shard as a table with one row per document."""
+    drops = [decision.drop.get(i) for i in range(rows)]
+    columns: dict[str, Any] = {_DROP: pa.array([d is not None for d in drops], pa.bool_())}
+    for column, attr in _DECISION_COLUMNS.items():
+        values = [getattr(d, attr) if d is not None else None for d in drops]
+        columns[column] = pa.array(values, pa.float64() if attr == "value" else pa.string())
+    for name, values in (decision.fields or {}).items():
+        columns[name] = pa.array(values)
+    return pa.table(columns)
+
+
+def decision_slice(table: pa.Table, offset: int, length: int) -> BarrierDecision:
+    """The part of a shard's decision that covers rows [offset, offset + length)."""
+    part = table.slice(offset, length).to_pydict()
+    drop = {
+        i: Rejection(
+            reason=part["__reason"][i],
+            statistic=part["__statistic"][i],
+            value=part["__value"][i],
+            detail=part["__detail"][i],
+        )
+        for i, dropped in enumerate(part[_DROP])
+        if dropped
+    }
+    fields = {k: v for k, v in part.items() if k != _DROP and k not in _DECISION_COLUMNS}
+    return BarrierDecision(drop=drop, fields=fields or None)
+
+
+def _empty_batch() -> pa.Table:
+    return pa.table({doc.ID: pa.array([], pa.string()), doc.TEXT: pa.array([], pa.string())})

@@ -1,0 +1,257 @@
+"""The Prefect flow: one flow run per recipe run, one task per (stage, shard).
+
+The work itself lives in :mod:`recipeflow.flows.execute` and :mod:`recipeflow.flows.commit`;
+this module schedules it, shows progress and publishes artifacts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import prefect
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.futures import PrefectFuture, as_completed
+from prefect.runtime import flow_run
+from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from recipeflow.flows import execute, readers, storage
+from recipeflow.flows.commit import NodeResult, commit_output
+from recipeflow.flows.execute import ShardInput, StageOutput
+from recipeflow.flows.planner import OpRef, Plan, Stage, plan_recipe
+from recipeflow.flows.recipe import Recipe, RunSpec, parse_recipe
+
+CACHE_DIR = "cache"
+
+
+# -- tasks: thin wrappers, so the UI shows each unit of work ---------------------------------
+
+
+@task(name="scan-input")
+def scan_task(url: str, fmt: str, shard_size: int) -> readers.FileScan:
+    return readers.scan_file(url, fmt, shard_size)
+
+
+@task(name="stage")
+def stage_task(stage: Stage, inp: ShardInput, decision: str | None, work_root: str) -> StageOutput:
+    return execute.run_stage(stage, inp, decision, work_root)
+
+
+@task(name="signatures")
+def signatures_task(barrier: OpRef, inp: ShardInput, work_root: str) -> str:
+    return execute.compute_signatures(barrier, inp, work_root)
+
+
+@task(name="resolve")
+def resolve_task(barrier: OpRef, signature_paths: list[str], work_root: str) -> list[str]:
+    return execute.resolve_barrier(barrier, signature_paths, work_root)
+
+
+@task(name="commit")
+def commit_task(**kwargs: Any) -> dict[str, Any]:
+    return commit_output(**kwargs)
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def task_runner(run: RunSpec):
+    """The Prefect task runner for ``run.executor``."""
+    if run.executor == "processes":
+        return ProcessPoolTaskRunner(max_workers=run.workers)
+    return ThreadPoolTaskRunner(max_workers=run.workers)
+
+
+def with_absolute_paths(recipe: Recipe, base_dir: str) -> Recipe:
+    """A copy of ``recipe`` whose local input and output paths are absolute (from ``base_dir``)."""
+
+    def resolve(path: str) -> str:
+        if storage.is_local(path) and not os.path.isabs(os.path.expanduser(path)):
+            path = os.path.join(base_dir, path)
+        return storage.absolute(path)
+
+    inputs = {n: s.model_copy(update={"path": resolve(s.path)}) for n, s in recipe.inputs.items()}
+    outputs = {n: s.model_copy(update={"path": resolve(s.path)}) for n, s in recipe.outputs.items()}
+    return recipe.model_copy(update={"inputs": inputs, "outputs": outputs})
+
+
+def slug(name: str) -> str:
+    """An artifact key: lowercase letters, digits and dashes."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "recipe"
+
+
+@dataclass
+class ProgressBar:
+    """A progress bar on the terminal, one line per stage."""
+
+    progress: Progress | None
+
+    @classmethod
+    def start(cls, enabled: bool) -> "ProgressBar":
+        if not enabled:
+            return cls(None)
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+        )
+        progress.start()
+        return cls(progress)
+
+    def wait(self, label: str, futures: Sequence[PrefectFuture]) -> list[Any]:
+        """Results of ``futures`` in submission order, advancing the bar as each finishes."""
+        bar = self.progress.add_task(label, total=len(futures)) if self.progress else None
+        for future in as_completed(list(futures)):
+            future.result()  # raises at once if a task failed
+            if self.progress is not None and bar is not None:
+                self.progress.advance(bar)
+        return [f.result() for f in futures]
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+# -- the flow -------------------------------------------------------------------------------
+
+
+def _scan_inputs(recipe: Recipe, bar: ProgressBar) -> tuple[dict[str, list[readers.FileScan]], dict[str, list[ShardInput]]]:
+    shard_size = recipe.run.shard_size
+    files: dict[str, list[readers.FileScan]] = {}
+    shards: dict[str, list[ShardInput]] = {}
+    for name, spec in recipe.inputs.items():
+        urls = readers.expand_input(spec.path)
+        fmt = spec.format or readers.infer_format(urls[0])
+        futures = [
+            scan_task.with_options(task_run_name=f"scan {name}:{os.path.basename(u)}").submit(u, fmt, shard_size)
+            for u in urls
+        ]
+        scans = bar.wait(f"scan {name}", futures)
+        files[name] = scans
+        by_url = {s.url: s for s in scans}
+        cut = readers.cut_shards(
+            name, fmt, spec.text_field, spec.id_field, readers.input_root(spec.path), scans, shard_size
+        )
+        shards[name] = [execute.source_input(s, by_url) for s in cut]
+    return files, shards
+
+
+def _node_inputs(sources: list[str], shards: dict[str, list[ShardInput]], results: dict[str, NodeResult]) -> list[ShardInput]:
+    inputs: list[ShardInput] = []
+    for source in sources:
+        if source in shards:
+            inputs.extend(shards[source])
+        elif source.endswith(".rejected"):
+            node = results[source.removesuffix(".rejected")]
+            for outputs in node.stages:
+                inputs.extend(i for o in outputs if (i := o.rejected_input()) is not None)
+        else:
+            inputs.extend(o.as_input() for o in results[source].final)
+    return inputs
+
+
+def _run_stage(stage: Stage, inputs: list[ShardInput], work_root: str, bar: ProgressBar) -> list[StageOutput]:
+    decisions: list[str | None] = [None] * len(inputs)
+    if stage.barrier is not None:
+        signatures = bar.wait(
+            f"{stage.id} {stage.barrier.name}: signatures",
+            [
+                signatures_task.with_options(task_run_name=f"{stage.id} signatures {i.key}").submit(stage.barrier, i, work_root)
+                for i in inputs
+            ],
+        )
+        decisions = list(
+            resolve_task.with_options(task_run_name=f"{stage.id} resolve {stage.barrier.name}")(
+                stage.barrier, signatures, work_root
+            )
+        )
+    futures = [
+        stage_task.with_options(task_run_name=f"{stage.id} {inp.key}").submit(stage, inp, decision, work_root)
+        for inp, decision in zip(inputs, decisions)
+    ]
+    return bar.wait(f"{stage.id} {' → '.join(stage.operator_names) or 'pass'}", futures)
+
+
+def _publish_artifacts(recipe: Recipe, manifests: list[dict[str, Any]]) -> None:
+    rows = [
+        {k: op.get(k) for k in ("node", "step", "operator", "docs_in", "docs_out", "rejected")}
+        for m in manifests[:1]
+        for op in m["operators"]
+    ]
+    key = slug(recipe.name)
+    create_table_artifact(
+        table=rows, key=f"{key}-operator-counts", description=f"Documents in and out per operator: {recipe.name}"
+    )
+    lines = [f"# {recipe.name}", ""]
+    for m in manifests:
+        lines.append(
+            f"- **{m['dataset']}** version `{m['version']}`: {m['rows']} documents"
+            f" ({m['rejected_rows']} rejected kept), parent `{m['parent']}`"
+        )
+    lines += ["", "| step | operator | in | out | rejected |", "|---|---|---:|---:|---:|"]
+    lines += [f"| {r['step']} | {r['operator']} | {r['docs_in']} | {r['docs_out']} | {r['rejected']} |" for r in rows]
+    create_markdown_artifact(markdown="\n".join(lines), key=f"{key}-summary", description=f"Run summary: {recipe.name}")
+
+
+@flow(name="recipeflow-run", persist_result=False, log_prints=True)
+def recipe_flow(
+    recipe_data: dict[str, Any],
+    recipe_source: str | None = None,
+    base_dir: str = ".",
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Run a recipe: scan inputs, cut shards, run every stage, commit one version per output."""
+    logger = get_run_logger()
+    written = parse_recipe(recipe_data, source=recipe_source or "<recipe>")
+    recipe = with_absolute_paths(written, base_dir)
+    plan: Plan = plan_recipe(recipe)
+    logger.info("plan:\n%s", plan.describe())
+    work_root = storage.join(next(iter(recipe.outputs.values())).path, CACHE_DIR)
+
+    bar = ProgressBar.start(progress)
+    try:
+        input_files, shards = _scan_inputs(recipe, bar)
+        results: dict[str, NodeResult] = {}
+        for node in plan.nodes:
+            result = NodeResult(plan=node)
+            inputs = _node_inputs(node.sources, shards, results)
+            for stage in node.stages:
+                outputs = _run_stage(stage, inputs, work_root, bar)
+                result.stages.append(outputs)
+                inputs = [o.as_input() for o in outputs]
+            results[node.name] = result
+    finally:
+        bar.stop()
+
+    run_info = {
+        "recipe_sha256": written.sha256(),
+        "recipe_resolved": written.resolved(),
+        "run": {
+            "executor": recipe.run.executor,
+            "workers": recipe.run.workers,
+            "shard_size": recipe.run.shard_size,
+            "flow_run_id": str(flow_run.get_id()) if flow_run.get_id() else None,
+            "prefect_version": prefect.__version__,
+        },
+    }
+    manifests = [
+        commit_task.with_options(task_run_name=f"commit {node}")(
+            recipe=recipe,
+            plan=plan,
+            node=node,
+            output=output,
+            results=results,
+            input_files=input_files,
+            run_info=run_info,
+        )
+        for node, output in recipe.outputs.items()
+    ]
+    _publish_artifacts(recipe, manifests)
+    return manifests

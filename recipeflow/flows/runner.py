@@ -1,0 +1,54 @@
+"""Run a recipe file: validate, check inputs and outputs before any work, then run the flow."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+from recipeflow.flows import readers, storage
+from recipeflow.flows.recipe import Recipe, load_recipe
+
+
+class RunRefused(ValueError):
+    """The recipe is valid but cannot run: an input matches nothing, an output is not writable."""
+
+
+def preflight(recipe: Recipe, base_dir: str) -> None:
+    """Clear errors before any work starts (and before Prefect starts)."""
+    from recipeflow.flows.flow import with_absolute_paths
+
+    runnable = with_absolute_paths(recipe, base_dir)
+    where = recipe.source or "<recipe>"
+    for name, spec in runnable.inputs.items():
+        try:
+            urls = readers.expand_input(spec.path)
+            if spec.format is None:
+                readers.infer_format(urls[0])
+        except readers.InputNotFound as exc:
+            raise RunRefused(f"{where}: inputs.{name}.path: {exc}") from exc
+        except ValueError as exc:
+            raise RunRefused(f"{where}: inputs.{name}.format: {exc}") from exc
+    for node, spec in runnable.outputs.items():
+        field = "output.path" if node == "main" else f"outputs.{node}.path"
+        try:
+            storage.check_writable(spec.path, recipe=where, field=field)
+        except storage.OutputNotWritable as exc:
+            raise RunRefused(str(exc)) from exc
+
+
+def run_recipe(
+    path: str, overrides: Sequence[str] = (), *, progress: bool = True, base_dir: str | None = None
+) -> list[dict[str, Any]]:
+    """Run the recipe at ``path``; returns the manifest of each committed version."""
+    recipe = load_recipe(path, overrides)
+    base_dir = base_dir or os.getcwd()
+    preflight(recipe, base_dir)
+
+    from recipeflow.flows.flow import recipe_flow, task_runner  # imports Prefect: only now
+
+    configured = recipe_flow.with_options(
+        task_runner=task_runner(recipe.run), flow_run_name=f"{recipe.name}"
+    )
+    return configured(
+        recipe_data=recipe.resolved(), recipe_source=recipe.source, base_dir=base_dir, progress=progress
+    )
