@@ -45,10 +45,12 @@ def run_recipe(
     preflight(recipe, base_dir)
 
     from recipeflow.flows.flow import recipe_flow, task_runner  # imports Prefect: only now
+    from recipeflow.flows.prefect_server import prefect_api
 
     configured = recipe_flow.with_options(
         task_runner=task_runner(recipe.run), flow_run_name=f"{recipe.name}"
     )
-    return configured(
-        recipe_data=recipe.resolved(), recipe_source=recipe.source, base_dir=base_dir, progress=progress
-    )
+    with prefect_api():
+        return configured(
+            recipe_data=recipe.resolved(), recipe_source=recipe.source, base_dir=base_dir, progress=progress
+        )

@@ -1,0 +1,29 @@
+"""Test set-up: an isolated Prefect home, no analytics, and helpers shared by the tests."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+# Before Prefect is imported anywhere: a private Prefect home (its SQLite database) per session.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="recipeflow-prefect-home-")
+os.environ["PREFECT_HOME"] = _PREFECT_HOME
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.pop("PREFECT_API_URL", None)
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_WARC = REPO / "recipes" / "samples" / "debian-handbook-sample.warc.gz"
+CORPORA = REPO.parent / "shared" / "corpora"
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """One embedded Prefect server for the whole test session (as `recipeflow run` uses)."""
+    from recipeflow.flows.prefect_server import prefect_api as embedded
+
+    with embedded() as url:
+        yield url

@@ -1,0 +1,233 @@
+"""End to end: recipes run as real Prefect flow runs (embedded server) and commit versions."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from recipeflow.flows import versions
+from recipeflow.flows.runner import RunRefused, run_recipe
+from tests.conftest import REPO, SAMPLE_WARC
+
+
+def write_recipe(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def quickstart_like(tmp_path: Path, **run) -> dict:
+    return {
+        "name": "sample-pages",
+        "inputs": {"pages": {"path": str(SAMPLE_WARC), "format": "warc"}},
+        "process": [
+            {"html_extract": {}},
+            {"normalize_whitespace": {}},
+            {"text_length_filter": {"min_length": 1500}},
+            {"exact_dedup": {}},
+        ],
+        "output": {"path": str(tmp_path / "dataset"), "keep_rejected": True},
+        "run": {"executor": "threads", "workers": 2, "shard_size": 100, **run},
+    }
+
+
+def test_run_commits_a_version_with_manifest_and_artifacts(tmp_path, prefect_api):
+    recipe = write_recipe(tmp_path / "r.yaml", quickstart_like(tmp_path))
+    [manifest] = run_recipe(str(recipe), progress=False)
+
+    root = str(tmp_path / "dataset")
+    [listed] = versions.list_versions(root)
+    assert listed["version"] == manifest["version"]
+    folder = Path(listed["path"])
+    assert (folder / "manifest.json").is_file()
+
+    on_disk = json.loads((folder / "manifest.json").read_text())
+    assert on_disk == json.loads(json.dumps(manifest, default=str))
+    for key in ("version", "created_at", "recipe", "recipe_sha256", "inputs", "parent",
+                "operators", "files", "recipeflow_version"):
+        assert key in on_disk, key
+    assert on_disk["parent"] is None
+    [inp] = on_disk["inputs"]
+    assert inp["files"][0]["sha256"] and inp["files"][0]["records"] == 308
+
+    ops = {o["operator"]: o for o in on_disk["operators"]}
+    assert set(ops) == {"read", "html_extract", "normalize_whitespace", "text_length_filter", "exact_dedup"}
+    assert ops["text_length_filter"]["params"] == {"min_length": 1500, "max_length": None}
+    assert ops["text_length_filter"]["version"]
+    assert ops["text_length_filter"]["rejected"] > 0
+    assert ops["exact_dedup"]["rejected"] > 0  # the sample holds mirrored copies of pages
+    # Each step sees what the previous one kept.
+    chain = [o for o in on_disk["operators"] if o["operator"] != "read"]
+    for before, after in zip(chain, chain[1:]):
+        assert before["docs_out"] == after["docs_in"]
+
+    # Data files: the listed rows, sizes and checksums; the expected columns.
+    total = 0
+    for entry in on_disk["files"]:
+        path = folder / entry["path"]
+        assert path.stat().st_size == entry["bytes"]
+        table = pq.read_table(path)
+        assert table.num_rows == entry["rows"]
+        total += table.num_rows
+        assert table.column_names[:2] == ["id", "text"]
+        for column in ("url", "input_name", "input_file", "input_record"):
+            assert column in table.column_names
+        assert min(len(t) for t in table.column("text").to_pylist()) >= 1500
+    assert total == on_disk["rows"] == ops["exact_dedup"]["docs_out"]
+
+    # Rejected documents say which operator dropped them, why, and the statistic.
+    rejected = pq.read_table([folder / f["path"] for f in on_disk["rejected_files"]][0]).to_pylist()
+    reasons = {(r["rejected_by"], r["reject_reason"]) for r in rejected}
+    assert ("text_length_filter", "text_length_below_min") in reasons
+    short = next(r for r in rejected if r["rejected_by"] == "text_length_filter")
+    assert short["reject_statistic"] == "text_length" and short["reject_value"] < 1500
+    assert short["rejected_at"] == "main.process[2]"
+    assert on_disk["rejected_rows"] == sum(o["rejected"] for o in on_disk["operators"])
+
+    # Artifacts published by the flow run.
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["sample-pages-operator-counts", "sample-pages-summary"])
+            )
+        )
+    kinds = {a.key: a.type for a in artifacts}
+    assert kinds == {"sample-pages-operator-counts": "table", "sample-pages-summary": "markdown"}
+    table_artifact = next(a for a in artifacts if a.type == "table")
+    rows = json.loads(table_artifact.data) if isinstance(table_artifact.data, str) else table_artifact.data
+    assert {r["operator"] for r in rows} >= {"html_extract", "exact_dedup"}
+
+
+def test_second_run_has_parent_and_reuses_stage_results(tmp_path, prefect_api):
+    recipe = write_recipe(tmp_path / "r.yaml", quickstart_like(tmp_path))
+    [first] = run_recipe(str(recipe), progress=False)
+    [second] = run_recipe(str(recipe), progress=False)
+    assert second["parent"] == first["version"]
+    assert [f["sha256"] for f in second["files"]] == [f["sha256"] for f in first["files"]]
+    assert [v["version"] for v in versions.list_versions(str(tmp_path / "dataset"))] == [
+        first["version"], second["version"]
+    ]
+
+
+def test_same_output_bytes_whatever_executor_and_workers(tmp_path, prefect_api):
+    checksums = []
+    for i, run in enumerate(
+        [{"executor": "threads", "workers": 1}, {"executor": "processes", "workers": 2}]
+    ):
+        data = quickstart_like(tmp_path / str(i), **run)
+        recipe = write_recipe(tmp_path / f"r{i}.yaml", data)
+        [manifest] = run_recipe(str(recipe), progress=False)
+        checksums.append(
+            ([(f["path"], f["sha256"]) for f in manifest["files"]],
+             [(f["path"], f["sha256"]) for f in manifest["rejected_files"]])
+        )
+    assert checksums[0] == checksums[1]
+    assert checksums[0][0]
+
+
+def test_bad_input_is_counted_and_kept(tmp_path, prefect_api):
+    src = tmp_path / "in"
+    src.mkdir()
+    good = {"id": "g1", "text": "a good document " * 10, "source": "web"}
+    lines = [
+        json.dumps(good).encode(),
+        b'{"id": "broken", "text": "no closing brace"',
+        b'{"id": "latin1", "text": "caf\xe9 au lait"}',
+        json.dumps({"id": "notext", "body": "the text field is missing"}).encode(),
+        json.dumps({"id": "g2", "text": "x" * (8 * 1024 * 1024)}).encode(),  # an 8 MB document
+        b"[1, 2, 3]",
+    ]
+    (src / "a.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    (src / "empty.jsonl").write_bytes(b"")
+    with gzip.open(src / "b.jsonl.gz", "wb") as f:
+        f.write(json.dumps({"id": "g3", "text": "another good document here"}).encode() + b"\n{oops\n")
+
+    recipe = write_recipe(
+        tmp_path / "r.yaml",
+        {
+            "name": "bad-input",
+            "inputs": {"docs": {"path": str(src / "*.jsonl*")}},
+            "process": [{"text_length_filter": {"min_length": 5}}],
+            "output": {"path": str(tmp_path / "out"), "keep_rejected": True},
+        },
+    )
+    [manifest] = run_recipe(str(recipe), progress=False)
+    assert manifest["rows"] == 3  # g1, g2 (8 MB), g3
+    read = next(o for o in manifest["operators"] if o["operator"] == "read")
+    assert (read["docs_in"], read["docs_out"], read["rejected"]) == (8, 3, 5)
+
+    folder = Path(versions.version_path(str(tmp_path / "out"), manifest["version"]))
+    rejected = [r for f in manifest["rejected_files"] for r in pq.read_table(folder / f["path"]).to_pylist()]
+    unreadable = [r for r in rejected if r["reject_reason"] == "unreadable"]
+    assert len(unreadable) == 5
+    assert all(r["rejected_by"] == "read" and r["reject_detail"] for r in unreadable)
+    where = {(Path(r["input_file"]).name, r["input_record"]) for r in unreadable}
+    assert where == {("a.jsonl", 1), ("a.jsonl", 2), ("a.jsonl", 3), ("a.jsonl", 5), ("b.jsonl.gz", 1)}
+    kept = [r for f in manifest["files"] for r in pq.read_table(folder / f["path"]).to_pylist()]
+    assert sorted(r["id"] for r in kept) == ["g1", "g2", "g3"]
+    assert max(len(r["text"]) for r in kept) == 8 * 1024 * 1024
+
+
+def test_input_matching_nothing_is_refused_before_work(tmp_path):
+    data = quickstart_like(tmp_path)
+    data["inputs"]["pages"]["path"] = str(tmp_path / "nothing-here" / "*.warc.gz")
+    recipe = write_recipe(tmp_path / "r.yaml", data)
+    with pytest.raises(RunRefused) as err:
+        run_recipe(str(recipe), progress=False)
+    message = str(err.value)
+    assert "r.yaml" in message and "inputs.pages.path" in message
+    assert not (tmp_path / "dataset").exists()
+
+
+def test_unwritable_output_is_refused_before_work(tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    data = quickstart_like(tmp_path)
+    data["output"]["path"] = str(tmp_path / "a-file" / "dataset")
+    recipe = write_recipe(tmp_path / "r.yaml", data)
+    with pytest.raises(RunRefused) as err:
+        run_recipe(str(recipe), progress=False)
+    assert "output.path" in str(err.value)
+
+
+def test_killed_run_leaves_no_version_and_resumes(tmp_path):
+    """SIGKILL the CLI mid-run: nothing is visible; a new run finishes from finished shards."""
+    data = quickstart_like(tmp_path, shard_size=10, workers=1)
+    recipe = write_recipe(tmp_path / "r.yaml", data)
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    env.pop("PREFECT_API_URL", None)
+    cmd = [sys.executable, "-m", "recipeflow.flows.cli", "run", str(recipe), "--no-progress"]
+    # Own process group, so the kill also takes the embedded Prefect server with it.
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    stages = tmp_path / "dataset" / "cache" / "stages"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(stages.glob("*/result.json"))) < 3:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished_before = {p.parent.name: p.stat().st_mtime_ns for p in stages.glob("*/result.json")}
+    assert finished_before
+    assert versions.list_versions(str(tmp_path / "dataset")) == []
+
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [version] = versions.list_versions(str(tmp_path / "dataset"))
+    assert version["rows"] > 0
+    # The finished shards were not redone: their result files are untouched.
+    for address, mtime in finished_before.items():
+        assert (stages / address / "result.json").stat().st_mtime_ns == mtime
