@@ -231,3 +231,45 @@ def test_killed_run_leaves_no_version_and_resumes(tmp_path):
     # The finished shards were not redone: their result files are untouched.
     for address, mtime in finished_before.items():
         assert (stages / address / "result.json").stat().st_mtime_ns == mtime
+
+
+def test_graph_recipe_with_rejected_stream_union_and_two_outputs(tmp_path, prefect_api):
+    recipe = write_recipe(
+        tmp_path / "graph.yaml",
+        {
+            "name": "graph",
+            "inputs": {"pages": {"path": str(SAMPLE_WARC)}},
+            "nodes": {
+                "long": {
+                    "from": "pages",
+                    "process": [{"html_extract": {}}, {"text_length_filter": {"min_length": 3000}}],
+                },
+                "medium": {
+                    "from": "long.rejected",
+                    "process": [{"text_length_filter": {"min_length": 1000}}],
+                },
+                "joined": {"from": ["long", "medium"], "process": [{"exact_dedup": {}}]},
+            },
+            "outputs": {
+                "joined": {"path": str(tmp_path / "joined"), "keep_rejected": True},
+                "medium": {"path": str(tmp_path / "medium"), "format": "jsonl.gz"},
+            },
+            "run": {"shard_size": 64},
+        },
+    )
+    joined, medium = run_recipe(str(recipe), progress=False)
+    counts = {o["step"]: o for o in joined["operators"]}
+    long_kept = counts["long.process[1]"]["docs_out"]
+    long_rejected = counts["long.process[1]"]["rejected"] + counts["long.process[0]"]["rejected"]
+    assert counts["medium.process[0]"]["docs_in"] == long_rejected
+    medium_kept = counts["medium.process[0]"]["docs_out"]
+    assert counts["joined.process[0]"]["docs_in"] == long_kept + medium_kept
+    assert joined["rows"] == counts["joined.process[0]"]["docs_out"]
+    assert medium["rows"] == medium_kept and medium["files"][0]["path"].endswith(".jsonl.gz")
+
+    folder = Path(versions.version_path(str(tmp_path / "medium"), medium["version"]))
+    with gzip.open(folder / medium["files"][0]["path"], "rt") as f:
+        docs = [json.loads(line) for line in f]
+    assert all(1000 <= len(d["text"]) < 3000 for d in docs)
+    # A document rescued from the rejected stream drops the rejection columns of the first node.
+    assert "reject_reason" not in docs[0]

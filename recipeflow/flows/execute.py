@@ -81,6 +81,8 @@ def iter_batches(inp: ShardInput, batch_size: int = BATCH_SIZE) -> Iterator[tupl
         return
     assert inp.parquet is not None
     table = writers.read_table(inp.parquet)
+    # A rejected stream read by another node carries on as plain documents.
+    table = table.drop_columns([c for c in doc.REJECTION_COLUMNS if c in table.column_names])
     for offset in range(0, len(table), batch_size):
         yield table.slice(offset, batch_size), None
 
