@@ -34,6 +34,9 @@ overrides_option = click.option(
 @click.option("--no-progress", is_flag=True, help="Do not draw a progress bar.")
 def run(recipe: str, overrides: tuple[str, ...], no_progress: bool) -> None:
     """Run RECIPE and commit a new version of each output dataset."""
+    if not no_progress:
+        # One line per finished task would scroll the progress bar away; the UI still has them.
+        os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
     from recipeflow.flows.recipe import RecipeInvalid
     from recipeflow.flows.runner import RunRefused, run_recipe
 
