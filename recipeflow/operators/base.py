@@ -135,10 +135,17 @@ class Filter(StreamOperator):
         """One entry per document: ``None`` keeps it, a :class:`Rejection` drops it."""
         raise NotImplementedError
 
-    def process(self, batch: pa.Table) -> StepResult:
+    def annotate(self, batch: pa.Table) -> tuple[pa.Table, list[Rejection | None]]:
+        """Statistics written into the batch (``stat_<name>`` columns) and the decisions,
+        without dropping anything: what ``analyze`` uses."""
         stats = self.compute_stats(batch)
-        decisions = self.decide(stats)
-        return split_by_decisions(batch, decisions, self.name)
+        for statistic, values in stats.items():
+            batch = doc.set_column(batch, doc.stat_column(statistic), values)
+        return batch, self.decide(stats)
+
+    def process(self, batch: pa.Table) -> StepResult:
+        annotated, decisions = self.annotate(batch)
+        return split_by_decisions(annotated, decisions, self.name)
 
 
 def threshold_decisions(

@@ -24,6 +24,10 @@ INPUT_FILE = "input_file"
 INPUT_RECORD = "input_record"
 LINEAGE_COLUMNS = (INPUT_NAME, INPUT_FILE, INPUT_RECORD)
 
+# Filters write each statistic into the document as a column ``stat_<name>`` (kept and
+# rejected documents alike), so a dataset shows why every document passed or failed.
+STAT_PREFIX = "stat_"
+
 # Rejected documents.
 REJECTED_BY = "rejected_by"  # the operator's recipe name
 REJECTED_AT = "rejected_at"  # the step in the recipe, e.g. "main.process[2]"
@@ -37,6 +41,10 @@ REJECTION_COLUMNS = (
 
 # The reason given to records that could not be read (bad JSON, bad UTF-8, no text field...).
 UNREADABLE = "unreadable"
+
+
+def stat_column(statistic: str) -> str:
+    return STAT_PREFIX + statistic
 
 
 def set_column(batch: pa.Table, name: str, values: Sequence[Any] | pa.Array) -> pa.Table:
