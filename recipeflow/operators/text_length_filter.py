@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 
 from recipeflow.operators import document as doc
 from recipeflow.operators.base import Filter, OperatorParams, Rejection, threshold_decisions
@@ -14,9 +14,18 @@ from recipeflow.operators.registry import register
 
 
 class TextLengthFilterParams(OperatorParams):
-    min_length: int = Field(10, ge=0, description="Drop documents shorter than this (characters).")
+    # Data-Juicer's text_length_filter names them min_len / max_len: accepted as aliases.
+    min_length: int = Field(
+        10,
+        ge=0,
+        validation_alias=AliasChoices("min_length", "min_len"),
+        description="Drop documents shorter than this (characters). Alias: min_len.",
+    )
     max_length: int | None = Field(
-        None, ge=0, description="Drop documents longer than this (characters); null = no limit."
+        None,
+        ge=0,
+        validation_alias=AliasChoices("max_length", "max_len"),
+        description="Drop documents longer than this (characters); null = no limit. Alias: max_len.",
     )
 
     @model_validator(mode="after")
