@@ -273,3 +273,17 @@ def test_graph_recipe_with_rejected_stream_union_and_two_outputs(tmp_path, prefe
     assert all(1000 <= len(d["text"]) < 3000 for d in docs)
     # A document rescued from the rejected stream drops the rejection columns of the first node.
     assert "reject_reason" not in docs[0]
+
+
+def test_partitioned_barrier_gives_the_same_result(tmp_path, prefect_api):
+    """exact_dedup in one resolve task or in 3 partition tasks + a merge: same bytes."""
+    results = []
+    for partitions in (1, 3):
+        data = quickstart_like(tmp_path / str(partitions))
+        data["process"][-1] = {"exact_dedup": {"partitions": partitions}}
+        recipe = write_recipe(tmp_path / f"p{partitions}.yaml", data)
+        [manifest] = run_recipe(str(recipe), progress=False)
+        dedup = next(o for o in manifest["operators"] if o["operator"] == "exact_dedup")
+        results.append((dedup["rejected"], [f["sha256"] for f in manifest["files"]]))
+    assert results[0] == results[1]
+    assert results[0][0] > 0

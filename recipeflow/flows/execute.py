@@ -211,11 +211,57 @@ def resolve_barrier(barrier: OpRef, signature_paths: list[str], work_root: str) 
     assert isinstance(op, BarrierOperator)
     signatures = [writers.read_table(p) for p in signature_paths]
     decisions = op.resolve(signatures)
+    return _write_decisions(decisions, [len(s) for s in signatures], folder)
+
+
+def resolve_partition(
+    barrier: OpRef, signature_paths: list[str], partition: int, partitions: int, work_root: str
+) -> str:
+    """Phase 2a of a partitioned barrier: one partition's partial result."""
+    address = stable_hash(
+        {
+            "barrier": barrier.identity(),
+            "signatures": signature_paths,
+            "partition": [partition, partitions],
+            "phase": "partition",
+        }
+    )
+    folder = storage.join(work_root, "partitions", address)
+    done = _finished(folder)
+    if done is not None:
+        return done["path"]
+    op = barrier.build()
+    assert isinstance(op, BarrierOperator)
+    columns = op.partition_columns(partition, partitions)
+    signatures = [writers.read_table(p, columns=columns) for p in signature_paths]
+    partial = op.resolve_partition(signatures, partition, partitions)
+    path = writers.write_table(partial, storage.join(folder, "partial.parquet")).path
+    storage.write_json(storage.join(folder, RESULT), {"path": path})
+    return path
+
+
+def merge_partitions(
+    barrier: OpRef, partial_paths: list[str], signature_paths: list[str], work_root: str
+) -> list[str]:
+    """Phase 2b of a partitioned barrier: one decision per shard from the partial results."""
+    address = stable_hash({"barrier": barrier.identity(), "partials": partial_paths, "phase": "merge"})
+    folder = storage.join(work_root, "decisions", address)
+    done = _finished(folder)
+    if done is not None:
+        return done["paths"]
+    op = barrier.build()
+    assert isinstance(op, BarrierOperator)
+    shard_sizes = [writers.row_count(p) for p in signature_paths]
+    decisions = op.merge([writers.read_table(p) for p in partial_paths], shard_sizes)
+    return _write_decisions(decisions, shard_sizes, folder)
+
+
+def _write_decisions(decisions: list[BarrierDecision], shard_sizes: list[int], folder: str) -> list[str]:
     paths = [
         writers.write_table(
-            decision_table(decision, len(sig)), storage.join(folder, f"shard-{i:05d}.parquet")
+            decision_table(decision, rows), storage.join(folder, f"shard-{i:05d}.parquet")
         ).path
-        for i, (decision, sig) in enumerate(zip(decisions, signatures))
+        for i, (decision, rows) in enumerate(zip(decisions, shard_sizes))
     ]
     storage.write_json(storage.join(folder, RESULT), {"paths": paths})
     return paths

@@ -52,6 +52,18 @@ def resolve_task(barrier: OpRef, signature_paths: list[str], work_root: str) -> 
     return execute.resolve_barrier(barrier, signature_paths, work_root)
 
 
+@task(name="resolve-partition")
+def resolve_partition_task(
+    barrier: OpRef, signature_paths: list[str], partition: int, partitions: int, work_root: str
+) -> str:
+    return execute.resolve_partition(barrier, signature_paths, partition, partitions, work_root)
+
+
+@task(name="merge-partitions")
+def merge_task(barrier: OpRef, partial_paths: list[str], signature_paths: list[str], work_root: str) -> list[str]:
+    return execute.merge_partitions(barrier, partial_paths, signature_paths, work_root)
+
+
 @task(name="commit")
 def commit_task(**kwargs: Any) -> dict[str, Any]:
     return commit_output(**kwargs)
@@ -157,6 +169,29 @@ def _node_inputs(sources: list[str], shards: dict[str, list[ShardInput]], result
     return inputs
 
 
+def _resolve(stage: Stage, signatures: list[str], work_root: str, bar: ProgressBar) -> list[str]:
+    """Phase 2 of a barrier: one resolve task, or partition tasks in parallel and a merge."""
+    barrier = stage.barrier
+    assert barrier is not None
+    partitions = barrier.build().partitions()  # type: ignore[attr-defined]
+    if partitions <= 1:
+        return resolve_task.with_options(task_run_name=f"{stage.id} resolve {barrier.name}")(
+            barrier, signatures, work_root
+        )
+    partials = bar.wait(
+        f"{stage.id} {barrier.name}: partitions",
+        [
+            resolve_partition_task.with_options(
+                task_run_name=f"{stage.id} {barrier.name} partition {p}/{partitions}"
+            ).submit(barrier, signatures, p, partitions, work_root)
+            for p in range(partitions)
+        ],
+    )
+    return merge_task.with_options(task_run_name=f"{stage.id} merge {barrier.name}")(
+        barrier, partials, signatures, work_root
+    )
+
+
 def _run_stage(stage: Stage, inputs: list[ShardInput], work_root: str, bar: ProgressBar) -> list[StageOutput]:
     decisions: list[str | None] = [None] * len(inputs)
     if stage.barrier is not None:
@@ -167,11 +202,7 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work_root: str, bar: Prog
                 for i in inputs
             ],
         )
-        decisions = list(
-            resolve_task.with_options(task_run_name=f"{stage.id} resolve {stage.barrier.name}")(
-                stage.barrier, signatures, work_root
-            )
-        )
+        decisions = list(_resolve(stage, signatures, work_root, bar))
     futures = [
         stage_task.with_options(task_run_name=f"{stage.id} {inp.key}").submit(stage, inp, decision, work_root)
         for inp, decision in zip(inputs, decisions)

@@ -63,15 +63,21 @@ def write_table(table: pa.Table, url: str, fmt: str = "parquet") -> WrittenFile:
     return WrittenFile(url, table.num_rows, counted.size, counted.sha256.hexdigest())
 
 
-def read_table(url: str) -> pa.Table:
-    """Read a Parquet file written by :func:`write_table`."""
+def read_table(url: str, columns: list[str] | None = None) -> pa.Table:
+    """Read a Parquet file written by :func:`write_table` (only ``columns`` when given)."""
     try:
         with fsspec.open(url, "rb") as f:
-            return pq.read_table(f)
+            return pq.read_table(f, columns=columns)
     except FileNotFoundError:
         raise FileNotFoundError(f"no stage output at {url}: it was not written or was removed")
     except pa.ArrowInvalid as error:
         raise ValueError(f"{url} is not a readable Parquet file: {error}") from error
+
+
+def row_count(url: str) -> int:
+    """Rows of a Parquet file, from its footer alone."""
+    with fsspec.open(url, "rb") as f:
+        return pq.ParquetFile(f).metadata.num_rows
 
 
 def concat(tables: list[pa.Table]) -> pa.Table:

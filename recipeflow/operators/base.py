@@ -193,7 +193,9 @@ class BarrierOperator(Operator):
     """Needs the whole dataset. Run in three phases so no step holds the whole corpus's text:
 
     1. :meth:`signatures` per shard (small: hashes, scores), in parallel;
-    2. :meth:`resolve` once, over every shard's signatures in input order;
+    2. :meth:`resolve` once, over every shard's signatures in input order — or, when
+       :meth:`partitions` is more than 1, :meth:`resolve_partition` in parallel over slices of
+       the signatures (e.g. band buckets), then :meth:`merge` of the partial results;
     3. the engine drops rows / adds fields per shard from the :class:`BarrierDecision`.
     """
 
@@ -201,6 +203,26 @@ class BarrierOperator(Operator):
         raise NotImplementedError
 
     def resolve(self, signatures: list[pa.Table]) -> list[BarrierDecision]:
+        raise NotImplementedError
+
+    def partitions(self) -> int:
+        """How many tasks share phase 2; 1 means a single :meth:`resolve`. The result must not
+        depend on this number."""
+        return 1
+
+    def partition_columns(self, partition: int, partitions: int) -> list[str] | None:
+        """The signature columns partition ``partition`` reads (``None``: all of them)."""
+        return None
+
+    def resolve_partition(
+        self, signatures: list[pa.Table], partition: int, partitions: int
+    ) -> pa.Table:
+        """Phase 2a: the partial result of one partition (e.g. duplicate pairs), from every
+        shard's signatures (only :meth:`partition_columns`), in input order."""
+        raise NotImplementedError
+
+    def merge(self, partials: list[pa.Table], shard_sizes: list[int]) -> list[BarrierDecision]:
+        """Phase 2b: one decision per shard from every partition's partial result."""
         raise NotImplementedError
 
     def apply(self, batch: pa.Table, decision: BarrierDecision) -> StepResult:
