@@ -35,6 +35,11 @@ class ShardInput:
     fingerprint: str  # content address of the documents it holds
     source: readers.SourceShard | None = None
     parquet: str | None = None
+    origin: str | None = None  # the `from` entry it was read through (see document.ORIGIN)
+
+    def address_part(self) -> str:
+        """What of this input decides a task's output: its documents and their origin."""
+        return f"{self.fingerprint}|{self.origin}"
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,13 @@ def source_input(shard: readers.SourceShard, scans: dict[str, readers.FileScan])
 
 def iter_batches(inp: ShardInput, batch_size: int = BATCH_SIZE) -> Iterator[tuple[pa.Table, pa.Table | None]]:
     """(documents, unreadable records) per batch, in order."""
+    for batch, bad in _read_batches(inp, batch_size):
+        if inp.origin is not None:
+            batch = doc.set_column(batch, doc.ORIGIN, pa.array([inp.origin] * len(batch), pa.string()))
+        yield batch, bad
+
+
+def _read_batches(inp: ShardInput, batch_size: int) -> Iterator[tuple[pa.Table, pa.Table | None]]:
     if inp.source is not None:
         yield from readers.read_shard(inp.source, batch_size=batch_size)
         return
@@ -106,7 +118,7 @@ def _write_part(tables: list[pa.Table], url: str) -> tuple[str | None, int]:
 
 
 def stage_address(stage: Stage, inp: ShardInput, decision: str | None) -> str:
-    return stable_hash({"stage": stage.fingerprint(), "input": inp.fingerprint, "decision": decision})
+    return stable_hash({"stage": stage.fingerprint(), "input": inp.address_part(), "decision": decision})
 
 
 def run_stage(
@@ -176,6 +188,7 @@ def run_stage(
 # -- barriers -------------------------------------------------------------------------------
 
 _DROP = "__drop"
+_REPEAT = "__repeat"
 _DECISION_COLUMNS = {
     "__reason": "reason",
     "__statistic": "statistic",
@@ -186,7 +199,7 @@ _DECISION_COLUMNS = {
 
 def compute_signatures(barrier: OpRef, inp: ShardInput, work_root: str) -> str:
     """Phase 1 of a barrier: the small per-document signatures of one shard."""
-    address = stable_hash({"barrier": barrier.identity(), "input": inp.fingerprint, "phase": "signatures"})
+    address = stable_hash({"barrier": barrier.identity(), "input": inp.address_part(), "phase": "signatures"})
     folder = storage.join(work_root, "signatures", address)
     done = _finished(folder)
     if done is not None:
@@ -274,6 +287,8 @@ def decision_table(decision: BarrierDecision, rows: int) -> pa.Table:
     for column, attr in _DECISION_COLUMNS.items():
         values = [getattr(d, attr) if d is not None else None for d in drops]
         columns[column] = pa.array(values, pa.float64() if attr == "value" else pa.string())
+    repeats = decision.repeats or {}
+    columns[_REPEAT] = pa.array([repeats.get(i, 1) for i in range(rows)], pa.int32())
     for name, values in (decision.fields or {}).items():
         columns[name] = pa.array(values)
     return pa.table(columns)
@@ -292,8 +307,11 @@ def decision_slice(table: pa.Table, offset: int, length: int) -> BarrierDecision
         for i, dropped in enumerate(part[_DROP])
         if dropped
     }
-    fields = {k: v for k, v in part.items() if k != _DROP and k not in _DECISION_COLUMNS}
-    return BarrierDecision(drop=drop, fields=fields or None)
+    repeats = {i: n for i, n in enumerate(part.get(_REPEAT, [])) if n != 1}
+    fields = {
+        k: v for k, v in part.items() if k not in (_DROP, _REPEAT) and k not in _DECISION_COLUMNS
+    }
+    return BarrierDecision(drop=drop, fields=fields or None, repeats=repeats or None)
 
 
 def _empty_batch() -> pa.Table:

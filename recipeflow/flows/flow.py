@@ -6,6 +6,7 @@ this module schedules it, shows progress and publishes artifacts.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass
@@ -156,16 +157,17 @@ def _scan_inputs(recipe: Recipe, bar: ProgressBar) -> tuple[dict[str, list[reade
 
 
 def _node_inputs(sources: list[str], shards: dict[str, list[ShardInput]], results: dict[str, NodeResult]) -> list[ShardInput]:
+    """The shards a node reads, in `from` order, each marked with the source it came through."""
     inputs: list[ShardInput] = []
     for source in sources:
         if source in shards:
-            inputs.extend(shards[source])
+            found = shards[source]
         elif source.endswith(".rejected"):
             node = results[source.removesuffix(".rejected")]
-            for outputs in node.stages:
-                inputs.extend(i for o in outputs if (i := o.rejected_input()) is not None)
+            found = [i for outputs in node.stages for o in outputs if (i := o.rejected_input()) is not None]
         else:
-            inputs.extend(o.as_input() for o in results[source].final)
+            found = [o.as_input() for o in results[source].final]
+        inputs.extend(dataclasses.replace(i, origin=source) for i in found)
     return inputs
 
 

@@ -80,6 +80,11 @@ class Operator:
         """Per-document operators can be fused with their neighbours into one stage."""
         return self.kind in STREAMABLE_KINDS
 
+    def provenance(self) -> dict[str, Any]:
+        """Facts about what this operator used (a model's path and sha256...), recorded in the
+        manifest beside its parameters."""
+        return {}
+
     @classmethod
     def summary(cls) -> str:
         """The first line of the docstring: what ``recipeflow ops`` prints."""
@@ -187,6 +192,9 @@ class BarrierDecision:
 
     drop: dict[int, Rejection]
     fields: dict[str, list[Any]] | None = None  # full-length columns, one value per input row
+    # Upsampling: row -> how many times it appears in the output (>= 2; absent means once).
+    # Copies after the first get the id "<id>#<copy>" (copy = 2, 3, ...).
+    repeats: dict[int, int] | None = None
 
 
 class BarrierOperator(Operator):
@@ -230,7 +238,34 @@ class BarrierOperator(Operator):
             for name, values in decision.fields.items():
                 batch = doc.set_column(batch, name, values)
         decisions = [decision.drop.get(i) for i in range(len(batch))]
-        return split_by_decisions(batch, decisions, self.name)
+        result = split_by_decisions(batch, decisions, self.name)
+        if decision.repeats:
+            result.kept = repeat_rows(batch, decisions, decision.repeats, result.kept)
+        return result
+
+
+def repeat_rows(
+    batch: pa.Table,
+    decisions: Sequence[Rejection | None],
+    repeats: dict[int, int],
+    kept: pa.Table,
+) -> pa.Table:
+    """The kept rows, each repeated as ``repeats`` says, copies right after their original."""
+    indices: list[int] = []
+    copy_numbers: list[int] = []
+    for row, decision in enumerate(decisions):
+        if decision is None:
+            for copy in range(1, repeats.get(row, 1) + 1):
+                indices.append(row)
+                copy_numbers.append(copy)
+    if len(indices) == len(kept):
+        return kept
+    out = batch.take(pa.array(indices, type=pa.int64()))
+    ids = [
+        doc_id if copy == 1 else f"{doc_id}#{copy}"
+        for doc_id, copy in zip(out.column(doc.ID).to_pylist(), copy_numbers)
+    ]
+    return doc.set_column(out, doc.ID, pa.array(ids, type=pa.string()))
 
 
 class Deduplicator(BarrierOperator):

@@ -24,6 +24,11 @@ INPUT_FILE = "input_file"
 INPUT_RECORD = "input_record"
 LINEAGE_COLUMNS = (INPUT_NAME, INPUT_FILE, INPUT_RECORD)
 
+# Which source of a node's `from` list a document came from (an input, a node, or
+# "<node>.rejected"): set by the engine when a node reads, for selectors such as `mix`.
+# Working columns start with "__" and never reach a dataset.
+ORIGIN = "__origin"
+
 # Filters write each statistic into the document as a column ``stat_<name>`` (kept and
 # rejected documents alike), so a dataset shows why every document passed or failed.
 STAT_PREFIX = "stat_"
