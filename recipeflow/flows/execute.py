@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from recipeflow.flows import readers, storage, writers
 from recipeflow.flows.planner import OpRef, Stage, stable_hash
+from recipeflow.flows.recipe import RouteSpec
 from recipeflow.operators import document as doc
 from recipeflow.operators.base import BarrierDecision, BarrierOperator, Rejection
 from recipeflow.operators.chain import StepCounts, run_chain
@@ -36,10 +38,12 @@ class ShardInput:
     source: readers.SourceShard | None = None
     parquet: str | None = None
     origin: str | None = None  # the `from` entry it was read through (see document.ORIGIN)
+    route: RouteSpec | None = None  # the reading node takes only documents it routes
 
     def address_part(self) -> str:
-        """What of this input decides a task's output: its documents and their origin."""
-        return f"{self.fingerprint}|{self.origin}"
+        """What of this input decides a task's output: its documents, origin and route."""
+        route = self.route.model_dump_json() if self.route is not None else None
+        return f"{self.fingerprint}|{self.origin}|{route}"
 
 
 @dataclass(frozen=True)
@@ -79,12 +83,40 @@ def source_input(shard: readers.SourceShard, scans: dict[str, readers.FileScan])
     return ShardInput(key=shard.key, fingerprint=fingerprint, source=shard)
 
 
-def iter_batches(inp: ShardInput, batch_size: int = BATCH_SIZE) -> Iterator[tuple[pa.Table, pa.Table | None]]:
-    """(documents, unreadable records) per batch, in order."""
+def iter_batches(
+    inp: ShardInput, batch_size: int = BATCH_SIZE, routed: StepCounts | None = None
+) -> Iterator[tuple[pa.Table, pa.Table | None]]:
+    """(documents, unreadable records) per batch, in order, marked with their origin and
+    restricted to the node's route (``routed`` counts documents before and after it)."""
     for batch, bad in _read_batches(inp, batch_size):
         if inp.origin is not None:
             batch = doc.set_column(batch, doc.ORIGIN, pa.array([inp.origin] * len(batch), pa.string()))
+        if inp.route is not None:
+            before = len(batch)
+            batch = route_batch(batch, inp.route)
+            if routed is not None:
+                routed.docs_in += before
+                routed.docs_out += len(batch)
         yield batch, bad
+
+
+def route_batch(batch: pa.Table, route: RouteSpec) -> pa.Table:
+    """The rows whose ``route.field`` is in ``route.values`` (or not in ``route.exclude``)."""
+    if len(batch) == 0:
+        return batch
+    if route.field not in batch.column_names:
+        raise KeyError(
+            f"route field {route.field!r} is not a field of the documents (fields: "
+            f"{', '.join(c for c in batch.column_names if not c.startswith('__'))}); "
+            f"add an operator that writes it (e.g. language_id for `lang`, script_id for `script`)"
+        )
+    column = batch.column(route.field)
+    wanted = route.values if route.values is not None else route.exclude
+    value_set = pa.array([v for v in wanted if v is not None], type=column.type)
+    member = pc.fill_null(pc.is_in(column, value_set=value_set), False)
+    if None in wanted:
+        member = pc.or_(member, pc.is_null(column))
+    return batch.filter(member if route.values is not None else pc.invert(member))
 
 
 def _read_batches(inp: ShardInput, batch_size: int) -> Iterator[tuple[pa.Table, pa.Table | None]]:
@@ -137,15 +169,19 @@ def run_stage(
     barrier_op = stage.barrier.build() if stage.barrier else None
     decision_table = writers.read_table(decision_url) if decision_url else None
     read_count = StepCounts(step=f"read:{inp.source.input_name}", operator="read") if inp.source else None
+    route_count = StepCounts(step=f"route:{stage.node}", operator="route") if inp.route else None
 
     kept: list[pa.Table] = []
     rejected: list[pa.Table] = []
     unreadable: list[pa.Table] = []
     row = 0
-    for batch, bad in iter_batches(inp):
+    for batch, bad in iter_batches(inp, routed=route_count):
         if read_count is not None:
-            read_count.docs_in += len(batch) + (len(bad) if bad is not None else 0)
-            read_count.docs_out += len(batch)
+            bad_rows = len(bad) if bad is not None else 0
+            # Reading sees the documents before the route takes its share.
+            read_rows = route_count.docs_in - read_count.docs_out if route_count else len(batch)
+            read_count.docs_in += read_rows + bad_rows
+            read_count.docs_out += read_rows
         if bad is not None and len(bad):
             unreadable.append(bad)
         if barrier_op is not None:
@@ -169,7 +205,7 @@ def run_stage(
     kept_path, kept_rows = _write_part(kept, storage.join(folder, "kept.parquet"))
     rejected_path, rejected_rows = _write_part(rejected, storage.join(folder, "rejected.parquet"))
     unreadable_path, unreadable_rows = _write_part(unreadable, storage.join(folder, "unreadable.parquet"))
-    all_counts = ([read_count] if read_count else []) + ([barrier_count] if barrier_count else []) + counts
+    all_counts = [c for c in (read_count, route_count, barrier_count) if c is not None] + counts
     output = StageOutput(
         key=inp.key,
         address=address,

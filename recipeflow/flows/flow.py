@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from recipeflow.flows import execute, readers, storage
 from recipeflow.flows.commit import NodeResult, commit_output
 from recipeflow.flows.execute import ShardInput, StageOutput
-from recipeflow.flows.planner import OpRef, Plan, Stage, plan_recipe
+from recipeflow.flows.planner import NodePlan, OpRef, Plan, Stage, plan_recipe
 from recipeflow.flows.recipe import Recipe, RunSpec, parse_recipe
 
 CACHE_DIR = "cache"
@@ -156,10 +156,10 @@ def _scan_inputs(recipe: Recipe, bar: ProgressBar) -> tuple[dict[str, list[reade
     return files, shards
 
 
-def _node_inputs(sources: list[str], shards: dict[str, list[ShardInput]], results: dict[str, NodeResult]) -> list[ShardInput]:
+def _node_inputs(node: NodePlan, shards: dict[str, list[ShardInput]], results: dict[str, NodeResult]) -> list[ShardInput]:
     """The shards a node reads, in `from` order, each marked with the source it came through."""
     inputs: list[ShardInput] = []
-    for source in sources:
+    for source in node.sources:
         if source in shards:
             found = shards[source]
         elif source.endswith(".rejected"):
@@ -167,7 +167,7 @@ def _node_inputs(sources: list[str], shards: dict[str, list[ShardInput]], result
             found = [i for outputs in node.stages for o in outputs if (i := o.rejected_input()) is not None]
         else:
             found = [o.as_input() for o in results[source].final]
-        inputs.extend(dataclasses.replace(i, origin=source) for i in found)
+        inputs.extend(dataclasses.replace(i, origin=source, route=node.route) for i in found)
     return inputs
 
 
@@ -254,7 +254,7 @@ def recipe_flow(
         results: dict[str, NodeResult] = {}
         for node in plan.nodes:
             result = NodeResult(plan=node)
-            inputs = _node_inputs(node.sources, shards, results)
+            inputs = _node_inputs(node, shards, results)
             for stage in node.stages:
                 outputs = _run_stage(stage, inputs, work_root, bar)
                 result.stages.append(outputs)

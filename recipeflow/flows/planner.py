@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from recipeflow.flows.recipe import Recipe
+from recipeflow.flows.recipe import Recipe, RouteSpec
 from recipeflow.operators import registry
 from recipeflow.operators.base import BarrierOperator, Operator, Resource, StreamOperator
 
@@ -92,6 +92,7 @@ class NodePlan:
     name: str
     sources: list[str]
     stages: list[Stage] = field(default_factory=list)
+    route: RouteSpec | None = None  # applied as the node reads its sources
 
 
 @dataclass
@@ -109,7 +110,11 @@ class Plan:
     def describe(self) -> str:
         lines = []
         for node in self.nodes:
-            lines.append(f"node {node.name} <- {', '.join(node.sources)}")
+            route = ""
+            if node.route is not None:
+                rule = "in" if node.route.values is not None else "not in"
+                route = f" where {node.route.field} {rule} {node.route.values or node.route.exclude}"
+            lines.append(f"node {node.name} <- {', '.join(node.sources)}{route}")
             for stage in node.stages:
                 kind = "barrier + " if stage.barrier else ""
                 lines.append(
@@ -158,5 +163,7 @@ def plan_recipe(recipe: Recipe) -> Plan:
             OpRef(node=name, index=i, name=step.operator, params=step.params)
             for i, step in enumerate(spec.process)
         ]
-        nodes.append(plan_node(name, list(spec.sources), refs))
+        node = plan_node(name, list(spec.sources), refs)
+        node.route = spec.route
+        nodes.append(node)
     return Plan(recipe=recipe, nodes=nodes)

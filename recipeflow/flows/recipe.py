@@ -40,10 +40,12 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    model_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic.json_schema import models_json_schema
 
+from recipeflow.flows import language_settings
 from recipeflow.flows.yaml_source import PathKey, YamlSyntaxError, load_yaml
 from recipeflow.operators import registry
 from recipeflow.operators.base import Operator
@@ -202,11 +204,46 @@ Sources = Annotated[list[str], BeforeValidator(_one_or_many)]
 StreamName = Annotated[str, StringConstraints(pattern=STREAM_NAME_PATTERN)]
 
 
+class RouteSpec(StrictModel):
+    """Take only the documents whose ``field`` has one of ``values`` (or none of ``exclude``)."""
+
+    field: str = Field(description="Document field to route on, e.g. `lang` or `script`")
+    values: list[Any] | None = Field(None, description="Keep documents with one of these values")
+    exclude: list[Any] | None = Field(
+        None, description="Keep documents with none of these values (e.g. the other languages)"
+    )
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> "RouteSpec":
+        if (self.values is None) == (self.exclude is None):
+            raise ValueError("give exactly one of `values` or `exclude`")
+        return self
+
+
 class NodeSpec(StrictModel):
     """A named stage of the graph: the union of its sources, through its steps."""
 
     sources: Sources = Field(alias="from", min_length=1)
+    route: RouteSpec | None = None
+    language: str | None = None
     process: list[Step] = Field(default_factory=list)
+
+
+class TrainSpec(StrictModel):
+    """Train a fastText classifier from positive and negative documents (DCLM style)."""
+
+    positive: Sources = Field(description="Sources of positive examples (inputs, nodes, `<node>.rejected`)")
+    negative: Sources = Field(description="Sources of negative examples")
+    output: OutputSpec = Field(description="Model root: each training run commits a version")
+    holdout: float = Field(0.1, gt=0, lt=1, description="Share of examples held out to measure precision/recall")
+    seed: int = Field(0, description="Seed of the held-out split")
+    label_positive: str = "hq"
+    label_negative: str = "lq"
+    epoch: PositiveInt = 5
+    lr: float = Field(0.1, gt=0)
+    word_ngrams: PositiveInt = 2
+    dim: PositiveInt = 64
+    min_count: PositiveInt = 1
 
 
 class Recipe(StrictModel):
@@ -218,6 +255,8 @@ class Recipe(StrictModel):
     nodes: dict[str, NodeSpec]
     outputs: dict[str, OutputSpec]
     run: RunSpec = Field(default_factory=RunSpec)
+    train: dict[str, TrainSpec] = Field(default_factory=dict)
+    language_settings: str | None = None
     source: str | None = None  # the file it came from; not part of what the recipe means
 
     def resolved(self) -> dict[str, Any]:
@@ -232,6 +271,8 @@ class Recipe(StrictModel):
             "nodes": {name: _resolved_node(node) for name, node in self.nodes.items()},
             "outputs": {name: spec.model_dump(mode="json") for name, spec in self.outputs.items()},
             "run": self.run.model_dump(mode="json"),
+            **({"train": {n: t.model_dump(mode="json") for n, t in self.train.items()}} if self.train else {}),
+            **({"language_settings": self.language_settings} if self.language_settings else {}),
         }
 
     def sha256(self) -> str:
@@ -258,10 +299,13 @@ class Recipe(StrictModel):
 
 def _resolved_node(node: NodeSpec) -> dict[str, Any]:
     """A node as recipe YAML would write it."""
-    return {
-        "from": list(node.sources),
-        "process": [{step.operator: copy.deepcopy(step.params)} for step in node.process],
-    }
+    resolved: dict[str, Any] = {"from": list(node.sources)}
+    if node.route is not None:
+        resolved["route"] = node.route.model_dump(mode="json", exclude_none=True)
+    if node.language is not None:
+        resolved["language"] = node.language
+    resolved["process"] = [{step.operator: copy.deepcopy(step.params)} for step in node.process]
+    return resolved
 
 
 def _node_dependencies(node: NodeSpec, nodes: dict[str, Any]) -> list[str]:
@@ -280,6 +324,10 @@ def _strip_rejected(source: str) -> str:
 
 class _NodeDocument(StrictModel):
     sources: Sources = Field(alias="from", description=_FROM_DESCRIPTION)
+    route: RouteSpec | None = Field(None, description="Take only documents with these field values")
+    language: str | None = Field(
+        None, description="Language code whose settings file gives this node's operators defaults"
+    )
     process: list[Any] = Field(default_factory=list, description="Steps: `- operator: {params}`")
 
 
@@ -294,6 +342,10 @@ class _RecipeDocument(StrictModel):
     nodes: dict[StreamName, _NodeDocument] | None = None
     outputs: dict[str, OutputSpec] | None = None
     run: RunSpec = Field(default_factory=RunSpec)
+    train: dict[StreamName, TrainSpec] = Field(default_factory=dict)
+    language_settings: str | None = Field(
+        None, description="Folder of per-language settings files (<code>.yaml); default: bundled"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -558,18 +610,48 @@ def _check_all_steps(data: dict[str, Any], issues: _Issues) -> dict[str, list[St
     if isinstance(nodes, dict):
         for name, node in nodes.items():
             if isinstance(node, dict) and isinstance(node.get("process"), list):
-                steps[name] = _check_steps(node["process"], ("nodes", name, "process"), issues)
+                defaults = _language_defaults(data, name, node, issues)
+                steps[name] = _check_steps(
+                    node["process"], ("nodes", name, "process"), issues, defaults
+                )
             else:
                 steps[name] = []
     return steps
 
 
-def _check_steps(raw_steps: list[Any], loc: PathKey, issues: _Issues) -> list[Step]:
-    checked = (_check_step(raw, loc + (index,), issues) for index, raw in enumerate(raw_steps))
+def _language_defaults(
+    data: dict[str, Any], name: str, node: dict[str, Any], issues: _Issues
+) -> dict[str, dict[str, Any]]:
+    """Operator parameters from the settings file of the node's `language` (FineWeb2 style)."""
+    language = node.get("language")
+    if not isinstance(language, str):
+        return {}
+    folder = data.get("language_settings")
+    try:
+        return language_settings.load(language, folder if isinstance(folder, str) else None)
+    except language_settings.UnknownLanguage as error:
+        issues.add(("nodes", name, "language"), str(error), suggestion=error.suggestion)
+    except ValueError as error:
+        issues.add(("nodes", name, "language"), str(error))
+    return {}
+
+
+def _check_steps(
+    raw_steps: list[Any],
+    loc: PathKey,
+    issues: _Issues,
+    defaults: dict[str, dict[str, Any]] | None = None,
+) -> list[Step]:
+    checked = (
+        _check_step(raw, loc + (index,), issues, defaults or {})
+        for index, raw in enumerate(raw_steps)
+    )
     return [step for step in checked if step is not None]
 
 
-def _check_step(raw: Any, loc: PathKey, issues: _Issues) -> Step | None:
+def _check_step(
+    raw: Any, loc: PathKey, issues: _Issues, defaults: dict[str, dict[str, Any]] | None = None
+) -> Step | None:
     """One ``{operator: params}`` step against the registry and the operator's ``Params``."""
     if not isinstance(raw, dict) or len(raw) != 1:
         message, expected = _bad_step_message(raw)
@@ -592,6 +674,8 @@ def _check_step(raw: Any, loc: PathKey, issues: _Issues) -> Step | None:
         expected = "a mapping of parameters, `{}` or nothing"
         issues.add(loc, f"got {_describe(params)}", expected=expected)
         return None
+    # The node language's settings are defaults; what the step says wins.
+    params = {**(defaults or {}).get(name, {}), **params}
     try:
         validated = operator_class.Params.model_validate(params)
     except ValidationError as error:
@@ -630,9 +714,11 @@ def _params_written_beside_operator(raw: dict[Any, Any]) -> tuple[str, str] | No
 def _check_graph(data: dict[str, Any], issues: _Issues) -> None:
     """Layer 4: references in `from`, cycles, and outputs that name nodes."""
     nodes = data.get("nodes")
-    if not isinstance(nodes, dict):
-        return
     inputs = data.get("inputs")
+    if not isinstance(nodes, dict):
+        if isinstance(inputs, dict):  # chain form: its one node is `main`
+            _check_train_sources(data.get("train"), [str(n) for n in inputs], [CHAIN_NODE], issues)
+        return
     input_names = [str(name) for name in inputs] if isinstance(inputs, dict) else None
     node_names = [str(name) for name in nodes]
     for name in node_names:
@@ -654,6 +740,24 @@ def _check_graph(data: dict[str, Any], issues: _Issues) -> None:
             f"cycle: {flow}; a node cannot read, directly or through others, from itself",
         )
     _check_outputs(data.get("outputs"), input_names or [], node_names, issues)
+    _check_train_sources(data.get("train"), input_names, node_names, issues)
+
+
+def _check_train_sources(
+    train: Any, input_names: list[str] | None, node_names: list[str], issues: _Issues
+) -> None:
+    """`positive` and `negative` of each classifier name inputs, nodes or rejected streams."""
+    if not isinstance(train, dict):
+        return
+    for name, spec in train.items():
+        if not isinstance(spec, dict):
+            continue
+        for side in ("positive", "negative"):
+            if side in spec:
+                _check_sources(
+                    name, {"from": spec[side]}, input_names, node_names, issues,
+                    loc=("train", name, side),
+                )
 
 
 def _check_sources(
@@ -662,13 +766,15 @@ def _check_sources(
     input_names: list[str] | None,
     node_names: list[str],
     issues: _Issues,
+    loc: PathKey | None = None,
 ) -> list[str]:
-    """Check one node's `from`; returns the nodes it depends on."""
+    """Check one node's `from` (or another list of sources at ``loc``); returns the nodes it
+    depends on."""
     raw = node.get("from")
     sources = _one_or_many(raw)
     if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
         return []  # missing or mistyped: the structure layer reports it
-    loc: PathKey = ("nodes", name, "from")
+    loc = loc or ("nodes", name, "from")
     if not sources:
         expected = _FROM_DESCRIPTION[0].lower() + _FROM_DESCRIPTION[1:]
         issues.add(loc, "empty `from`: the node reads nothing", expected=expected)
@@ -780,7 +886,12 @@ def _build_recipe(document: _RecipeDocument, steps: dict[str, list[Step]], sourc
     """The graph form of a valid document."""
     if document.nodes is not None:
         nodes = {
-            name: NodeSpec(sources=node.sources, process=steps.get(name, []))
+            name: NodeSpec(
+                sources=node.sources,
+                route=node.route,
+                language=node.language,
+                process=steps.get(name, []),
+            )
             for name, node in document.nodes.items()
         }
         outputs = dict(document.outputs or {})
@@ -796,6 +907,8 @@ def _build_recipe(document: _RecipeDocument, steps: dict[str, list[Step]], sourc
         nodes=nodes,
         outputs=outputs,
         run=document.run,
+        train=dict(document.train),
+        language_settings=document.language_settings,
         source=source,
     )
 
@@ -993,6 +1106,8 @@ def recipe_json_schema() -> dict[str, Any]:
                 "description": "Graph form: node name -> where that node's documents are written",
             },
             "run": ref(RunSpec),
+            "train": {"type": "object", "additionalProperties": TrainSpec.model_json_schema()},
+            "language_settings": {"type": "string"},
         },
         "required": ["name", "inputs"],
         "additionalProperties": False,
@@ -1033,6 +1148,8 @@ def _node_schema() -> dict[str, Any]:
                 "description": _FROM_DESCRIPTION,
                 "anyOf": [name, {"type": "array", "items": name, "minItems": 1}],
             },
+            "route": RouteSpec.model_json_schema(),
+            "language": {"type": "string", "description": "Language code of per-language settings"},
             "process": {"type": "array", "items": {"$ref": "#/$defs/Step"}},
         },
         "required": ["from"],
