@@ -163,8 +163,8 @@ def _node_inputs(node: NodePlan, shards: dict[str, list[ShardInput]], results: d
         if source in shards:
             found = shards[source]
         elif source.endswith(".rejected"):
-            node = results[source.removesuffix(".rejected")]
-            found = [i for outputs in node.stages for o in outputs if (i := o.rejected_input()) is not None]
+            upstream = results[source.removesuffix(".rejected")]
+            found = [i for outputs in upstream.stages for o in outputs if (i := o.rejected_input()) is not None]
         else:
             found = [o.as_input() for o in results[source].final]
         inputs.extend(dataclasses.replace(i, origin=source, route=node.route) for i in found)
