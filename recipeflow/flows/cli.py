@@ -47,6 +47,10 @@ def run(recipe: str, overrides: tuple[str, ...], no_progress: bool) -> None:
         sys.exit(2)
     for m in manifests:
         click.echo(f"\nversion {m['version']} written to {m['dataset']}/versions/{m['version']}")
+        if "model" in m:
+            metrics = ", ".join(f"{k} {v:.3f}" for k, v in m["metrics"].items() if isinstance(v, float))
+            click.echo(f"  model {m['model']['name']} trained on {m['rows']} documents; held-out: {metrics}")
+            continue
         click.echo(f"  {m['rows']} documents in {len(m['files'])} files; parent: {m['parent']}")
         click.echo(f"  {'step':<34} {'operator':<22} {'in':>8} {'out':>8} {'rejected':>9}")
         for op in m["operators"]:
@@ -129,6 +133,38 @@ def versions(root: str, as_json: bool) -> None:
         return
     for r in rows:
         click.echo(f"{r['version']}  {r['created_at']}  {r['rows']:>8} rows  {r['path']}")
+
+
+@main.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@overrides_option
+@click.option(
+    "--sample", type=click.IntRange(min=0), default=10_000, show_default=True,
+    help="Analyse the first N documents in input order (0: all of them).",
+)
+@click.option(
+    "--report", type=click.Path(dir_okay=False), default=None,
+    help="Where to write the HTML report [default: analyze-<recipe name>.html].",
+)
+@click.option("--no-progress", is_flag=True, help="Do not draw a progress bar.")
+def analyze(recipe: str, overrides: tuple[str, ...], sample: int, report: str | None, no_progress: bool) -> None:
+    """Show what RECIPE's filters would drop: statistics, percentiles, drops alone and in sequence.
+
+    Nothing is dropped and no version is committed; barriers (dedup, selectors) are not run.
+    """
+    if not no_progress:
+        os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
+    from recipeflow.flows.analyze import AnalyzeError, analyze_recipe
+    from recipeflow.flows.analyze_report import render_terminal
+    from recipeflow.flows.recipe import RecipeInvalid
+
+    try:
+        result = analyze_recipe(recipe, overrides, sample=sample, report=report, progress=not no_progress)
+    except (RecipeInvalid, AnalyzeError) as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    click.echo("\n" + render_terminal(result.analysis))
+    click.echo(f"\nreport written to {result.report}")
 
 
 if __name__ == "__main__":

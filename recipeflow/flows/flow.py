@@ -25,7 +25,7 @@ from recipeflow.flows import execute, readers, storage
 from recipeflow.flows.commit import NodeResult, commit_output
 from recipeflow.flows.execute import ShardInput, StageOutput
 from recipeflow.flows.planner import NodePlan, OpRef, Plan, Stage, plan_recipe
-from recipeflow.flows.recipe import Recipe, RunSpec, parse_recipe
+from recipeflow.flows.recipe import Recipe, RunSpec, TrainSpec, parse_recipe
 
 CACHE_DIR = "cache"
 
@@ -65,6 +65,13 @@ def merge_task(barrier: OpRef, partial_paths: list[str], signature_paths: list[s
     return execute.merge_partitions(barrier, partial_paths, signature_paths, work_root)
 
 
+@task(name="train")
+def train_task(name: str, spec: TrainSpec, positives: list[ShardInput], negatives: list[ShardInput], run_info: dict[str, Any]) -> dict[str, Any]:
+    from recipeflow.flows.train import train_and_commit
+
+    return train_and_commit(name, spec, positives, negatives, run_info)
+
+
 @task(name="commit")
 def commit_task(**kwargs: Any) -> dict[str, Any]:
     return commit_output(**kwargs)
@@ -90,7 +97,11 @@ def with_absolute_paths(recipe: Recipe, base_dir: str) -> Recipe:
 
     inputs = {n: s.model_copy(update={"path": resolve(s.path)}) for n, s in recipe.inputs.items()}
     outputs = {n: s.model_copy(update={"path": resolve(s.path)}) for n, s in recipe.outputs.items()}
-    return recipe.model_copy(update={"inputs": inputs, "outputs": outputs})
+    train = {
+        n: t.model_copy(update={"output": t.output.model_copy(update={"path": resolve(t.output.path)})})
+        for n, t in recipe.train.items()
+    }
+    return recipe.model_copy(update={"inputs": inputs, "outputs": outputs, "train": train})
 
 
 def slug(name: str) -> str:
@@ -158,8 +169,18 @@ def _scan_inputs(recipe: Recipe, bar: ProgressBar) -> tuple[dict[str, list[reade
 
 def _node_inputs(node: NodePlan, shards: dict[str, list[ShardInput]], results: dict[str, NodeResult]) -> list[ShardInput]:
     """The shards a node reads, in `from` order, each marked with the source it came through."""
+    return _source_inputs(node.sources, shards, results, node.route)
+
+
+def _source_inputs(
+    sources: list[str],
+    shards: dict[str, list[ShardInput]],
+    results: dict[str, NodeResult],
+    route: Any = None,
+) -> list[ShardInput]:
+    """The shards of ``sources`` (inputs, nodes, `<node>.rejected`), marked with their origin."""
     inputs: list[ShardInput] = []
-    for source in node.sources:
+    for source in sources:
         if source in shards:
             found = shards[source]
         elif source.endswith(".rejected"):
@@ -167,7 +188,7 @@ def _node_inputs(node: NodePlan, shards: dict[str, list[ShardInput]], results: d
             found = [i for outputs in upstream.stages for o in outputs if (i := o.rejected_input()) is not None]
         else:
             found = [o.as_input() for o in results[source].final]
-        inputs.extend(dataclasses.replace(i, origin=source, route=node.route) for i in found)
+        inputs.extend(dataclasses.replace(i, origin=source, route=route) for i in found)
     return inputs
 
 
@@ -246,7 +267,8 @@ def recipe_flow(
     recipe = with_absolute_paths(written, base_dir)
     plan: Plan = plan_recipe(recipe)
     logger.info("plan:\n%s", plan.describe())
-    work_root = storage.join(next(iter(recipe.outputs.values())).path, CACHE_DIR)
+    roots = [o.path for o in recipe.outputs.values()] + [t.output.path for t in recipe.train.values()]
+    work_root = storage.join(roots[0], CACHE_DIR)  # the stage cache lives beside the first output
 
     bar = ProgressBar.start(progress)
     try:
@@ -264,6 +286,7 @@ def recipe_flow(
         bar.stop()
 
     run_info = {
+        "recipe_name": written.name,
         "recipe_sha256": written.sha256(),
         "recipe_resolved": written.resolved(),
         "run": {
@@ -286,5 +309,15 @@ def recipe_flow(
         )
         for node, output in recipe.outputs.items()
     ]
+    models = [
+        train_task.with_options(task_run_name=f"train {name}")(
+            name,
+            spec,
+            _source_inputs(list(spec.positive), shards, results),
+            _source_inputs(list(spec.negative), shards, results),
+            run_info,
+        )
+        for name, spec in recipe.train.items()
+    ]
     _publish_artifacts(recipe, manifests)
-    return manifests
+    return manifests + models

@@ -23,7 +23,7 @@ def prefect_api() -> Iterator[str | None]:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     server = SubprocessASGIServer()
-    server.start()
+    server.start(timeout=120)  # a loaded machine can take a while to start it
     os.environ["PREFECT_API_URL"] = server.api_url
     try:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):

@@ -28,10 +28,13 @@ def preflight(recipe: Recipe, base_dir: str) -> None:
             raise RunRefused(f"{where}: inputs.{name}.path: {exc}") from exc
         except ValueError as exc:
             raise RunRefused(f"{where}: inputs.{name}.format: {exc}") from exc
-    for node, spec in runnable.outputs.items():
-        field = "output.path" if node == "main" else f"outputs.{node}.path"
+    roots = [
+        ("output.path" if node == "main" else f"outputs.{node}.path", spec.path)
+        for node, spec in runnable.outputs.items()
+    ] + [(f"train.{name}.output.path", spec.output.path) for name, spec in runnable.train.items()]
+    for field, root in roots:
         try:
-            storage.check_writable(spec.path, recipe=where, field=field)
+            storage.check_writable(root, recipe=where, field=field)
         except storage.OutputNotWritable as exc:
             raise RunRefused(str(exc)) from exc
 
