@@ -131,7 +131,10 @@ def _read_batches(inp: ShardInput, batch_size: int) -> Iterator[tuple[pa.Table, 
         yield table.slice(offset, batch_size), None
 
 
-def _finished(address_dir: str) -> dict[str, Any] | None:
+def _finished(address_dir: str, reuse: bool = True) -> dict[str, Any] | None:
+    """The stored result of a finished task at ``address_dir`` (unless ``reuse`` is off)."""
+    if not reuse:
+        return None
     try:
         return storage.read_json(storage.join(address_dir, RESULT))
     except FileNotFoundError:
@@ -154,12 +157,12 @@ def stage_address(stage: Stage, inp: ShardInput, decision: str | None) -> str:
 
 
 def run_stage(
-    stage: Stage, inp: ShardInput, decision_url: str | None, work_root: str
+    stage: Stage, inp: ShardInput, decision_url: str | None, work_root: str, reuse: bool = True
 ) -> StageOutput:
     """Run one stage on one shard: apply the barrier's decision (if any), then the fused ops."""
     address = stage_address(stage, inp, decision_url)
     folder = storage.join(work_root, "stages", address)
-    done = _finished(folder)
+    done = _finished(folder, reuse)
     if done is not None:
         return StageOutput(**done)
 
@@ -233,11 +236,15 @@ _DECISION_COLUMNS = {
 }
 
 
-def compute_signatures(barrier: OpRef, inp: ShardInput, work_root: str) -> str:
+def signatures_address(barrier: OpRef, inp: ShardInput) -> str:
+    return stable_hash({"barrier": barrier.identity(), "input": inp.address_part(), "phase": "signatures"})
+
+
+def compute_signatures(barrier: OpRef, inp: ShardInput, work_root: str, reuse: bool = True) -> str:
     """Phase 1 of a barrier: the small per-document signatures of one shard."""
-    address = stable_hash({"barrier": barrier.identity(), "input": inp.address_part(), "phase": "signatures"})
+    address = signatures_address(barrier, inp)
     folder = storage.join(work_root, "signatures", address)
-    done = _finished(folder)
+    done = _finished(folder, reuse)
     if done is not None:
         return done["path"]
     op = barrier.build()
@@ -249,11 +256,17 @@ def compute_signatures(barrier: OpRef, inp: ShardInput, work_root: str) -> str:
     return path
 
 
-def resolve_barrier(barrier: OpRef, signature_paths: list[str], work_root: str) -> list[str]:
+def resolve_address(barrier: OpRef, signature_paths: list[str]) -> str:
+    return stable_hash({"barrier": barrier.identity(), "signatures": signature_paths, "phase": "resolve"})
+
+
+def resolve_barrier(
+    barrier: OpRef, signature_paths: list[str], work_root: str, reuse: bool = True
+) -> list[str]:
     """Phase 2 of a barrier: one global decision, stored per shard."""
-    address = stable_hash({"barrier": barrier.identity(), "signatures": signature_paths, "phase": "resolve"})
+    address = resolve_address(barrier, signature_paths)
     folder = storage.join(work_root, "decisions", address)
-    done = _finished(folder)
+    done = _finished(folder, reuse)
     if done is not None:
         return done["paths"]
     op = barrier.build()
@@ -263,11 +276,8 @@ def resolve_barrier(barrier: OpRef, signature_paths: list[str], work_root: str) 
     return _write_decisions(decisions, [len(s) for s in signatures], folder)
 
 
-def resolve_partition(
-    barrier: OpRef, signature_paths: list[str], partition: int, partitions: int, work_root: str
-) -> str:
-    """Phase 2a of a partitioned barrier: one partition's partial result."""
-    address = stable_hash(
+def partition_address(barrier: OpRef, signature_paths: list[str], partition: int, partitions: int) -> str:
+    return stable_hash(
         {
             "barrier": barrier.identity(),
             "signatures": signature_paths,
@@ -275,8 +285,20 @@ def resolve_partition(
             "phase": "partition",
         }
     )
+
+
+def resolve_partition(
+    barrier: OpRef,
+    signature_paths: list[str],
+    partition: int,
+    partitions: int,
+    work_root: str,
+    reuse: bool = True,
+) -> str:
+    """Phase 2a of a partitioned barrier: one partition's partial result."""
+    address = partition_address(barrier, signature_paths, partition, partitions)
     folder = storage.join(work_root, "partitions", address)
-    done = _finished(folder)
+    done = _finished(folder, reuse)
     if done is not None:
         return done["path"]
     op = barrier.build()
@@ -289,13 +311,21 @@ def resolve_partition(
     return path
 
 
+def merge_address(barrier: OpRef, partial_paths: list[str]) -> str:
+    return stable_hash({"barrier": barrier.identity(), "partials": partial_paths, "phase": "merge"})
+
+
 def merge_partitions(
-    barrier: OpRef, partial_paths: list[str], signature_paths: list[str], work_root: str
+    barrier: OpRef,
+    partial_paths: list[str],
+    signature_paths: list[str],
+    work_root: str,
+    reuse: bool = True,
 ) -> list[str]:
     """Phase 2b of a partitioned barrier: one decision per shard from the partial results."""
-    address = stable_hash({"barrier": barrier.identity(), "partials": partial_paths, "phase": "merge"})
+    address = merge_address(barrier, partial_paths)
     folder = storage.join(work_root, "decisions", address)
-    done = _finished(folder)
+    done = _finished(folder, reuse)
     if done is not None:
         return done["paths"]
     op = barrier.build()

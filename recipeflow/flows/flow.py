@@ -10,7 +10,7 @@ import dataclasses
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import prefect
 from prefect import flow, get_run_logger, task
@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from recipeflow.flows import execute, readers, storage
 from recipeflow.flows.commit import NodeResult, commit_output
 from recipeflow.flows.execute import ShardInput, StageOutput
-from recipeflow.flows.planner import NodePlan, OpRef, Plan, Stage, plan_recipe
+from recipeflow.flows.planner import NodePlan, OpRef, Plan, Stage, plan_recipe, stable_hash
 from recipeflow.flows.recipe import Recipe, RunSpec, TrainSpec, parse_recipe
 
 CACHE_DIR = "cache"
@@ -33,36 +33,84 @@ CACHE_DIR = "cache"
 # -- tasks: thin wrappers, so the UI shows each unit of work ---------------------------------
 
 
-@task(name="scan-input")
+def _cache_key(phase: str, address: Callable[[dict[str, Any]], str]):
+    """A Prefect cache key from the work's content address and where its result lives, so a
+    re-run shows finished work as Cached in the UI (the stored result is a small reference)."""
+
+    def key(_context: Any, parameters: dict[str, Any]) -> str:
+        return f"recipeflow-{phase}-" + stable_hash([address(parameters), parameters["work_root"]])
+
+    return key
+
+
+def _scan_key(_context: Any, parameters: dict[str, Any]) -> str:
+    """An unchanged file (same size and modification time or ETag) is not scanned again."""
+    fs, path = storage.filesystem(parameters["url"])
+    info = fs.info(path)
+    stamp = [info.get(k) for k in ("size", "mtime", "ETag", "etag", "LastModified", "last_modified")]
+    return "recipeflow-scan-" + stable_hash(
+        [parameters["url"], parameters["fmt"], parameters["shard_size"], readers.__name__, stamp]
+    )
+
+
+_CACHED = {"persist_result": True}
+
+
+@task(name="scan-input", cache_key_fn=_scan_key, **_CACHED)
 def scan_task(url: str, fmt: str, shard_size: int) -> readers.FileScan:
     return readers.scan_file(url, fmt, shard_size)
 
 
-@task(name="stage")
-def stage_task(stage: Stage, inp: ShardInput, decision: str | None, work_root: str) -> StageOutput:
-    return execute.run_stage(stage, inp, decision, work_root)
+@task(
+    name="stage",
+    cache_key_fn=_cache_key("stage", lambda p: execute.stage_address(p["stage"], p["inp"], p["decision"])),
+    **_CACHED,
+)
+def stage_task(stage: Stage, inp: ShardInput, decision: str | None, work_root: str, reuse: bool = True) -> StageOutput:
+    return execute.run_stage(stage, inp, decision, work_root, reuse)
 
 
-@task(name="signatures")
-def signatures_task(barrier: OpRef, inp: ShardInput, work_root: str) -> str:
-    return execute.compute_signatures(barrier, inp, work_root)
+@task(
+    name="signatures",
+    cache_key_fn=_cache_key("signatures", lambda p: execute.signatures_address(p["barrier"], p["inp"])),
+    **_CACHED,
+)
+def signatures_task(barrier: OpRef, inp: ShardInput, work_root: str, reuse: bool = True) -> str:
+    return execute.compute_signatures(barrier, inp, work_root, reuse)
 
 
-@task(name="resolve")
-def resolve_task(barrier: OpRef, signature_paths: list[str], work_root: str) -> list[str]:
-    return execute.resolve_barrier(barrier, signature_paths, work_root)
+@task(
+    name="resolve",
+    cache_key_fn=_cache_key("resolve", lambda p: execute.resolve_address(p["barrier"], p["signature_paths"])),
+    **_CACHED,
+)
+def resolve_task(barrier: OpRef, signature_paths: list[str], work_root: str, reuse: bool = True) -> list[str]:
+    return execute.resolve_barrier(barrier, signature_paths, work_root, reuse)
 
 
-@task(name="resolve-partition")
+@task(
+    name="resolve-partition",
+    cache_key_fn=_cache_key(
+        "partition",
+        lambda p: execute.partition_address(p["barrier"], p["signature_paths"], p["partition"], p["partitions"]),
+    ),
+    **_CACHED,
+)
 def resolve_partition_task(
-    barrier: OpRef, signature_paths: list[str], partition: int, partitions: int, work_root: str
+    barrier: OpRef, signature_paths: list[str], partition: int, partitions: int, work_root: str, reuse: bool = True
 ) -> str:
-    return execute.resolve_partition(barrier, signature_paths, partition, partitions, work_root)
+    return execute.resolve_partition(barrier, signature_paths, partition, partitions, work_root, reuse)
 
 
-@task(name="merge-partitions")
-def merge_task(barrier: OpRef, partial_paths: list[str], signature_paths: list[str], work_root: str) -> list[str]:
-    return execute.merge_partitions(barrier, partial_paths, signature_paths, work_root)
+@task(
+    name="merge-partitions",
+    cache_key_fn=_cache_key("merge", lambda p: execute.merge_address(p["barrier"], p["partial_paths"])),
+    **_CACHED,
+)
+def merge_task(
+    barrier: OpRef, partial_paths: list[str], signature_paths: list[str], work_root: str, reuse: bool = True
+) -> list[str]:
+    return execute.merge_partitions(barrier, partial_paths, signature_paths, work_root, reuse)
 
 
 @task(name="train")
@@ -146,7 +194,7 @@ class ProgressBar:
 # -- the flow -------------------------------------------------------------------------------
 
 
-def _scan_inputs(recipe: Recipe, bar: ProgressBar) -> tuple[dict[str, list[readers.FileScan]], dict[str, list[ShardInput]]]:
+def _scan_inputs(recipe: Recipe, work: Work) -> tuple[dict[str, list[readers.FileScan]], dict[str, list[ShardInput]]]:
     shard_size = recipe.run.shard_size
     files: dict[str, list[readers.FileScan]] = {}
     shards: dict[str, list[ShardInput]] = {}
@@ -154,10 +202,10 @@ def _scan_inputs(recipe: Recipe, bar: ProgressBar) -> tuple[dict[str, list[reade
         urls = readers.expand_input(spec.path)
         fmt = spec.format or readers.infer_format(urls[0])
         futures = [
-            scan_task.with_options(task_run_name=f"scan {name}:{os.path.basename(u)}").submit(u, fmt, shard_size)
+            work.run(scan_task, f"scan {name}:{os.path.basename(u)}").submit(u, fmt, shard_size)
             for u in urls
         ]
-        scans = bar.wait(f"scan {name}", futures)
+        scans = work.bar.wait(f"scan {name}", futures)
         files[name] = scans
         by_url = {s.url: s for s in scans}
         cut = readers.cut_shards(
@@ -192,45 +240,60 @@ def _source_inputs(
     return inputs
 
 
-def _resolve(stage: Stage, signatures: list[str], work_root: str, bar: ProgressBar) -> list[str]:
+@dataclass
+class Work:
+    """Where this run's task results live, whether finished work may be reused, the progress bar."""
+
+    root: str
+    reuse: bool
+    bar: ProgressBar
+
+    def run(self, task_fn: Any, name: str) -> Any:
+        """``task_fn`` named for the UI; with `run.cache: false` cached results are not used."""
+        return task_fn.with_options(task_run_name=name, refresh_cache=not self.reuse)
+
+
+def _resolve(stage: Stage, signatures: list[str], work: Work) -> list[str]:
     """Phase 2 of a barrier: one resolve task, or partition tasks in parallel and a merge."""
     barrier = stage.barrier
     assert barrier is not None
     partitions = barrier.build().partitions()  # type: ignore[attr-defined]
     if partitions <= 1:
-        return resolve_task.with_options(task_run_name=f"{stage.id} resolve {barrier.name}")(
-            barrier, signatures, work_root
+        return work.run(resolve_task, f"{stage.id} resolve {barrier.name}")(
+            barrier, signatures, work.root, work.reuse
         )
-    partials = bar.wait(
+    partials = work.bar.wait(
         f"{stage.id} {barrier.name}: partitions",
         [
-            resolve_partition_task.with_options(
-                task_run_name=f"{stage.id} {barrier.name} partition {p}/{partitions}"
-            ).submit(barrier, signatures, p, partitions, work_root)
+            work.run(resolve_partition_task, f"{stage.id} {barrier.name} partition {p}/{partitions}").submit(
+                barrier, signatures, p, partitions, work.root, work.reuse
+            )
             for p in range(partitions)
         ],
     )
-    return merge_task.with_options(task_run_name=f"{stage.id} merge {barrier.name}")(
-        barrier, partials, signatures, work_root
+    return work.run(merge_task, f"{stage.id} merge {barrier.name}")(
+        barrier, partials, signatures, work.root, work.reuse
     )
 
 
-def _run_stage(stage: Stage, inputs: list[ShardInput], work_root: str, bar: ProgressBar) -> list[StageOutput]:
+def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work) -> list[StageOutput]:
     decisions: list[str | None] = [None] * len(inputs)
     if stage.barrier is not None:
-        signatures = bar.wait(
+        signatures = work.bar.wait(
             f"{stage.id} {stage.barrier.name}: signatures",
             [
-                signatures_task.with_options(task_run_name=f"{stage.id} signatures {i.key}").submit(stage.barrier, i, work_root)
+                work.run(signatures_task, f"{stage.id} signatures {i.key}").submit(
+                    stage.barrier, i, work.root, work.reuse
+                )
                 for i in inputs
             ],
         )
-        decisions = list(_resolve(stage, signatures, work_root, bar))
+        decisions = list(_resolve(stage, signatures, work))
     futures = [
-        stage_task.with_options(task_run_name=f"{stage.id} {inp.key}").submit(stage, inp, decision, work_root)
+        work.run(stage_task, f"{stage.id} {inp.key}").submit(stage, inp, decision, work.root, work.reuse)
         for inp, decision in zip(inputs, decisions)
     ]
-    return bar.wait(f"{stage.id} {' → '.join(stage.operator_names) or 'pass'}", futures)
+    return work.bar.wait(f"{stage.id} {' → '.join(stage.operator_names) or 'pass'}", futures)
 
 
 def _publish_artifacts(recipe: Recipe, manifests: list[dict[str, Any]]) -> None:
@@ -270,20 +333,20 @@ def recipe_flow(
     roots = [o.path for o in recipe.outputs.values()] + [t.output.path for t in recipe.train.values()]
     work_root = storage.join(roots[0], CACHE_DIR)  # the stage cache lives beside the first output
 
-    bar = ProgressBar.start(progress)
+    work = Work(root=work_root, reuse=recipe.run.cache, bar=ProgressBar.start(progress))
     try:
-        input_files, shards = _scan_inputs(recipe, bar)
+        input_files, shards = _scan_inputs(recipe, work)
         results: dict[str, NodeResult] = {}
         for node in plan.nodes:
             result = NodeResult(plan=node)
             inputs = _node_inputs(node, shards, results)
             for stage in node.stages:
-                outputs = _run_stage(stage, inputs, work_root, bar)
+                outputs = _run_stage(stage, inputs, work)
                 result.stages.append(outputs)
                 inputs = [o.as_input() for o in outputs]
             results[node.name] = result
     finally:
-        bar.stop()
+        work.bar.stop()
 
     run_info = {
         "recipe_name": written.name,
@@ -293,6 +356,7 @@ def recipe_flow(
             "executor": recipe.run.executor,
             "workers": recipe.run.workers,
             "shard_size": recipe.run.shard_size,
+            "cache": recipe.run.cache,
             "flow_run_id": str(flow_run.get_id()) if flow_run.get_id() else None,
             "prefect_version": prefect.__version__,
         },

@@ -181,6 +181,11 @@ class RunSpec(StrictModel):
     shard_size: PositiveInt = Field(
         10000, description="Documents per shard (the unit of parallel work)"
     )
+    cache: bool = Field(
+        True,
+        strict=True,
+        description="Reuse finished stage results (content-addressed); false recomputes everything",
+    )
 
 
 class Step(StrictModel):
@@ -950,6 +955,10 @@ def load_recipe(path: str, overrides: Sequence[str] = ()) -> Recipe:
         message = "written twice in the same mapping; YAML would silently keep only the last"
         issues.found.append(RecipeIssue(source, line, format_path(loc), message))
     data = _apply_overrides(document.data, overrides, issues)
+    from recipeflow.flows import datajuicer  # imported here: it imports this module
+
+    if datajuicer.is_datajuicer_recipe(data):
+        return datajuicer.parse_datajuicer_recipe(data, issues)
     return _recipe_or_raise(data, issues)
 
 
