@@ -580,9 +580,18 @@ def _summarise_filter(step: StepAnalysis, ref: OpRef, table: pa.Table, reached: 
     step.dropped_in_sequence = int(in_sequence.sum())
     step.reasons = dict(sorted(Counter(reasons[rejected_alone].tolist()).items()))
 
-    step.thresholds = threshold_params(ref.build().params)
+    operator = ref.build()
     names = [c.split(":", 1)[1] for c in _stat_columns(table, ref.index)]
-    matched, step.unmatched_thresholds = match_thresholds(step.thresholds, names)
+    declared = operator.thresholds() if isinstance(operator, Filter) else {}
+    if declared:  # the filter says which bound decides on which statistic
+        matched = {name: dict(declared.get(name, {})) for name in names}
+        step.thresholds = {p: v for bounds in declared.values() for p, v in bounds.items()}
+        step.unmatched_thresholds = {
+            p: v for s, bounds in declared.items() if s not in names for p, v in bounds.items()
+        }
+    else:
+        step.thresholds = threshold_params(operator.params)
+        matched, step.unmatched_thresholds = match_thresholds(step.thresholds, names)
     if not names:  # no document reached it: its statistics are unknown
         step.unmatched_thresholds = dict(step.thresholds)
     blamed = _string_column(table, reason_statistic_key(ref.index))

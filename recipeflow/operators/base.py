@@ -140,6 +140,12 @@ class Filter(StreamOperator):
         """One entry per document: ``None`` keeps it, a :class:`Rejection` drops it."""
         raise NotImplementedError
 
+    def thresholds(self) -> dict[str, dict[str, float]]:
+        """statistic -> {parameter: bound} deciding on it, for ``analyze`` to draw. Empty means
+        "derive from the ``min_*``/``max_*`` parameters"; filters whose parameter names do not
+        match their statistics (DataTrove's ``line_punct_thr``...) say it here."""
+        return {}
+
     def annotate(self, batch: pa.Table) -> tuple[pa.Table, list[Rejection | None]]:
         """Statistics written into the batch (``stat_<name>`` columns) and the decisions,
         without dropping anything: what ``analyze`` uses."""
