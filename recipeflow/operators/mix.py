@@ -1,0 +1,312 @@
+"""``mix``: combine the documents of a node's sources in given proportions.
+
+A node ``{from: [web, books], process: [{mix: {weights: {web: 3, books: 1}}}]}`` keeps
+documents so that ``web`` makes 3/4 and ``books`` 1/4 of the result, counted in documents or
+in characters. The engine marks every document with the ``from`` entry it came through
+(``document.ORIGIN``); that is what ``weights`` is keyed by.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Literal, Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field, field_validator
+
+from recipeflow.operators import document as doc
+from recipeflow.operators.base import BarrierDecision, OperatorParams, Rejection, Selector
+from recipeflow.operators.registry import register
+from recipeflow.operators.sample import MAX_SEED, ORDER, by_seeded_order, seeded_order
+from recipeflow.operators.top_k import concat_column, shard_decisions
+
+CHARS = "chars"
+Unit = Literal["documents", "characters"]
+
+
+class MixError(ValueError):
+    """The weights do not fit the node's sources, or a share cannot be met."""
+
+
+class MixParams(OperatorParams):
+    weights: dict[str, float] = Field(
+        min_length=1,
+        description="Weight of each of the node's `from` entries (an input, a node or "
+        "`<node>.rejected`); normalised to shares. Every source needs one.",
+    )
+    by: Unit = Field("documents", description="Count shares in documents or in characters.")
+    total: float | None = Field(
+        None,
+        gt=0,
+        description="Target amount of the result, in the `by` unit. Default: the largest total "
+        "that no source has to be upsampled for.",
+    )
+    upsample: bool = Field(
+        False,
+        description="Let a source repeat documents to reach its share (copies get ids "
+        "`<id>#2`, `<id>#3`...); otherwise a share larger than the source is an error.",
+    )
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Which documents a source contributes.")
+
+    @field_validator("weights")
+    @classmethod
+    def _usable_weights(cls, weights: dict[str, float]) -> dict[str, float]:
+        for origin, weight in weights.items():
+            if not math.isfinite(weight) or weight < 0:
+                raise ValueError(f"the weight of {origin!r} must be a number >= 0; got {weight}")
+        if not any(w > 0 for w in weights.values()):
+            raise ValueError("at least one weight must be above 0")
+        return weights
+
+
+def weight_problems(weights: Mapping[str, float], sources: Sequence[str]) -> list[str]:
+    """What is wrong between ``weights`` and a node's ``from`` list, as messages (empty: fine).
+
+    For recipe validation, before any work: at run time an empty source and a misspelt one look
+    the same.
+    """
+    problems = [
+        f"weights name {name!r}, which is not a source of this node (from: {', '.join(sources)})"
+        for name in weights if name not in sources
+    ]
+    problems += [
+        f"source {source!r} has no weight; give every source of the node a weight (0 leaves it out)"
+        for source in sources if source not in weights
+    ]
+    return problems
+
+
+@dataclass
+class _Source:
+    """One origin's documents, in seeded order, and what the mix takes of them."""
+
+    name: str
+    share: Fraction
+    rows: np.ndarray  # global row numbers, in seeded order
+    chars: np.ndarray  # characters of each of those rows
+    target: Fraction = Fraction(0)  # in the `by` unit
+    copies: np.ndarray | None = None  # output copies of each row (0 = not selected)
+
+    def available(self, by: Unit) -> int:
+        return len(self.rows) if by == "documents" else int(self.chars.sum())
+
+
+@register
+class Mix(Selector):
+    """Mix a node's sources by weights, counted in documents or characters.
+
+    ``weights`` are keyed by the node's ``from`` entries and normalised to shares. Without
+    ``total``, the result is as large as it can be without repeating any document; with it,
+    each source must supply its share of ``total`` — by repeating documents when ``upsample``
+    is true, else it is an error. A source contributes its documents in the order of a hash of
+    (seed, id), so the choice is deterministic, whatever the shards, workers or executor.
+
+    Counting: by documents, the total (rounded half up) is apportioned to sources by largest
+    remainder, so the counts add up exactly; by characters, a source takes documents in seeded
+    order whenever that brings it closer to its target (within half a document). Dropped
+    documents get ``mix_not_selected`` with their source's numbers as detail.
+
+    After :meth:`resolve`, :attr:`last_summary` holds per origin: weight, share, target,
+    available/selected/output documents and characters, and the copies added by upsampling.
+    """
+
+    name = "mix"
+    version = "1"
+    Params = MixParams
+
+    last_summary: dict[str, Any] | None = None
+
+    def signatures(self, batch: pa.Table) -> pa.Table:
+        if len(batch) and doc.ORIGIN not in batch.column_names:
+            raise MixError(
+                f"mix needs the {doc.ORIGIN!r} column, which the engine sets to the `from` entry "
+                "each document came through; called directly, set it on the batch first"
+            )
+        origins = batch.column(doc.ORIGIN) if len(batch) else pa.array([], pa.string())
+        return pa.table(
+            {
+                doc.ORIGIN: pc.cast(origins, pa.string()),
+                ORDER: seeded_order(batch.column(doc.ID).to_pylist(), self.params.seed),
+                CHARS: pc.cast(pc.utf8_length(batch.column(doc.TEXT)), pa.int64()),
+            }
+        )
+
+    def resolve(self, signatures: list[pa.Table]) -> list[BarrierDecision]:
+        sources = self._sources(signatures)
+        total = self._total(sources)
+        self._set_targets(sources, total)
+        for source in sources:
+            source.copies = self._copies(source)
+        self.last_summary = self._summary(sources, total)
+        drops, repeats = self._decisions(sources)
+        return shard_decisions([len(s) for s in signatures], drops, repeats)
+
+    # -- steps of resolve ---------------------------------------------------------------------
+
+    def _sources(self, signatures: list[pa.Table]) -> list[_Source]:
+        """Each weighted origin's rows in seeded order; errors for unweighted or absent ones."""
+        parts = [s for s in signatures if len(s)]
+        origins = np.array(
+            [o for s in parts for o in s.column(doc.ORIGIN).to_pylist()], dtype=object
+        )
+        ranks = concat_column(signatures, ORDER, np.uint64)
+        chars = concat_column(signatures, CHARS, np.int64)
+        self._check_origins({str(o) for o in origins.tolist()})
+        weights = self.params.weights
+        weight_sum = sum(Fraction(str(w)) for w in weights.values())
+        sources = []
+        for name, weight in weights.items():
+            rows = by_seeded_order(ranks, np.flatnonzero(origins == name))
+            sources.append(_Source(name, Fraction(str(weight)) / weight_sum, rows, chars[rows]))
+        return sources
+
+    def _check_origins(self, seen: set[str]) -> None:
+        weights = self.params.weights
+        unweighted = sorted(seen - set(weights))
+        if unweighted:
+            raise MixError(
+                f"mix: documents came through {unweighted[0]!r}, which `weights` does not name "
+                f"(weights: {', '.join(weights)}); give every source of the node a weight "
+                "(0 leaves it out)"
+            )
+        absent = [name for name, w in weights.items() if name not in seen and w > 0]
+        if absent:
+            came = ", ".join(sorted(seen)) or "none"
+            raise MixError(
+                f"mix: weights name {absent[0]!r}, but no document came through it (documents "
+                f"came through: {came}); is it misspelt, or is that source empty?"
+            )
+
+    def _total(self, sources: list[_Source]) -> Fraction:
+        """The target amount: ``total`` (documents rounded half up), or the largest amount
+        no source must be upsampled for."""
+        by, given = self.params.by, self.params.total
+        if given is not None:
+            exact = Fraction(str(given))
+            return Fraction(math.floor(exact + Fraction(1, 2))) if by == "documents" else exact
+        largest = min(Fraction(s.available(by)) / s.share for s in sources if s.share > 0)
+        # Whole documents: rounding down keeps every share within its source.
+        return Fraction(math.floor(largest)) if by == "documents" else largest
+
+    def _set_targets(self, sources: list[_Source], total: Fraction) -> None:
+        if self.params.by == "documents":
+            for source, count in zip(sources, apportion(int(total), [s.share for s in sources])):
+                source.target = Fraction(count)
+        else:
+            for source in sources:
+                source.target = total * source.share
+        for source in sources:
+            self._check_reachable(source, total)
+
+    def _check_reachable(self, source: _Source, total: Fraction) -> None:
+        p = self.params
+        available = source.available(p.by)
+        if source.target <= available:
+            return
+        if not p.upsample:
+            raise MixError(
+                f"mix: source {source.name!r} has {available} {p.by}, but its share of the total "
+                f"{float(total):g} is {float(source.target):g}; set upsample: true to repeat documents, "
+                "or a smaller total (leave total out for the largest mix without repeats)"
+            )
+        if available == 0:
+            raise MixError(
+                f"mix: source {source.name!r} has no {p.by} to repeat towards its share "
+                f"({float(source.target):g})"
+            )
+
+    def _copies(self, source: _Source) -> np.ndarray:
+        """How many times each of the source's rows (seeded order) appears in the result."""
+        available = source.available(self.params.by)
+        if available == 0:
+            return np.zeros(len(source.rows), np.int64)
+        full_passes = math.floor(source.target / available)
+        rest = source.target - full_passes * available
+        copies = np.full(len(source.rows), full_passes, np.int64)
+        if self.params.by == "documents":
+            copies[: int(rest)] += 1
+        else:
+            copies += closest_prefix_by_characters(source.chars, rest)
+        return copies
+
+    def _decisions(self, sources: list[_Source]) -> tuple[dict[int, Rejection], dict[int, int]]:
+        drops: dict[int, Rejection] = {}
+        repeats: dict[int, int] = {}
+        for source in sources:
+            numbers = self.last_summary["origins"][source.name]  # type: ignore[index]
+            detail = (
+                f"origin={source.name}: selected {numbers['selected_documents']} of "
+                f"{numbers['available_documents']} documents (share {float(source.share):.4g})"
+            )
+            assert source.copies is not None
+            for row, copies in zip(source.rows.tolist(), source.copies.tolist()):
+                if copies == 0:
+                    drops[row] = Rejection("mix_not_selected", detail=detail)
+                elif copies > 1:
+                    repeats[row] = copies
+        return drops, repeats
+
+    def _summary(self, sources: list[_Source], total: Fraction) -> dict[str, Any]:
+        p = self.params
+        origins = {}
+        for source in sources:
+            copies = source.copies if source.copies is not None else np.zeros(0, np.int64)
+            selected = copies > 0
+            origins[source.name] = {
+                "weight": p.weights[source.name],
+                "share": float(source.share),
+                "target": float(source.target),
+                "available_documents": int(len(source.rows)),
+                "available_characters": int(source.chars.sum()),
+                "selected_documents": int(selected.sum()),
+                "selected_characters": int(source.chars[selected].sum()),
+                "output_documents": int(copies.sum()),
+                "output_characters": int((source.chars * copies).sum()),
+                "upsampled_documents": int((copies > 1).sum()),
+                "added_copies": int(copies.sum() - selected.sum()),
+            }
+        return {
+            "by": p.by,
+            "total": float(total),
+            "total_given": p.total is not None,
+            "upsample": p.upsample,
+            "seed": p.seed,
+            "origins": origins,
+        }
+
+
+def apportion(total: int, shares: Sequence[Fraction]) -> list[int]:
+    """Split ``total`` documents by ``shares`` (summing to 1) with the largest-remainder
+    method: whole numbers that add up to ``total``; equal remainders favour earlier shares."""
+    exact = [total * share for share in shares]
+    counts = [math.floor(x) for x in exact]
+    left = total - sum(counts)
+    by_remainder = sorted(range(len(shares)), key=lambda i: (-(exact[i] - counts[i]), i))
+    for i in by_remainder[:left]:
+        counts[i] += 1
+    return counts
+
+
+def closest_prefix_by_characters(chars: np.ndarray, target: Fraction) -> np.ndarray:
+    """0/1 per document (in seeded order): take a document when it brings the running total of
+    characters closer to ``target`` (within half its length), skipping those that would
+    overshoot more. Everything, when ``target`` is the whole source."""
+    taken = np.zeros(len(chars), np.int64)
+    if target >= int(chars.sum()):
+        taken[:] = 1
+        return taken
+    # In whole characters: "running + length/2 <= target" and "running >= target".
+    twice_target_floor = math.floor(2 * target)
+    target_ceil = math.ceil(target)
+    running = 0
+    for i, length in enumerate(chars.tolist()):
+        if 2 * running + length <= twice_target_floor:
+            taken[i] = 1
+            running += length
+            if running >= target_ceil:
+                break
+    return taken
