@@ -395,3 +395,17 @@ def test_top_k_and_mix_through_the_engine(tmp_path, prefect_api):
     assert sum(i.startswith("w") for i in ids) == 15 and sum(i.startswith("b") for i in ids) == 15
     assert sum(i.startswith("b") and i.endswith("#2") for i in ids) == 6
     assert len(set(ids)) == 30
+
+
+def test_mix_weights_are_checked_when_the_recipe_is_validated():
+    from recipeflow.flows.recipe import RecipeInvalid, parse_recipe
+
+    data = {
+        "name": "mix-check",
+        "inputs": {"web": {"path": "web.jsonl"}, "books": {"path": "books.jsonl"}},
+        "nodes": {"mixed": {"from": ["web", "books"], "process": [{"mix": {"weights": {"web": 1, "bokks": 1}}}]}},
+        "outputs": {"mixed": {"path": "out"}},
+    }
+    with pytest.raises(RecipeInvalid) as error:
+        parse_recipe(data, source="mix.yaml")
+    assert "nodes.mixed.process[0].mix" in str(error.value) and "bokks" in str(error.value)

@@ -49,6 +49,7 @@ def test_train_commit_and_use_a_classifier(tmp_path, prefect_api):
                 "output": {"path": str(tmp_path / "models" / "english")},
                 "holdout": 0.2,
                 "epoch": 10,
+                "bucket": 20000,
             }
         },
         "run": {"shard_size": 300},

@@ -26,6 +26,7 @@ class NodeResult:
 
     plan: NodePlan
     stages: list[list[StageOutput]] = field(default_factory=list)
+    summaries: dict[str, dict[str, Any]] = field(default_factory=dict)  # barrier step -> summary
 
     @property
     def final(self) -> list[StageOutput]:
@@ -133,6 +134,11 @@ def commit_output(
                 kind=ref.cls.kind.value,
                 resource=ref.resource.value,
             )
+            if ref.provenance:
+                entry["provenance"] = ref.provenance
+            summary = results[ref.node].summaries.get(ref.step)
+            if summary is not None:
+                entry["summary"] = summary
         operators.append(entry)
 
     used_inputs = {

@@ -262,18 +262,18 @@ def resolve_address(barrier: OpRef, signature_paths: list[str]) -> str:
 
 def resolve_barrier(
     barrier: OpRef, signature_paths: list[str], work_root: str, reuse: bool = True
-) -> list[str]:
+) -> "Resolution":
     """Phase 2 of a barrier: one global decision, stored per shard."""
     address = resolve_address(barrier, signature_paths)
     folder = storage.join(work_root, "decisions", address)
     done = _finished(folder, reuse)
     if done is not None:
-        return done["paths"]
+        return Resolution(**done)
     op = barrier.build()
     assert isinstance(op, BarrierOperator)
     signatures = [writers.read_table(p) for p in signature_paths]
     decisions = op.resolve(signatures)
-    return _write_decisions(decisions, [len(s) for s in signatures], folder)
+    return _write_decisions(decisions, [len(s) for s in signatures], folder, op.last_summary)
 
 
 def partition_address(barrier: OpRef, signature_paths: list[str], partition: int, partitions: int) -> str:
@@ -321,29 +321,40 @@ def merge_partitions(
     signature_paths: list[str],
     work_root: str,
     reuse: bool = True,
-) -> list[str]:
+) -> "Resolution":
     """Phase 2b of a partitioned barrier: one decision per shard from the partial results."""
     address = merge_address(barrier, partial_paths)
     folder = storage.join(work_root, "decisions", address)
     done = _finished(folder, reuse)
     if done is not None:
-        return done["paths"]
+        return Resolution(**done)
     op = barrier.build()
     assert isinstance(op, BarrierOperator)
     shard_sizes = [writers.row_count(p) for p in signature_paths]
     decisions = op.merge([writers.read_table(p) for p in partial_paths], shard_sizes)
-    return _write_decisions(decisions, shard_sizes, folder)
+    return _write_decisions(decisions, shard_sizes, folder, op.last_summary)
 
 
-def _write_decisions(decisions: list[BarrierDecision], shard_sizes: list[int], folder: str) -> list[str]:
+@dataclass(frozen=True)
+class Resolution:
+    """A barrier's global decision: one decision file per shard, and what it found."""
+
+    paths: list[str]
+    summary: dict[str, Any] | None = None
+
+
+def _write_decisions(
+    decisions: list[BarrierDecision], shard_sizes: list[int], folder: str, summary: dict[str, Any] | None
+) -> Resolution:
     paths = [
         writers.write_table(
             decision_table(decision, rows), storage.join(folder, f"shard-{i:05d}.parquet")
         ).path
         for i, (decision, rows) in enumerate(zip(decisions, shard_sizes))
     ]
-    storage.write_json(storage.join(folder, RESULT), {"paths": paths})
-    return paths
+    resolution = Resolution(paths=paths, summary=summary)
+    storage.write_json(storage.join(folder, RESULT), dataclasses.asdict(resolution))
+    return resolution
 
 
 def decision_table(decision: BarrierDecision, rows: int) -> pa.Table:

@@ -84,7 +84,7 @@ def signatures_task(barrier: OpRef, inp: ShardInput, work_root: str, reuse: bool
     cache_key_fn=_cache_key("resolve", lambda p: execute.resolve_address(p["barrier"], p["signature_paths"])),
     **_CACHED,
 )
-def resolve_task(barrier: OpRef, signature_paths: list[str], work_root: str, reuse: bool = True) -> list[str]:
+def resolve_task(barrier: OpRef, signature_paths: list[str], work_root: str, reuse: bool = True) -> execute.Resolution:
     return execute.resolve_barrier(barrier, signature_paths, work_root, reuse)
 
 
@@ -109,7 +109,7 @@ def resolve_partition_task(
 )
 def merge_task(
     barrier: OpRef, partial_paths: list[str], signature_paths: list[str], work_root: str, reuse: bool = True
-) -> list[str]:
+) -> execute.Resolution:
     return execute.merge_partitions(barrier, partial_paths, signature_paths, work_root, reuse)
 
 
@@ -253,7 +253,7 @@ class Work:
         return task_fn.with_options(task_run_name=name, refresh_cache=not self.reuse)
 
 
-def _resolve(stage: Stage, signatures: list[str], work: Work) -> list[str]:
+def _resolve(stage: Stage, signatures: list[str], work: Work) -> execute.Resolution:
     """Phase 2 of a barrier: one resolve task, or partition tasks in parallel and a merge."""
     barrier = stage.barrier
     assert barrier is not None
@@ -276,7 +276,7 @@ def _resolve(stage: Stage, signatures: list[str], work: Work) -> list[str]:
     )
 
 
-def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work) -> list[StageOutput]:
+def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeResult) -> list[StageOutput]:
     decisions: list[str | None] = [None] * len(inputs)
     if stage.barrier is not None:
         signatures = work.bar.wait(
@@ -288,7 +288,10 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work) -> list[Stage
                 for i in inputs
             ],
         )
-        decisions = list(_resolve(stage, signatures, work))
+        resolution = _resolve(stage, signatures, work)
+        decisions = list(resolution.paths)
+        if resolution.summary is not None:
+            result.summaries[stage.barrier.step] = resolution.summary
     futures = [
         work.run(stage_task, f"{stage.id} {inp.key}").submit(stage, inp, decision, work.root, work.reuse)
         for inp, decision in zip(inputs, decisions)
@@ -341,7 +344,7 @@ def recipe_flow(
             result = NodeResult(plan=node)
             inputs = _node_inputs(node, shards, results)
             for stage in node.stages:
-                outputs = _run_stage(stage, inputs, work)
+                outputs = _run_stage(stage, inputs, work, result)
                 result.stages.append(outputs)
                 inputs = [o.as_input() for o in outputs]
             results[node.name] = result

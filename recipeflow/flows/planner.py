@@ -52,9 +52,20 @@ class OpRef:
     def build(self) -> Operator:
         return self.cls(self.params)
 
+    @cached_property
+    def provenance(self) -> dict[str, Any]:
+        """What the operator uses beyond its parameters (a model file's sha256...)."""
+        return self.build().provenance()
+
     def identity(self) -> dict[str, Any]:
-        """What makes this operator's output what it is: part of every cache address."""
-        return {"name": self.name, "params": self.params, "version": self.version}
+        """What makes this operator's output what it is: part of every cache address, so a new
+        model version behind the same path is not mistaken for the old one."""
+        return {
+            "name": self.name,
+            "params": self.params,
+            "version": self.version,
+            "provenance": self.provenance,
+        }
 
 
 @dataclass(frozen=True)

@@ -249,6 +249,9 @@ class TrainSpec(StrictModel):
     word_ngrams: PositiveInt = 2
     dim: PositiveInt = 64
     min_count: PositiveInt = 1
+    bucket: PositiveInt = Field(
+        2_000_000, description="Hash buckets for n-grams; the model is about bucket x dim x 4 bytes"
+    )
 
 
 class Recipe(StrictModel):
@@ -610,14 +613,18 @@ def _check_all_steps(data: dict[str, Any], issues: _Issues) -> dict[str, list[St
     """Layer 3: every step of every node; returns the valid steps by node name."""
     steps: dict[str, list[Step]] = {}
     if isinstance(data.get("process"), list):
-        steps[CHAIN_NODE] = _check_steps(data["process"], ("process",), issues)
+        inputs = data.get("inputs")
+        sources = [str(n) for n in inputs] if isinstance(inputs, dict) else []
+        steps[CHAIN_NODE] = _check_steps(data["process"], ("process",), issues, sources=sources)
     nodes = data.get("nodes")
     if isinstance(nodes, dict):
         for name, node in nodes.items():
             if isinstance(node, dict) and isinstance(node.get("process"), list):
                 defaults = _language_defaults(data, name, node, issues)
+                sources = _one_or_many(node.get("from"))
                 steps[name] = _check_steps(
-                    node["process"], ("nodes", name, "process"), issues, defaults
+                    node["process"], ("nodes", name, "process"), issues, defaults,
+                    sources=sources if isinstance(sources, list) else [],
                 )
             else:
                 steps[name] = []
@@ -646,16 +653,21 @@ def _check_steps(
     loc: PathKey,
     issues: _Issues,
     defaults: dict[str, dict[str, Any]] | None = None,
+    sources: Sequence[str] = (),
 ) -> list[Step]:
     checked = (
-        _check_step(raw, loc + (index,), issues, defaults or {})
+        _check_step(raw, loc + (index,), issues, defaults or {}, sources)
         for index, raw in enumerate(raw_steps)
     )
     return [step for step in checked if step is not None]
 
 
 def _check_step(
-    raw: Any, loc: PathKey, issues: _Issues, defaults: dict[str, dict[str, Any]] | None = None
+    raw: Any,
+    loc: PathKey,
+    issues: _Issues,
+    defaults: dict[str, dict[str, Any]] | None = None,
+    sources: Sequence[str] = (),
 ) -> Step | None:
     """One ``{operator: params}`` step against the registry and the operator's ``Params``."""
     if not isinstance(raw, dict) or len(raw) != 1:
@@ -685,6 +697,11 @@ def _check_step(
         validated = operator_class.Params.model_validate(params)
     except ValidationError as error:
         _add_validation_errors(issues, error, operator_class.Params, prefix=loc)
+        return None
+    problems = operator_class.check_sources(validated, [str(s) for s in sources])
+    for problem in problems:
+        issues.add(loc, problem)
+    if problems:
         return None
     return Step(operator=name, params=validated.model_dump(mode="json", by_alias=True))
 

@@ -54,6 +54,7 @@ def train_and_commit(
             word_ngrams=spec.word_ngrams,
             dim=spec.dim,
             min_count=spec.min_count,
+            bucket=spec.bucket,
             workdir=workdir,
         )
         version = versions.new_version_id()

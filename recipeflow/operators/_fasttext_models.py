@@ -42,7 +42,10 @@ def local_copy(url: str) -> str:
     protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
     if "file" in protocols or "local" in protocols:
         return path
-    digest = hashlib.sha256(url.encode()).hexdigest()[:16]
+    # Keyed by the URL and the object's size and version stamp: a changed file is fetched again.
+    info = fs.info(path)
+    stamp = [info.get(k) for k in ("size", "ETag", "etag", "mtime", "LastModified")]
+    digest = hashlib.sha256(repr([url, stamp]).encode()).hexdigest()[:16]
     target = os.path.join(tempfile.gettempdir(), "recipeflow-models", digest + "-" + os.path.basename(path))
     if not os.path.exists(target):
         os.makedirs(os.path.dirname(target), exist_ok=True)

@@ -80,6 +80,12 @@ class Operator:
         """Per-document operators can be fused with their neighbours into one stage."""
         return self.kind in STREAMABLE_KINDS
 
+    @classmethod
+    def check_sources(cls, params: OperatorParams, sources: Sequence[str]) -> list[str]:
+        """Problems between this operator's parameters and its node's ``from`` list (e.g. a
+        ``mix`` weight naming no source), found when the recipe is validated."""
+        return []
+
     def provenance(self) -> dict[str, Any]:
         """Facts about what this operator used (a model's path and sha256...), recorded in the
         manifest beside its parameters."""
@@ -212,6 +218,10 @@ class BarrierOperator(Operator):
        the signatures (e.g. band buckets), then :meth:`merge` of the partial results;
     3. the engine drops rows / adds fields per shard from the :class:`BarrierDecision`.
     """
+
+    # What the global step found (per-source counts, a cutoff...): set by resolve/merge and
+    # recorded in the manifest beside the operator's counts.
+    last_summary: dict[str, Any] | None = None
 
     def signatures(self, batch: pa.Table) -> pa.Table:
         raise NotImplementedError

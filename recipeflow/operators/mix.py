@@ -120,6 +120,10 @@ class Mix(Selector):
 
     last_summary: dict[str, Any] | None = None
 
+    @classmethod
+    def check_sources(cls, params: MixParams, sources: Sequence[str]) -> list[str]:  # type: ignore[override]
+        return weight_problems(params.weights, sources)
+
     def signatures(self, batch: pa.Table) -> pa.Table:
         if len(batch) and doc.ORIGIN not in batch.column_names:
             raise MixError(
