@@ -54,8 +54,10 @@ def run(recipe: str, overrides: tuple[str, ...], no_progress: bool) -> None:
         click.echo(f"  {m['rows']} documents in {len(m['files'])} files; parent: {m['parent']}")
         click.echo(f"  {'step':<34} {'operator':<22} {'in':>8} {'out':>8} {'rejected':>9}")
         for op in m["operators"]:
+            # Documents a route leaves go to other branches: they are not rejected.
+            rejected = "" if op["operator"] == "route" else op["rejected"]
             click.echo(
-                f"  {op['step']:<34} {op['operator']:<22} {op['docs_in']:>8} {op['docs_out']:>8} {op['rejected']:>9}"
+                f"  {op['step']:<34} {op['operator']:<22} {op['docs_in']:>8} {op['docs_out']:>8} {rejected:>9}"
             )
 
 

@@ -16,6 +16,7 @@ A batch is a ``pyarrow.Table`` with at least the columns ``id`` and ``text`` (se
 from __future__ import annotations
 
 import enum
+import inspect
 from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
 
@@ -93,8 +94,9 @@ class Operator:
 
     @classmethod
     def summary(cls) -> str:
-        """The first line of the docstring: what ``recipeflow ops`` prints."""
-        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        """The first paragraph of the docstring on one line: what ``recipeflow ops`` prints."""
+        paragraph = inspect.cleandoc(cls.__doc__ or "").split("\n\n", 1)[0]
+        return " ".join(paragraph.split())
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.params!r})"
