@@ -53,7 +53,9 @@ def _scan_key(_context: Any, parameters: dict[str, Any]) -> str:
     )
 
 
-_CACHED = {"persist_result": True}
+# Results are persisted (small references) so re-runs show Cached; a transient storage error
+# is retried: every task writes under a content address, so running it again is safe.
+_CACHED = {"persist_result": True, "retries": 2, "retry_delay_seconds": 2}
 
 
 @task(name="scan-input", cache_key_fn=_scan_key, **_CACHED)

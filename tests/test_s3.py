@@ -1,0 +1,58 @@
+"""Inputs, outputs and the stage cache on S3 (moto's server on 127.0.0.1, real s3fs)."""
+
+from __future__ import annotations
+
+import json
+
+import fsspec
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from recipeflow.flows import versions
+from recipeflow.flows.runner import run_recipe
+from tests.conftest import SAMPLE_WARC
+from tests.s3 import CREDENTIALS, s3_endpoint
+
+BUCKET = "recipeflow-test"
+
+
+@pytest.fixture(scope="module")
+def s3():
+    with s3_endpoint(BUCKET) as endpoint:
+        fs = fsspec.filesystem("s3", skip_instance_cache=True)
+        fs.put(str(SAMPLE_WARC), f"{BUCKET}/raw/pages.warc.gz")
+        yield endpoint
+
+
+def test_recipe_reads_and_writes_s3(tmp_path, prefect_api, s3):
+    recipe = {
+        "name": "s3-run",
+        "inputs": {"pages": {"path": f"s3://{BUCKET}/raw/*.warc.gz"}},
+        "process": [{"html_extract": {}}, {"text_length_filter": {"min_length": 1000}}, {"exact_dedup": {}}],
+        "output": {"path": f"s3://{BUCKET}/datasets/pages", "keep_rejected": True},
+        "run": {"executor": "processes", "workers": 2, "shard_size": 100},
+    }
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    [first] = run_recipe(str(path), progress=False)
+    [second] = run_recipe(str(path), progress=False)
+
+    listed = versions.list_versions(f"s3://{BUCKET}/datasets/pages")
+    assert [v["version"] for v in listed] == [first["version"], second["version"]]
+    assert second["parent"] == first["version"]
+    assert [f["sha256"] for f in first["files"]] == [f["sha256"] for f in second["files"]]
+
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    folder = f"{BUCKET}/datasets/pages/versions/{first['version']}"
+    with fs.open(f"{folder}/{first['files'][0]['path']}", "rb") as f:
+        table = pq.read_table(f)
+    assert table.num_rows == first["files"][0]["rows"]
+    assert table.column("input_file")[0].as_py().startswith(f"s3://{BUCKET}/raw/")
+    # The stage cache lives on S3 too.
+    assert fs.ls(f"{BUCKET}/datasets/pages/cache/stages")
+    # Credentials never reach a manifest.
+    manifest = fs.cat(f"{folder}/manifest.json").decode()
+    for secret in CREDENTIALS.values():
+        assert secret not in manifest
+    assert json.loads(manifest)["inputs"][0]["files"][0]["url"] == f"s3://{BUCKET}/raw/pages.warc.gz"
