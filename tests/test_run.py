@@ -287,3 +287,63 @@ def test_partitioned_barrier_gives_the_same_result(tmp_path, prefect_api):
         results.append((dedup["rejected"], [f["sha256"] for f in manifest["files"]]))
     assert results[0] == results[1]
     assert results[0][0] > 0
+
+
+def test_dataset_as_input_retention_and_cache_entries(tmp_path, prefect_api):
+    first_recipe = write_recipe(tmp_path / "a.yaml", quickstart_like(tmp_path))
+    [a1] = run_recipe(str(first_recipe), progress=False)
+    assert any(e.startswith("stages/") for e in a1["cache_entries"])
+    assert any(e.startswith("decisions/") for e in a1["cache_entries"])
+    root = str(tmp_path / "dataset")
+
+    downstream = {
+        "name": "downstream",
+        "inputs": {"pages": {"path": root}},  # a dataset root: its latest version
+        "process": [{"text_length_filter": {"min_length": 3000}}],
+        "output": {"path": str(tmp_path / "downstream"), "keep_last": 2},
+    }
+    recipe = write_recipe(tmp_path / "b.yaml", downstream)
+    [b1] = run_recipe(str(recipe), progress=False)
+    [inp] = b1["inputs"]
+    assert (inp["dataset"], inp["version"]) == (root, a1["version"])
+    assert b1["rows"] == sum(
+        1 for f in a1["files"]
+        for t in pq.read_table(Path(versions.version_path(root, a1["version"])) / f["path"]).column("text").to_pylist()
+        if len(t) >= 3000
+    )
+
+    downstream["inputs"]["pages"]["path"] = f"{root}@{a1['version']}"
+    recipe = write_recipe(tmp_path / "b.yaml", downstream)
+    [b2] = run_recipe(str(recipe), progress=False)
+    [b3] = run_recipe(str(recipe), progress=False)
+    assert b2["inputs"][0]["version"] == a1["version"]
+    # keep_last: 2 -> the oldest of three versions is gone, folder and all.
+    assert b3["deleted_versions"] == [b1["version"]]
+    assert [v["version"] for v in versions.list_versions(str(tmp_path / "downstream"))] == [b2["version"], b3["version"]]
+    assert not Path(versions.version_path(str(tmp_path / "downstream"), b1["version"])).exists()
+
+    downstream["inputs"]["pages"]["path"] = f"{root}@no-such-version"
+    recipe = write_recipe(tmp_path / "b.yaml", downstream)
+    with pytest.raises(RunRefused) as error:
+        run_recipe(str(recipe), progress=False)
+    assert a1["version"] in str(error.value) and "inputs.pages.path" in str(error.value)
+
+
+def test_two_runs_at_once_commit_distinct_versions(tmp_path):
+    """Two CLI runs committing to the same dataset at the same time both succeed."""
+    recipe = write_recipe(tmp_path / "r.yaml", quickstart_like(tmp_path, shard_size=50))
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    env.pop("PREFECT_API_URL", None)
+    cmd = [sys.executable, "-m", "recipeflow.flows.cli", "run", str(recipe), "--no-progress"]
+    procs = [subprocess.Popen(cmd, cwd=REPO, env={**env, "PREFECT_HOME": str(tmp_path / f"ph{i}")},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-2000:]
+    listed = versions.list_versions(str(tmp_path / "dataset"))
+    assert len(listed) == 2 and listed[0]["version"] != listed[1]["version"]
+    shas = [
+        [f["sha256"] for f in versions.read_manifest(str(tmp_path / "dataset"), v["version"])["files"]]
+        for v in listed
+    ]
+    assert shas[0] == shas[1] and shas[0]

@@ -27,6 +27,11 @@ class NodeResult:
     plan: NodePlan
     stages: list[list[StageOutput]] = field(default_factory=list)
     summaries: dict[str, dict[str, Any]] = field(default_factory=dict)  # barrier step -> summary
+    cache_entries: set[str] = field(default_factory=set)  # "<kind>/<address>" used by this node
+
+    def use_cache_files(self, paths: list[str]) -> None:
+        """Note the cache entries (``<work>/<kind>/<address>/<file>``) that ``paths`` live in."""
+        self.cache_entries.update("/".join(p.split("/")[-3:-1]) for p in paths)
 
     @property
     def final(self) -> list[StageOutput]:
@@ -92,6 +97,11 @@ def _file_entries(files: list[writers.WrittenFile], version_dir: str) -> list[di
     ]
 
 
+def _dataset_keys(dataset: versions.DatasetInput | None) -> dict[str, Any]:
+    """For an input that is a dataset: which one, and the exact version read."""
+    return {} if dataset is None else {"dataset": dataset.root, "version": dataset.version}
+
+
 def commit_output(
     *,
     recipe: Recipe,
@@ -101,6 +111,7 @@ def commit_output(
     results: dict[str, NodeResult],
     input_files: dict[str, list[readers.FileScan]],
     run_info: dict[str, Any],
+    input_datasets: dict[str, versions.DatasetInput] | None = None,
 ) -> dict[str, Any]:
     """Write the version of ``output`` (whose path is absolute) and return its manifest."""
     root = output.path
@@ -160,6 +171,7 @@ def commit_output(
                 "name": name,
                 "path": spec.path,
                 "format": spec.format,
+                **_dataset_keys((input_datasets or {}).get(name)),
                 "files": [
                     {"url": s.url, "size": s.size, "sha256": s.sha256, "records": s.records}
                     for s in input_files[name]
@@ -176,7 +188,14 @@ def commit_output(
         "output": {"format": output.format, "keep_rejected": output.keep_rejected},
         "run": run_info["run"],
         "recipeflow_version": recipeflow.__version__,
+        # Stage-cache entries this version was made from: `recipeflow cache gc` keeps them.
+        "cache_entries": sorted(
+            {e for name in lineage_nodes for e in results[name].cache_entries}
+            | {f"stages/{o.address}" for name in lineage_nodes for outs in results[name].stages for o in outs}
+        ),
     }
     # The manifest is written last: until then no reader sees this version.
     versions.commit(root, version, manifest)
+    if output.keep_last:
+        manifest["deleted_versions"] = versions.apply_retention(root, output.keep_last)
     return manifest

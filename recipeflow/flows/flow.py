@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from recipeflow.flows import execute, readers, storage
 from recipeflow.flows.commit import NodeResult, commit_output
 from recipeflow.flows.execute import ShardInput, StageOutput
+from recipeflow.flows.inputs import resolve_input
 from recipeflow.flows.planner import NodePlan, OpRef, Plan, Stage, plan_recipe, stable_hash
 from recipeflow.flows.recipe import Recipe, RunSpec, TrainSpec, parse_recipe
 
@@ -201,8 +202,10 @@ def _scan_inputs(recipe: Recipe, work: Work) -> tuple[dict[str, list[readers.Fil
     files: dict[str, list[readers.FileScan]] = {}
     shards: dict[str, list[ShardInput]] = {}
     for name, spec in recipe.inputs.items():
-        urls = readers.expand_input(spec.path)
-        fmt = spec.format or readers.infer_format(urls[0])
+        resolved = resolve_input(spec)
+        urls, fmt = resolved.urls, resolved.format
+        if resolved.dataset is not None:
+            work.datasets[name] = resolved.dataset
         futures = [
             work.run(scan_task, f"scan {name}:{os.path.basename(u)}").submit(u, fmt, shard_size)
             for u in urls
@@ -210,9 +213,7 @@ def _scan_inputs(recipe: Recipe, work: Work) -> tuple[dict[str, list[readers.Fil
         scans = work.bar.wait(f"scan {name}", futures)
         files[name] = scans
         by_url = {s.url: s for s in scans}
-        cut = readers.cut_shards(
-            name, fmt, spec.text_field, spec.id_field, readers.input_root(spec.path), scans, shard_size
-        )
+        cut = readers.cut_shards(name, fmt, spec.text_field, spec.id_field, resolved.root, scans, shard_size)
         shards[name] = [execute.source_input(s, by_url) for s in cut]
     return files, shards
 
@@ -249,13 +250,14 @@ class Work:
     root: str
     reuse: bool
     bar: ProgressBar
+    datasets: dict[str, Any] = dataclasses.field(default_factory=dict)  # input name -> DatasetInput
 
     def run(self, task_fn: Any, name: str) -> Any:
         """``task_fn`` named for the UI; with `run.cache: false` cached results are not used."""
         return task_fn.with_options(task_run_name=name, refresh_cache=not self.reuse)
 
 
-def _resolve(stage: Stage, signatures: list[str], work: Work) -> execute.Resolution:
+def _resolve(stage: Stage, signatures: list[str], work: Work, result: NodeResult) -> execute.Resolution:
     """Phase 2 of a barrier: one resolve task, or partition tasks in parallel and a merge."""
     barrier = stage.barrier
     assert barrier is not None
@@ -264,7 +266,7 @@ def _resolve(stage: Stage, signatures: list[str], work: Work) -> execute.Resolut
         return work.run(resolve_task, f"{stage.id} resolve {barrier.name}")(
             barrier, signatures, work.root, work.reuse
         )
-    partials = work.bar.wait(
+    partials: list[str] = work.bar.wait(
         f"{stage.id} {barrier.name}: partitions",
         [
             work.run(resolve_partition_task, f"{stage.id} {barrier.name} partition {p}/{partitions}").submit(
@@ -273,6 +275,7 @@ def _resolve(stage: Stage, signatures: list[str], work: Work) -> execute.Resolut
             for p in range(partitions)
         ],
     )
+    result.use_cache_files(partials)
     return work.run(merge_task, f"{stage.id} merge {barrier.name}")(
         barrier, partials, signatures, work.root, work.reuse
     )
@@ -290,8 +293,9 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeR
                 for i in inputs
             ],
         )
-        resolution = _resolve(stage, signatures, work)
+        resolution = _resolve(stage, signatures, work, result)
         decisions = list(resolution.paths)
+        result.use_cache_files(signatures + decisions)
         if resolution.summary is not None:
             result.summaries[stage.barrier.step] = resolution.summary
     futures = [
@@ -374,6 +378,7 @@ def recipe_flow(
             output=output,
             results=results,
             input_files=input_files,
+            input_datasets=work.datasets,
             run_info=run_info,
         )
         for node, output in recipe.outputs.items()

@@ -171,6 +171,9 @@ class OutputSpec(StrictModel):
         strict=True,
         description="Also write rejected documents, with who rejected them and why",
     )
+    keep_last: PositiveInt | None = Field(
+        None, description="Keep only this many newest versions; older ones are deleted after a commit"
+    )
 
 
 class RunSpec(StrictModel):

@@ -6,6 +6,7 @@ import os
 from typing import Any, Sequence
 
 from recipeflow.flows import readers, storage
+from recipeflow.flows.inputs import resolve_input
 from recipeflow.flows.recipe import Recipe, load_recipe
 
 
@@ -21,10 +22,8 @@ def preflight(recipe: Recipe, base_dir: str) -> None:
     where = recipe.source or "<recipe>"
     for name, spec in runnable.inputs.items():
         try:
-            urls = readers.expand_input(spec.path)
-            if spec.format is None:
-                readers.infer_format(urls[0])
-        except readers.InputNotFound as exc:
+            resolve_input(spec)
+        except (readers.InputNotFound, FileNotFoundError) as exc:
             raise RunRefused(f"{where}: inputs.{name}.path: {exc}") from exc
         except ValueError as exc:
             raise RunRefused(f"{where}: inputs.{name}.format: {exc}") from exc

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from recipeflow.flows import storage
@@ -69,3 +70,51 @@ def commit(root: str, version: str, manifest: dict[str, Any]) -> str:
     """Make a version visible: its manifest is the last file written."""
     storage.write_json(manifest_path(root, version), manifest)
     return version_path(root, version)
+
+
+def apply_retention(root: str, keep_last: int) -> list[str]:
+    """Delete all but the newest ``keep_last`` committed versions; returns those deleted.
+
+    The manifest goes first, so a version being deleted is invisible before its files go.
+    """
+    deleted = []
+    for manifest in committed_manifests(root)[:-keep_last]:
+        version = manifest["version"]
+        storage.remove(manifest_path(root, version))
+        storage.remove(version_path(root, version), recursive=True)
+        deleted.append(version)
+    return deleted
+
+
+@dataclass(frozen=True)
+class DatasetInput:
+    """An input that is a recipeflow dataset: one committed version's data files."""
+
+    root: str
+    version: str
+    format: str
+    files: list[str]
+
+
+def dataset_input(path: str) -> DatasetInput | None:
+    """``ROOT`` (its latest version) or ``ROOT@VERSION`` when ``path`` names a dataset root;
+    ``None`` for ordinary files and globs."""
+    root, _, version = path.partition("@") if "@" in path.rsplit("/", 1)[-1] else (path, "", "")
+    if not storage.exists(storage.join(root, VERSIONS_DIR)):
+        if version:
+            raise FileNotFoundError(f"{root!r} is not a dataset root (no versions/ folder in it)")
+        return None
+    manifests = {m["version"]: m for m in committed_manifests(root)}
+    if not manifests:
+        raise FileNotFoundError(f"dataset {root!r} has no committed version yet")
+    if version and version not in manifests:
+        known = ", ".join(manifests) or "none"
+        raise FileNotFoundError(f"dataset {root!r} has no version {version!r} (versions: {known})")
+    manifest = manifests[version] if version else list(manifests.values())[-1]
+    folder = version_path(root, manifest["version"])
+    return DatasetInput(
+        root=root,
+        version=manifest["version"],
+        format="parquet" if manifest["output"]["format"] == "parquet" else "jsonl",
+        files=[storage.join(folder, f["path"]) for f in manifest["files"]],
+    )
