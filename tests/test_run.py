@@ -347,3 +347,35 @@ def test_two_runs_at_once_commit_distinct_versions(tmp_path):
         for v in listed
     ]
     assert shas[0] == shas[1] and shas[0]
+
+
+def test_commit_is_an_asset_materialization_with_dataset_artifacts(tmp_path, prefect_api):
+    import httpx
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    recipe = write_recipe(tmp_path / "r.yaml", quickstart_like(tmp_path))
+    [first] = run_recipe(str(recipe), progress=False)
+    [second] = run_recipe(str(recipe), progress=False)
+    dataset_key = f"file://{tmp_path / 'dataset'}"
+
+    response = httpx.post(
+        f"{prefect_api}/events/filter",
+        json={"filter": {"event": {"prefix": ["prefect.asset.materialization"]}, "order": "ASC"}, "limit": 50},
+    )
+    response.raise_for_status()
+    events = [e for e in response.json()["events"] if e["resource"]["prefect.resource.id"] == dataset_key]
+    assert len(events) == 2 and all(e["event"] == "prefect.asset.materialization.succeeded" for e in events)
+    upstream = {r["prefect.resource.id"] for r in events[-1]["related"] if r.get("prefect.resource.role") == "asset"}
+    assert f"file://{SAMPLE_WARC}" in upstream
+
+    with get_client(sync_client=True) as client:
+        latest = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["dataset-versions", "dataset-lineage"]))
+        )
+    by_key = {a.key: a for a in latest}
+    table = by_key["dataset-versions"].data
+    table = json.loads(table) if isinstance(table, str) else table
+    assert [row["version"] for row in table] == [first["version"], second["version"]]
+    card = by_key["dataset-lineage"].data
+    assert second["version"] in card and str(SAMPLE_WARC) in card and "exact_dedup" in card

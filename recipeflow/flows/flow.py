@@ -22,7 +22,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from recipeflow.flows import execute, readers, storage
-from recipeflow.flows.commit import NodeResult, commit_output
+from recipeflow.flows.commit import NodeResult, ancestors
+from recipeflow.flows.publish import commit_as_asset
 from recipeflow.flows.execute import ShardInput, StageOutput
 from recipeflow.flows.inputs import resolve_input
 from recipeflow.flows.planner import NodePlan, OpRef, Plan, Stage, plan_recipe, stable_hash
@@ -123,9 +124,16 @@ def train_task(name: str, spec: TrainSpec, positives: list[ShardInput], negative
     return train_and_commit(name, spec, positives, negatives, run_info)
 
 
-@task(name="commit")
-def commit_task(**kwargs: Any) -> dict[str, Any]:
-    return commit_output(**kwargs)
+def _upstream_urls(
+    recipe: Recipe, node: str, input_files: dict[str, list[readers.FileScan]], datasets: dict[str, Any]
+) -> list[str]:
+    """The inputs an output is made from: dataset roots, or the files read."""
+    used = {s for n in ancestors(recipe, node) for s in recipe.nodes[n].sources if s in recipe.inputs}
+    urls: list[str] = []
+    for name in recipe.inputs:
+        if name in used:
+            urls += [datasets[name].root] if name in datasets else [f.url for f in input_files[name]]
+    return urls
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -371,7 +379,9 @@ def recipe_flow(
         },
     }
     manifests = [
-        commit_task.with_options(task_run_name=f"commit {node}")(
+        commit_as_asset(
+            f"commit {node}",
+            _upstream_urls(recipe, node, input_files, work.datasets),
             recipe=recipe,
             plan=plan,
             node=node,
