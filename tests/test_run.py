@@ -231,6 +231,21 @@ def test_killed_run_leaves_no_version_and_resumes(tmp_path):
     # The finished shards were not redone: their result files are untouched.
     for address, mtime in finished_before.items():
         assert (stages / address / "result.json").stat().st_mtime_ns == mtime
+    # And the result equals an uninterrupted run's, byte for byte.
+    fresh = subprocess.run(
+        cmd + ["--set", f"output.path={tmp_path / 'fresh'}"], cwd=REPO, env=env,
+        capture_output=True, text=True, timeout=300,
+    )
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    [fresh_version] = versions.list_versions(str(tmp_path / "fresh"))
+
+    def checksums(root: str, version: str) -> list:
+        manifest = versions.read_manifest(root, version)
+        return [(f["path"], f["sha256"]) for f in manifest["files"] + manifest["rejected_files"]]
+
+    assert checksums(str(tmp_path / "dataset"), version["version"]) == checksums(
+        str(tmp_path / "fresh"), fresh_version["version"]
+    )
 
 
 def test_graph_recipe_with_rejected_stream_union_and_two_outputs(tmp_path, prefect_api):
