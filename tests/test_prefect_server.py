@@ -1,0 +1,109 @@
+"""All real: a `prefect server` on 127.0.0.1, `recipeflow run` twice against it, and the API
+shows the flow runs, Cached task states on the second run, the dataset's artifacts and the
+asset materialization events."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.conftest import REPO, SAMPLE_WARC
+from tests.s3 import _free_port
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("prefect-server-home")
+    port = _free_port()
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    log = open(home / "server.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    api = f"http://127.0.0.1:{port}/api"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError((home / "server.log").read_text()[-3000:])
+        time.sleep(0.5)
+    else:
+        raise RuntimeError("prefect server did not start in time")
+    try:
+        yield api
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def _run_cli(recipe: Path, api: str, home: Path) -> str:
+    env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(home)}
+    done = subprocess.run(
+        [sys.executable, "-m", "recipeflow.flows.cli", "run", str(recipe), "--no-progress"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_runs_against_a_real_prefect_server(tmp_path, prefect_server):
+    api = prefect_server
+    recipe = tmp_path / "ui.yaml"
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "name": "ui-check",
+                "inputs": {"pages": {"path": str(SAMPLE_WARC)}},
+                "process": [{"html_extract": {}}, {"text_length_filter": {"min_length": 500}}, {"exact_dedup": {}}],
+                "output": {"path": str(tmp_path / "ui-dataset")},
+                "run": {"executor": "processes", "workers": 2, "shard_size": 100},
+            }
+        )
+    )
+    _run_cli(recipe, api, tmp_path / "home")
+    _run_cli(recipe, api, tmp_path / "home")
+
+    flow_runs = httpx.post(f"{api}/flow_runs/filter", json={"sort": "START_TIME_ASC"}).json()
+    runs = [r for r in flow_runs if r["name"] == "ui-check"]
+    assert len(runs) == 2 and all(r["state_type"] == "COMPLETED" for r in runs)
+
+    def states(flow_run_id: str) -> Counter:
+        task_runs = httpx.post(
+            f"{api}/task_runs/filter", json={"flow_runs": {"id": {"any_": [flow_run_id]}}}
+        ).json()
+        return Counter(t["state_name"] for t in task_runs)
+
+    first, second = states(runs[0]["id"]), states(runs[1]["id"])
+    assert first["Cached"] == 0 and first["Completed"] >= 10
+    assert second["Cached"] == 14, second  # scan, 4 stages, 4 signatures, resolve, 4 stages
+
+    artifacts = httpx.post(f"{api}/artifacts/latest/filter", json={}).json()
+    keys = {a["key"]: a["type"] for a in artifacts}
+    assert keys.get("ui-dataset-versions") == "table" and keys.get("ui-dataset-lineage") == "markdown"
+    assert keys.get("ui-check-operator-counts") == "table"
+
+    events = httpx.post(
+        f"{api}/events/filter",
+        json={"filter": {"event": {"prefix": ["prefect.asset.materialization"]}}, "limit": 50},
+    ).json()["events"]
+    ours = [e for e in events if e["resource"]["prefect.resource.id"] == f"file://{tmp_path / 'ui-dataset'}"]
+    assert len(ours) == 2
