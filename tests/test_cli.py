@@ -98,3 +98,20 @@ def test_run_with_set_override_and_versions(tmp_path, prefect_api, monkeypatch):
     assert step["params"]["min_length"] == 5000
     listing = invoke("versions", "relative/out")
     assert version["version"] in listing.output
+
+
+def test_every_shipped_recipe_is_valid():
+    recipes = sorted((REPO / "recipes").glob("*.yaml"))
+    assert len(recipes) >= 4
+    for recipe in recipes:
+        result = CliRunner().invoke(main, ["validate", str(recipe)])
+        assert result.exit_code == 0, f"{recipe.name}: {result.output}"
+
+
+def test_quickstart_recipe_runs_as_shipped(tmp_path, prefect_api):
+    result = invoke(
+        "run", str(REPO / "recipes" / "quickstart.yaml"), "--no-progress",
+        "--set", f"output.path={tmp_path / 'quickstart'}",
+    )
+    assert result.exit_code == 0, result.output
+    assert "written to" in result.output and "exact_dedup" in result.output
