@@ -140,9 +140,24 @@ def _upstream_urls(
 
 
 def task_runner(run: RunSpec):
-    """The Prefect task runner for ``run.executor``."""
+    """The Prefect task runner for ``run.executor``. Every runner gives the same output bytes:
+    tasks write content-addressed files, and the flow orders results by shard, not by finish."""
     if run.executor == "processes":
         return ProcessPoolTaskRunner(max_workers=run.workers)
+    if run.executor == "ray":
+        from prefect_ray import RayTaskRunner
+
+        if run.address:
+            return RayTaskRunner(address=run.address)
+        return RayTaskRunner(init_kwargs={"num_cpus": run.workers, "include_dashboard": False})
+    if run.executor == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if run.address:
+            return DaskTaskRunner(address=run.address)
+        return DaskTaskRunner(
+            cluster_kwargs={"n_workers": run.workers, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
+        )
     return ThreadPoolTaskRunner(max_workers=run.workers)
 
 

@@ -52,7 +52,7 @@ from recipeflow.operators.base import Operator
 
 # Executors are plain Literal values: adding "ray" or "dask" later is a one-word change here
 # (and the runner's job), not a schema redesign.
-Executor = Literal["threads", "processes"]
+Executor = Literal["threads", "processes", "ray", "dask"]
 InputFormat = Literal["jsonl", "parquet", "warc", "text"]
 OutputFormat = Literal["parquet", "jsonl.gz"]
 
@@ -179,7 +179,15 @@ class OutputSpec(StrictModel):
 class RunSpec(StrictModel):
     """How the flow runs."""
 
-    executor: Executor = Field("threads", description="Task runner")
+    executor: Executor = Field(
+        "threads",
+        description="Task runner: threads, processes, ray (prefect-ray) or dask (prefect-dask)",
+    )
+    address: str | None = Field(
+        None,
+        description="ray/dask: address of an existing cluster (e.g. ray://head:10001, "
+        "tcp://scheduler:8786); omitted = a local cluster of `workers` processes",
+    )
     workers: PositiveInt = Field(2, description="Parallel workers")
     shard_size: PositiveInt = Field(
         10000, description="Documents per shard (the unit of parallel work)"
