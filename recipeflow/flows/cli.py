@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import NoReturn
 
 import click
 
@@ -135,6 +136,114 @@ def versions(root: str, as_json: bool) -> None:
         return
     for r in rows:
         click.echo(f"{r['version']}  {r['created_at']}  {r['rows']:>8} rows  {r['path']}")
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(message, err=True)
+    sys.exit(1)
+
+
+@main.command()
+@click.argument("root")
+@click.argument("a")
+@click.argument("b")
+@click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Ids listed for each of added, removed and changed.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def diff(root: str, a: str, b: str, limit: int, as_json: bool) -> None:
+    """Documents added, removed and changed from version A to version B of the dataset at ROOT,
+    and documents in/out per operator in each.
+
+    A and B are version ids, `latest`, or `parent` (the parent of the other one).
+    """
+    from recipeflow.flows.diff import diff_versions, render_text
+    from recipeflow.flows.version_reader import InspectError
+
+    try:
+        result = diff_versions(root, a, b, limit=limit)
+    except InspectError as exc:
+        _fail(str(exc))
+    if as_json:
+        _echo_json(result.as_json())
+        return
+    click.echo(render_text(result))
+
+
+@main.command()
+@click.argument("root")
+@click.argument("doc_id")
+@click.option("--version", "version", default=None, help="Version id or `latest` [default: latest].")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def trace(root: str, doc_id: str, version: str | None, as_json: bool) -> None:
+    """Where document DOC_ID of the dataset at ROOT came from: its input file and record, the
+    steps it passed, and for a rejected document the operator, reason and statistic."""
+    from recipeflow.flows.trace import render_text, trace_document
+    from recipeflow.flows.version_reader import InspectError
+
+    try:
+        result = trace_document(root, doc_id, version)
+    except InspectError as exc:
+        _fail(str(exc))
+    if as_json:
+        _echo_json(result.as_json())
+        return
+    click.echo(render_text(result))
+
+
+@main.command()
+@click.argument("ref", metavar="ROOT[@VERSION]")
+@click.option("--json", "as_json", is_flag=True, help="The lineage tree as JSON.")
+def lineage(ref: str, as_json: bool) -> None:
+    """The inputs of a version (files with sha256, or datasets' versions) and, recursively,
+    the versions of the datasets it read, with each recipe and parent version."""
+    from recipeflow.flows.lineage import dataset_lineage, render_text
+    from recipeflow.flows.version_reader import InspectError
+
+    try:
+        tree = dataset_lineage(ref)
+    except InspectError as exc:
+        _fail(str(exc))
+    if as_json:
+        _echo_json(tree)
+        return
+    click.echo(render_text(tree))
+
+
+@main.group()
+def cache() -> None:
+    """The stage cache of a dataset root (`<root>/cache/`)."""
+
+
+@cache.command("ls")
+@click.argument("root")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def cache_ls(root: str, as_json: bool) -> None:
+    """List the cache entries under ROOT: kind, address, size, modified time, versions using it."""
+    from recipeflow.flows.cache_admin import list_entries, render_list, totals
+
+    entries = list_entries(root)
+    if as_json:
+        _echo_json({"entries": [e.as_json() for e in entries], "totals": totals(entries)})
+        return
+    click.echo(render_list(root, entries))
+
+
+@cache.command("gc")
+@click.argument("root")
+@click.option("--older-than", "older_than", type=click.FloatRange(min=0), default=24.0, show_default=True,
+              metavar="HOURS", help="Only remove entries last written more than HOURS ago.")
+@click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def cache_gc(root: str, older_than: float, dry_run: bool, as_json: bool) -> None:
+    """Remove the cache entries under ROOT that no committed version uses and that are older
+    than --older-than hours (newer ones may belong to a run in progress)."""
+    from recipeflow.flows.cache_admin import collect_garbage, render_gc
+
+    result = collect_garbage(root, older_than_hours=older_than, dry_run=dry_run)
+    if as_json:
+        _echo_json(result.as_json())
+        return
+    click.echo(render_gc(root, result))
 
 
 @main.command()
