@@ -100,3 +100,15 @@ def test_cache_false_recomputes(tmp_path, prefect_api, counting):
     [again] = run_recipe(_recipe(tmp_path, cache=False), progress=False)
     assert counting["a"] == 4 and counting["after-dedup"] == 4
     assert "Cached" not in _task_states(again["run"]["flow_run_id"])
+
+
+def test_rerun_after_the_stage_cache_is_removed(tmp_path, prefect_api, counting):
+    """Prefect still remembers the old results, but their files are gone: the work runs again."""
+    import shutil
+
+    [first] = run_recipe(_recipe(tmp_path), progress=False)
+    shutil.rmtree(tmp_path / "out" / "cache")
+    counting.clear()
+    [again] = run_recipe(_recipe(tmp_path), progress=False)
+    assert counting["a"] == 4
+    assert [f["sha256"] for f in again["files"]] == [f["sha256"] for f in first["files"]]

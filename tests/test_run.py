@@ -388,7 +388,7 @@ def test_commit_is_an_asset_materialization_with_dataset_artifacts(tmp_path, pre
         latest = client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["dataset-versions", "dataset-lineage"]))
         )
-    by_key = {a.key: a for a in latest}
+    by_key = {a.key: a for a in sorted(latest, key=lambda a: a.created)}  # the newest per key
     table = by_key["dataset-versions"].data
     table = json.loads(table) if isinstance(table, str) else table
     assert [row["version"] for row in table] == [first["version"], second["version"]]

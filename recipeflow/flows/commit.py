@@ -188,10 +188,12 @@ def commit_output(
         "output": {"format": output.format, "keep_rejected": output.keep_rejected},
         "run": run_info["run"],
         "recipeflow_version": recipeflow.__version__,
-        # Stage-cache entries this version was made from: `recipeflow cache gc` keeps them.
+        # Stage-cache entries of this run (all its nodes: the cache beside the first output
+        # serves every output): `recipeflow cache gc` keeps them.
+        "cache_root": run_info.get("cache_root"),
         "cache_entries": sorted(
-            {e for name in lineage_nodes for e in results[name].cache_entries}
-            | {f"stages/{o.address}" for name in lineage_nodes for outs in results[name].stages for o in outs}
+            {e for r in results.values() for e in r.cache_entries}
+            | {f"stages/{o.address}" for r in results.values() for outs in r.stages for o in outs}
         ),
     }
     # The manifest is written last: until then no reader sees this version.

@@ -275,9 +275,14 @@ class Work:
     bar: ProgressBar
     datasets: dict[str, Any] = dataclasses.field(default_factory=dict)  # input name -> DatasetInput
 
-    def run(self, task_fn: Any, name: str) -> Any:
-        """``task_fn`` named for the UI; with `run.cache: false` cached results are not used."""
-        return task_fn.with_options(task_run_name=name, refresh_cache=not self.reuse)
+    def run(self, task_fn: Any, name: str, entry: str | None = None) -> Any:
+        """``task_fn`` named for the UI. Prefect's cached result is used only when reuse is on
+        and the work's stored result (cache ``entry``: ``<kind>/<address>``) still exists —
+        ``recipeflow cache gc`` may have removed it."""
+        refresh = not self.reuse or (
+            entry is not None and not storage.exists(storage.join(self.root, entry, execute.RESULT))
+        )
+        return task_fn.with_options(task_run_name=name, refresh_cache=refresh)
 
 
 def _resolve(stage: Stage, signatures: list[str], work: Work, result: NodeResult) -> execute.Resolution:
@@ -286,20 +291,26 @@ def _resolve(stage: Stage, signatures: list[str], work: Work, result: NodeResult
     assert barrier is not None
     partitions = barrier.build().partitions()  # type: ignore[attr-defined]
     if partitions <= 1:
-        return work.run(resolve_task, f"{stage.id} resolve {barrier.name}")(
+        entry = f"decisions/{execute.resolve_address(barrier, signatures)}"
+        return work.run(resolve_task, f"{stage.id} resolve {barrier.name}", entry)(
             barrier, signatures, work.root, work.reuse
         )
     partials: list[str] = work.bar.wait(
         f"{stage.id} {barrier.name}: partitions",
         [
-            work.run(resolve_partition_task, f"{stage.id} {barrier.name} partition {p}/{partitions}").submit(
+            work.run(
+                resolve_partition_task,
+                f"{stage.id} {barrier.name} partition {p}/{partitions}",
+                f"partitions/{execute.partition_address(barrier, signatures, p, partitions)}",
+            ).submit(
                 barrier, signatures, p, partitions, work.root, work.reuse
             )
             for p in range(partitions)
         ],
     )
     result.use_cache_files(partials)
-    return work.run(merge_task, f"{stage.id} merge {barrier.name}")(
+    entry = f"decisions/{execute.merge_address(barrier, partials)}"
+    return work.run(merge_task, f"{stage.id} merge {barrier.name}", entry)(
         barrier, partials, signatures, work.root, work.reuse
     )
 
@@ -310,7 +321,11 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeR
         signatures = work.bar.wait(
             f"{stage.id} {stage.barrier.name}: signatures",
             [
-                work.run(signatures_task, f"{stage.id} signatures {i.key}").submit(
+                work.run(
+                    signatures_task,
+                    f"{stage.id} signatures {i.key}",
+                    f"signatures/{execute.signatures_address(stage.barrier, i)}",
+                ).submit(
                     stage.barrier, i, work.root, work.reuse
                 )
                 for i in inputs
@@ -322,7 +337,9 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeR
         if resolution.summary is not None:
             result.summaries[stage.barrier.step] = resolution.summary
     futures = [
-        work.run(stage_task, f"{stage.id} {inp.key}").submit(stage, inp, decision, work.root, work.reuse)
+        work.run(
+            stage_task, f"{stage.id} {inp.key}", f"stages/{execute.stage_address(stage, inp, decision)}"
+        ).submit(stage, inp, decision, work.root, work.reuse)
         for inp, decision in zip(inputs, decisions)
     ]
     return work.bar.wait(f"{stage.id} {' → '.join(stage.operator_names) or 'pass'}", futures)
@@ -381,6 +398,7 @@ def recipe_flow(
         work.bar.stop()
 
     run_info = {
+        "cache_root": work_root,
         "recipe_name": written.name,
         "recipe_sha256": written.sha256(),
         "recipe_resolved": written.resolved(),
