@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 import posixpath
 import re
+from pathlib import PurePosixPath
 from typing import Any
 
 from recipeflow.flows import readers
@@ -451,9 +452,13 @@ class _Conversion:
             return
         try:
             readers.infer_format(path)
-        except ValueError as error:
-            self.issues.add_original(("dataset_path",), str(error).split("; set `format:`")[0],
-                                     expected="JSONL (.jsonl, .json, .gz/.zst), Parquet or text")
+        except ValueError:
+            extension = "".join(PurePosixPath(path).suffixes[-2:]) or path
+            self.issues.add_original(
+                ("dataset_path",),
+                f"recipeflow cannot read {extension} files ({path})",
+                expected="JSONL (.jsonl, .json; .gz or .zst compressed), Parquet or text (.txt, .md)",
+            )
 
     # --- output
 

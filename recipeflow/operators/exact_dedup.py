@@ -7,18 +7,22 @@ import xxhash
 from pydantic import Field
 
 from recipeflow.operators import document as doc
-from recipeflow.operators.base import (
-    BarrierDecision,
-    Deduplicator,
-    OperatorParams,
-    Rejection,
-)
+from recipeflow.operators._dedup_keys import KeyDeduplicator
+from recipeflow.operators._dedup_text import exact_key
+from recipeflow.operators.base import OperatorParams
 from recipeflow.operators.registry import register
-
-_HASH = "hash"
 
 
 class ExactDedupParams(OperatorParams):
+    lowercase: bool = Field(False, description="Compare texts in lower case.")
+    normalize_whitespace: bool = Field(
+        False,
+        description="Compare texts with every run of whitespace (spaces, tabs, line breaks) made "
+        "one space, and no leading or trailing whitespace.",
+    )
+    remove_punctuation: bool = Field(
+        False, description="Compare texts without punctuation (Unicode categories P*)."
+    )
     partitions: int = Field(
         1,
         ge=1,
@@ -28,66 +32,26 @@ class ExactDedupParams(OperatorParams):
 
 
 @register
-class ExactDedup(Deduplicator):
+class ExactDedup(KeyDeduplicator):
     """Remove documents with identical text, keeping the first in input order.
 
-    A barrier: each shard hashes its texts (128-bit xxh3), the first occurrence of every hash
-    is found across all shards in input order (in one task, or in ``partitions`` tasks that
-    each own a range of hashes), then each shard drops its later copies (reason
+    Texts can be compared after normalisation (lower case, whitespace, punctuation; all off by
+    default). A barrier: each shard hashes its texts (128-bit xxh3), the first occurrence of
+    every hash is found across all shards in input order (in one task, or in ``partitions``
+    tasks that each own a range of hashes), then each shard drops its later copies (reason
     ``exact_duplicate``, detail names the kept document's id).
     """
 
     name = "exact_dedup"
-    version = "1"
+    # 2: signature and partition files changed layout (same decisions as 1).
+    version = "2"
     Params = ExactDedupParams
+    reason = "exact_duplicate"
 
-    def signatures(self, batch: pa.Table) -> pa.Table:
+    def keys(self, batch: pa.Table) -> list[bytes | None]:
+        p = self.params
+        normalised = p.lowercase or p.normalize_whitespace or p.remove_punctuation
         texts = batch.column(doc.TEXT).to_pylist()
-        hashes = [xxhash.xxh3_128_digest(t.encode("utf-8")) for t in texts]
-        return pa.table({_HASH: pa.array(hashes, type=pa.binary(16)), doc.ID: batch.column(doc.ID)})
-
-    def resolve(self, signatures: list[pa.Table]) -> list[BarrierDecision]:
-        return self.merge([self.resolve_partition(signatures, 0, 1)], [len(s) for s in signatures])
-
-    def partitions(self) -> int:
-        return self.params.partitions
-
-    def resolve_partition(
-        self, signatures: list[pa.Table], partition: int, partitions: int
-    ) -> pa.Table:
-        """The later copies among the hashes this partition owns: (shard, row, kept id)."""
-        first_id: dict[bytes, str] = {}
-        shards, rows, kept_ids = [], [], []
-        for shard, table in enumerate(signatures):
-            hashes = table.column(_HASH).to_pylist()
-            ids = table.column(doc.ID).to_pylist()
-            for row, (digest, doc_id) in enumerate(zip(hashes, ids)):
-                if digest[0] % partitions != partition:
-                    continue
-                kept_id = first_id.get(digest)
-                if kept_id is None:
-                    first_id[digest] = doc_id
-                else:
-                    shards.append(shard)
-                    rows.append(row)
-                    kept_ids.append(kept_id)
-        return pa.table(
-            {
-                "shard": pa.array(shards, pa.int64()),
-                "row": pa.array(rows, pa.int64()),
-                "kept_id": pa.array(kept_ids, pa.string()),
-            }
-        )
-
-    def merge(self, partials: list[pa.Table], shard_sizes: list[int]) -> list[BarrierDecision]:
-        decisions = [BarrierDecision(drop={}) for _ in shard_sizes]
-        for partial in partials:
-            for shard, row, kept_id in zip(
-                partial.column("shard").to_pylist(),
-                partial.column("row").to_pylist(),
-                partial.column("kept_id").to_pylist(),
-            ):
-                decisions[shard].drop[row] = Rejection(
-                    "exact_duplicate", detail=f"duplicate_of={kept_id}"
-                )
-        return decisions
+        if normalised:
+            texts = [exact_key(t, p.lowercase, p.normalize_whitespace, p.remove_punctuation) for t in texts]
+        return [xxhash.xxh3_128_digest(t.encode("utf-8")) for t in texts]

@@ -1,0 +1,304 @@
+"""Text cleaning shared by the native operators and their Data-Juicer-named twins.
+
+One implementation per kind of cleaning, so ``fix_unicode`` and ``fix_unicode_mapper``,
+``remove_links`` and ``clean_links_mapper``, ``normalize_punctuation`` and
+``punctuation_normalization_mapper``, ``pii_redact`` and ``clean_email_mapper`` /
+``clean_ip_mapper`` cannot drift apart: they differ only in defaults and parameter names.
+
+The regular expressions are the reference tools' own (Data-Juicer 1.6.1's mappers, DataTrove's
+``PIIFormatter`` as FineWeb used it): matching exactly what they match is the point. So is the
+engine: Data-Juicer compiles its patterns with the ``regex`` module, DataTrove with ``re``. They
+differ at the edges (``\\s`` and ``\\w`` for some code points) and in speed: on some real pages
+``re`` backtracks for seconds on the link pattern where ``regex`` takes a millisecond.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Sequence
+
+import unicodedata
+
+import ftfy
+import regex
+from ftfy import TextFixerConfig, badness, chardata
+
+# --- Data-Juicer's default patterns (clean_email_mapper, clean_ip_mapper, clean_links_mapper)
+
+DJ_EMAIL_PATTERN = r"[A-Za-z0-9.\-+_]+@[a-z0-9.\-+_]+\.[a-z]+"
+
+_DJ_IPV4_OCTET_DOT = (
+    r"(?:(?:1[0-9][0-9]\.)|(?:2[0-4][0-9]\.)|(?:25[0-5]\.)|(?:[1-9][0-9]\.)|(?:[0-9]\.))"
+)
+_DJ_IPV4_OCTET = r"(?:(?:1[0-9][0-9])|(?:2[0-4][0-9])|(?:25[0-5])|(?:[1-9][0-9])|(?:[0-9]))"
+_DJ_IPV6 = r"([\da-fA-F]{1,4}:){7}[\da-fA-F]{1,4}"  # the group is Data-Juicer's: \1 refers to it
+DJ_IP_PATTERN = _DJ_IPV4_OCTET_DOT + "{3}" + _DJ_IPV4_OCTET + "|" + _DJ_IPV6
+# What every match of DJ_IP_PATTERN contains ("1.2.3" of an IPv4 address, "a:bc:" of an IPv6
+# one): a text without it is left alone without running the costlier pattern.
+DJ_IP_PREFILTER = r"[0-9]\.[0-9]{1,3}\.[0-9]|[\da-fA-F]:[\da-fA-F]{1,4}:"
+
+# A scheme (http://, mailto:), www., or a host name followed by a slash; then the link's body,
+# with balanced parentheses; it never ends on punctuation that usually closes a sentence.
+DJ_LINK_PATTERN = (
+    r"(?i)\b("
+    r"(?:[a-z][\w-]+:(?:\/{1,3}|[a-z0-9%])|www\d{0,3}[.]|[a-z0-9.\-]+[.][a-z]{2,4}\/)"
+    r"(?:[^\s()<>]+|\(([^\s()<>]+|(\([^\s()<>]+\)))*\))"
+    r"+(?:\(([^\s()<>]+|(\([^\s()<>]+\)))*\)|[^\s`!()\[\]{};:\'\".,<>?«»“”‘’])"
+    r")"
+)
+
+# --- FineWeb's PII patterns and replacements (DataTrove's PIIFormatter)
+
+_EMAIL_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)"
+FINEWEB_EMAIL_PATTERN = (
+    rf"\b{_EMAIL_ATOM}(?:\.{_EMAIL_ATOM})*@"
+    rf"(?:(?:{_HOST_LABEL}\.)+{_HOST_LABEL}"  # a host name
+    rf"|\[(?:{_OCTET}\.){{3}}(?:{_OCTET}|[A-Za-z0-9-]*[A-Za-z0-9]:)\])"  # or [an address literal]
+)
+FINEWEB_IP_PATTERN = rf"(?:{_OCTET}\.){{3}}{_OCTET}"
+# example.com and example.org are reserved for examples; the addresses are the ones FineWeb used
+# (they did not answer pings when DataTrove chose them).
+FINEWEB_EMAIL_REPLACEMENTS = ("email@example.com", "firstname.lastname@example.org")
+FINEWEB_IP_REPLACEMENTS = (
+    "22.214.171.124",
+    "126.96.36.199",
+    "188.8.131.52",
+    "184.108.40.206",
+    "220.127.116.11",
+    "18.104.22.168",
+)
+
+
+def strip_raw_string_marks(pattern: str) -> str:
+    """Data-Juicer accepts a pattern written as ``r'...'`` or ``r"..."`` and drops the marks."""
+    if len(pattern) > 2 and pattern[:2] in ("r'", 'r"') and pattern[-1] == pattern[1]:
+        return pattern[2:-1]
+    return pattern
+
+
+def compile_datajuicer_pattern(pattern: str) -> regex.Pattern:
+    """A pattern as Data-Juicer's mappers compile it: ``regex`` module, DOTALL."""
+    return regex.compile(strip_raw_string_marks(pattern), regex.DOTALL)
+
+
+def check_pattern(pattern: str) -> str:
+    """``pattern`` if it compiles; else ``ValueError`` saying what is wrong, for the recipe."""
+    try:
+        compile_datajuicer_pattern(pattern)
+    except regex.error as error:
+        raise ValueError(f"not a valid regular expression: {error}") from None
+    return pattern
+
+
+def check_template(pattern: str, template: str) -> str:
+    """``template`` if it is a valid replacement for ``pattern`` (``\\1`` needs a group 1, a
+    lone backslash is an error); else ``ValueError``. ``regex`` reads templates as ``re`` does;
+    its parser is private, so ``re``'s checks them (skipped for patterns only ``regex`` reads)."""
+    try:
+        compiled = re.compile(strip_raw_string_marks(pattern), re.DOTALL)
+    except re.error:
+        return template
+    # 3.11: re._compile_repl(repl, pattern); 3.12+: re._compile_template(pattern, repl).
+    try:
+        if hasattr(re, "_compile_repl"):
+            re._compile_repl(template, compiled)  # type: ignore[attr-defined]
+        elif hasattr(re, "_compile_template"):
+            re._compile_template(compiled, template)  # type: ignore[attr-defined]
+    except (re.error, IndexError) as error:
+        raise ValueError(f"not a valid replacement for this pattern: {error}") from None
+    return template
+
+
+class PatternReplacer:
+    """Replace every match of a pattern, cycling through replacements within each document.
+
+    ``template=True`` treats a single replacement as ``re.sub`` does (``\\1`` is group 1), as
+    Data-Juicer's mappers do; otherwise replacements are literal text. ``validator`` can turn
+    a match down (it is then left as it is), as DataTrove does for non-public IP addresses.
+    The cycle restarts with every document so the output never depends on how a dataset was
+    sharded (DataTrove carries it across documents within one worker).
+    """
+
+    def __init__(
+        self,
+        pattern: re.Pattern[str] | regex.Pattern,
+        replacements: Sequence[str],
+        *,
+        template: bool = False,
+        validator: Callable[[str], bool] | None = None,
+    ):
+        if not replacements:
+            raise ValueError("at least one replacement is needed (use \"\" to delete matches)")
+        self.regex = pattern
+        self.replacements = tuple(replacements)
+        self.validator = validator
+        self._simple = validator is None and len(self.replacements) == 1
+        only = self.replacements[0]
+        self._simple_replacement = only if template else only.replace("\\", "\\\\")
+
+    def replace(self, text: str) -> str:
+        if self._simple:
+            return self.regex.sub(self._simple_replacement, text)
+        position = 0
+
+        def next_replacement(match: re.Match[str] | regex.Match) -> str:
+            nonlocal position
+            found = match.group(0)
+            if self.validator is not None and not self.validator(found):
+                return found
+            replacement = self.replacements[position]
+            position = (position + 1) % len(self.replacements)
+            return replacement
+
+        return self.regex.sub(next_replacement, text)
+
+
+def as_replacements(value: str | Sequence[str]) -> tuple[str, ...]:
+    """One replacement or several (used in turn)."""
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def is_ip_to_redact(text: str, public_only: bool) -> bool:
+    """Whether a matched address is one to replace: a valid IP address and, with
+    ``public_only``, a globally routable one (private, loopback, documentation ranges stay)."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:  # e.g. leading zeros: "01.02.03.04"
+        return False
+    return address.is_global or not public_only
+
+
+# --- Unicode repair
+#
+# ftfy fixes a text line by line, each line through a dozen fixers in Python; most lines of
+# real text need none. A line that holds none of the characters any fixer acts on, in which
+# ftfy's own mojibake detector finds nothing, and that is already normalized comes back from
+# ftfy unchanged, so it is passed over here; every other line goes through ftfy itself. The
+# output is ftfy's, byte for byte (tests compare both on the corpus).
+
+UNICODE_NORMALIZATIONS = ("NFC", "NFKC", "NFD", "NFKD")
+
+
+def _ftfy_trigger_characters() -> str:
+    """A character class of everything one of ftfy's fixers can change, from ftfy's tables."""
+    tables = [chardata.LIGATURES, chardata.WIDTH_MAP, chardata.CONTROL_CHARS]
+    listed = sorted({code for table in tables for code in table})
+    characters = "".join(re.escape(chr(code)) for code in listed)
+    quotes = chardata.SINGLE_QUOTE_RE.pattern[1:-1] + chardata.DOUBLE_QUOTE_RE.pattern[1:-1]
+    # &: HTML entities; \x1b: terminal escapes; \r \u2028 \u2029 \x85: line breaks;
+    # \x80-\x9f: C1 controls; \ud800-\udfff: surrogates.
+    return r"[&\x1b\r\u2028\u2029\x85\x80-\x9f\ud800-\udfff" + quotes + characters + "]"
+
+
+def _badness_is_local() -> bool:
+    """Whether a match of ftfy's mojibake pattern inside a line is also one inside the whole
+    text: true when its only anchor is the known "^[ÃÂ][ ]" and it has no look-around, as in
+    ftfy 6. If a later ftfy changes that, every line goes through ftfy."""
+    pattern = badness.BADNESS_RE.pattern
+    anchors = re.findall(r"(?<!\[)\^", pattern)
+    return (
+        len(anchors) == 1
+        and "^[ÃÂ][ ]" in pattern
+        and "(?" not in pattern
+        and "$" not in pattern
+        and "\\b" not in pattern
+    )
+
+
+_FTFY_TRIGGERS = re.compile(_ftfy_trigger_characters())
+_LINE_STARTING_BADLY = re.compile(r"^[ÃÂ] ", re.MULTILINE)  # the anchored case of BADNESS_RE
+_FAST_PATH = _badness_is_local()
+_FTFY_SEGMENT = TextFixerConfig().max_decode_length
+
+
+def _unchanged_by_ftfy(text: str, normalization: str | None) -> bool:
+    """True only if ftfy returns every line of ``text`` as it is.
+
+    Checking a whole text at once is sound: a trigger character or a mojibake match inside a
+    line is one in the text (the anchored case is checked at every line start), and a text
+    that is normalized has normalized lines, since line breaks never combine."""
+    return (
+        _FAST_PATH
+        and _FTFY_TRIGGERS.search(text) is None
+        and badness.BADNESS_RE.search(text) is None
+        and _LINE_STARTING_BADLY.search(text) is None
+        and (normalization is None or unicodedata.is_normalized(normalization, text))
+    )
+
+
+def fix_unicode(text: str, normalization: str | None = "NFC") -> str:
+    """Repair mojibake and other Unicode damage with ftfy, then normalize (NFC by default).
+
+    Exactly ``ftfy.fix_text(text, normalization=normalization)``: the same segments (lines,
+    "\n" kept), the same configuration (HTML entities are left alone from the first line with
+    a "<" on), each segment through ``ftfy.fix_and_explain`` unless it is left unchanged anyway.
+    """
+    if len(text) > _FTFY_SEGMENT:  # ftfy cuts very long lines into pieces: leave that to it
+        return ftfy.fix_text(text, normalization=normalization)
+    if _unchanged_by_ftfy(text, normalization):
+        return text
+    config = TextFixerConfig(explain=False, normalization=normalization)
+    fixed = []
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start) + 1 or len(text)
+        segment = text[start:end]
+        if config.unescape_html == "auto" and "<" in segment:
+            config = config._replace(unescape_html=False)
+        if _unchanged_by_ftfy(segment, normalization):
+            fixed.append(segment)
+        else:
+            fixed.append(ftfy.fix_and_explain(segment, config).text)
+        start = end
+    return "".join(fixed)
+
+
+# --- Punctuation: CCNet's table of Unicode punctuation and its ASCII equivalent, as
+# Data-Juicer's punctuation_normalization_mapper applies it (including its mapping of the
+# full-width digit one to a double quote).
+
+PUNCTUATION_REPLACEMENTS = {
+    "，": ",",
+    "。": ".",
+    "、": ",",
+    "„": '"',
+    "”": '"',
+    "“": '"',
+    "«": '"',
+    "»": '"',
+    "１": '"',
+    "」": '"',
+    "「": '"',
+    "《": '"',
+    "》": '"',
+    "´": "'",
+    "∶": ":",
+    "：": ":",
+    "？": "?",
+    "！": "!",
+    "（": "(",
+    "）": ")",
+    "；": ";",
+    "–": "-",
+    "—": " - ",
+    "．": ". ",
+    "～": "~",
+    "’": "'",
+    "…": "...",
+    "━": "-",
+    "〈": "<",
+    "〉": ">",
+    "【": "[",
+    "】": "]",
+    "％": "%",
+    "►": "-",
+}
+_PUNCTUATION_TABLE = str.maketrans(PUNCTUATION_REPLACEMENTS)
+
+
+def normalize_punctuation(text: str) -> str:
+    """Unicode punctuation (full-width, typographic quotes and dashes) to ASCII."""
+    return text.translate(_PUNCTUATION_TABLE)

@@ -1,0 +1,166 @@
+"""``document_minhash_deduplicator``: Data-Juicer's MinHash-LSH deduplicator, same parameters,
+same signatures, same keep/drop decisions, run as recipeflow's sharded barrier."""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, PositiveInt, field_validator, model_validator
+
+from recipeflow.operators._dedup_lsh import LshConfig, MinHashLshDeduplicator, Shingled
+from recipeflow.operators.base import OperatorParams
+from recipeflow.operators.registry import register
+
+# Data-Juicer seeds its permutations with 42 and uses datasketch's pre-2.0 ("legacy") scheme:
+# (a * h + b) mod (2**61 - 1), truncated to 32 bits, over SHA-1 hashes of the shingles.
+_DJ_SEED = 42
+
+
+class DocumentMinhashDeduplicatorParams(OperatorParams):
+    tokenization: Literal["space", "punctuation", "character", "sentencepiece"] = Field(
+        "space",
+        description="How text is cut into tokens: at spaces, at punctuation, into characters "
+        "(sentencepiece is not supported).",
+    )
+    window_size: PositiveInt = Field(5, description="Tokens per shingle.")
+    lowercase: bool = Field(True, description="Lower-case text first.")
+    ignore_pattern: str | None = Field(
+        None, description="A regular expression whose matches are removed before tokenizing."
+    )
+    num_permutations: PositiveInt = Field(256, description="MinHash permutations.")
+    jaccard_threshold: float = Field(
+        0.7, ge=0, le=1, description="Similarity the LSH bands are tuned for (when not given)."
+    )
+    num_bands: PositiveInt | None = Field(
+        None, description="LSH bands; with num_rows_per_band unset, both come from jaccard_threshold."
+    )
+    num_rows_per_band: PositiveInt | None = Field(None, description="MinHash values per band.")
+    tokenizer_model: str | None = Field(None, description="Data-Juicer's sentencepiece model (unsupported).")
+    partitions: int = Field(
+        1, ge=1, description="Split the band-bucket step into this many tasks (recipeflow's own)."
+    )
+
+    @field_validator("tokenization")
+    @classmethod
+    def _supported_tokenization(cls, value: str) -> str:
+        if value == "sentencepiece":
+            raise ValueError(
+                "tokenization 'sentencepiece' is not supported by recipeflow's "
+                "document_minhash_deduplicator; use 'space', 'punctuation' or 'character'"
+            )
+        return value
+
+    @field_validator("ignore_pattern")
+    @classmethod
+    def _valid_pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as error:
+                raise ValueError(f"ignore_pattern {value!r} is not a valid regular expression: {error}")
+        return value
+
+    @model_validator(mode="after")
+    def _bands_fit(self):
+        bands, rows = self.bands_and_rows()
+        if bands * rows > self.num_permutations:
+            raise ValueError(
+                f"num_bands x num_rows_per_band ({bands} x {rows} = {bands * rows}) is more than "
+                f"num_permutations ({self.num_permutations})"
+            )
+        if self.partitions > bands:
+            raise ValueError(f"partitions ({self.partitions}) is more than the number of bands ({bands})")
+        return self
+
+    def bands_and_rows(self) -> tuple[int, int]:
+        """As Data-Juicer: the given values, else the optimum for the threshold."""
+        if self.num_bands is not None and self.num_rows_per_band is not None:
+            return self.num_bands, self.num_rows_per_band
+        return optimal_bands_and_rows(self.jaccard_threshold, self.num_permutations)
+
+
+@functools.lru_cache(maxsize=64)
+def optimal_bands_and_rows(threshold: float, num_perm: int) -> tuple[int, int]:
+    """The (bands, rows) minimising the equally weighted probabilities of false positives and
+    false negatives at ``threshold`` (the search Data-Juicer and datasketch run)."""
+    from scipy.integrate import quad  # scipy comes with datasketch
+
+    best, best_error = (0, 0), float("inf")
+    for bands in range(1, num_perm + 1):
+        for rows in range(1, num_perm // bands + 1):
+            false_positive, _ = quad(lambda s: 1 - (1 - s ** float(rows)) ** float(bands), 0.0, threshold)
+            false_negative, _ = quad(lambda s: 1 - (1 - (1 - s ** float(rows)) ** float(bands)), threshold, 1.0)
+            error = 0.5 * false_positive + 0.5 * false_negative
+            if error < best_error:
+                best, best_error = (bands, rows), error
+    return best
+
+
+_PUNCTUATION_SPLIT: re.Pattern[str] | None = None
+
+
+def _punctuation_split() -> re.Pattern[str]:
+    """Data-Juicer splits at any Unicode punctuation character (the `regex` module's \\p{P})."""
+    global _PUNCTUATION_SPLIT
+    if _PUNCTUATION_SPLIT is None:
+        from recipeflow.operators._dedup_text import _punctuation_mask
+
+        codepoints = np.flatnonzero(_punctuation_mask())
+        _PUNCTUATION_SPLIT = re.compile("[" + "".join(re.escape(chr(c)) for c in codepoints) + "]")
+    return _PUNCTUATION_SPLIT
+
+
+def dj_shingles(text: str, params: DocumentMinhashDeduplicatorParams, ignore: re.Pattern[str] | None) -> list[bytes]:
+    """Data-Juicer's shingles of a text, as UTF-8 bytes (the set is what matters)."""
+    if params.lowercase:
+        text = text.lower()
+    if ignore is not None:
+        text = ignore.sub("", text)
+    window = params.window_size
+    if params.tokenization == "character":
+        return list({text[i : i + window].encode() for i in range(len(text) - window + 1)})
+    if params.tokenization == "punctuation":
+        tokens = _punctuation_split().split(text)
+    else:  # "space": split at spaces only (not at line breaks), empty tokens dropped
+        tokens = [t for t in text.split(" ") if t]
+    return list({" ".join(tokens[i : i + window]).encode() for i in range(len(tokens) - window + 1)})
+
+
+@register
+class DocumentMinhashDeduplicator(MinHashLshDeduplicator):
+    """Data-Juicer's document_minhash_deduplicator: near-duplicates by MinHash-LSH.
+
+    Same parameters and defaults as Data-Juicer (``tokenization``, ``window_size``,
+    ``lowercase``, ``ignore_pattern``, ``num_permutations``, ``jaccard_threshold``,
+    ``num_bands``, ``num_rows_per_band``; bands and rows come from the threshold when not
+    given), the same signatures (datasketch's legacy scheme, seed 42, SHA-1 of each shingle)
+    and the same decisions: documents sharing a band bucket are clustered, the first of each
+    cluster in input order is kept. As in Data-Juicer, documents with fewer tokens than
+    ``window_size`` are all duplicates of each other. Rejections: reason ``near_duplicate``.
+    """
+
+    name = "document_minhash_deduplicator"
+    version = "1+datasketch2-legacy"
+    Params = DocumentMinhashDeduplicatorParams
+    writes_cluster_fields = False  # Data-Juicer adds no fields
+
+    def lsh_config(self) -> LshConfig:
+        bands, rows = self.params.bands_and_rows()
+        return LshConfig(
+            num_bands=bands,
+            rows_per_band=rows,
+            seed=_DJ_SEED,
+            scheme="legacy",
+            empty_documents_collide=True,
+        )
+
+    @functools.cached_property
+    def _ignore(self) -> re.Pattern[str] | None:
+        return re.compile(self.params.ignore_pattern) if self.params.ignore_pattern else None
+
+    def shingle_sets(self, texts: list[str]) -> Shingled:
+        sets = [dj_shingles(text, self.params, self._ignore) for text in texts]
+        return Shingled(sets, np.fromiter((len(s) > 0 for s in sets), dtype=bool, count=len(sets)))
