@@ -56,3 +56,36 @@ def test_recipe_reads_and_writes_s3(tmp_path, prefect_api, s3):
     for secret in CREDENTIALS.values():
         assert secret not in manifest
     assert json.loads(manifest)["inputs"][0]["files"][0]["url"] == f"s3://{BUCKET}/raw/pages.warc.gz"
+
+
+def test_credentials_from_a_prefect_aws_credentials_block(tmp_path, prefect_api, s3, monkeypatch):
+    """No AWS variables in the environment: s3fs gets key, secret and endpoint from the block."""
+    import os
+
+    from prefect_aws import AwsCredentials
+    from prefect_aws.client_parameters import AwsClientParameters
+
+    AwsCredentials(
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        region_name="us-east-1",
+        aws_client_parameters=AwsClientParameters(endpoint_url=s3),
+    ).save("recipeflow-test-s3", overwrite=True)
+    for key in [*CREDENTIALS, "AWS_ENDPOINT_URL"]:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    recipe = {
+        "name": "s3-block",
+        "inputs": {"pages": {"path": f"s3://{BUCKET}/raw/*.warc.gz"}},
+        "process": [{"html_extract": {}}, {"text_length_filter": {"min_length": 1000}}],
+        "output": {"path": f"s3://{BUCKET}/datasets/from-block"},
+        "run": {"executor": "processes", "workers": 2, "shard_size": 100,
+                "aws_credentials_block": "recipeflow-test-s3"},
+    }
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    [manifest] = run_recipe(str(path), progress=False)
+    assert manifest["rows"] > 0
+    assert CREDENTIALS["AWS_SECRET_ACCESS_KEY"] not in json.dumps(manifest)
+    os.environ.pop("RECIPEFLOW_AWS_CREDENTIALS_BLOCK", None)

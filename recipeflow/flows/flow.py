@@ -62,6 +62,7 @@ _CACHED = {"persist_result": True, "retries": 2, "retry_delay_seconds": 2}
 
 @task(name="scan-input", cache_key_fn=_scan_key, **_CACHED)
 def scan_task(url: str, fmt: str, shard_size: int) -> readers.FileScan:
+    storage.configure_credentials()
     return readers.scan_file(url, fmt, shard_size)
 
 
@@ -71,6 +72,7 @@ def scan_task(url: str, fmt: str, shard_size: int) -> readers.FileScan:
     **_CACHED,
 )
 def stage_task(stage: Stage, inp: ShardInput, decision: str | None, work_root: str, reuse: bool = True) -> StageOutput:
+    storage.configure_credentials()
     return execute.run_stage(stage, inp, decision, work_root, reuse)
 
 
@@ -80,6 +82,7 @@ def stage_task(stage: Stage, inp: ShardInput, decision: str | None, work_root: s
     **_CACHED,
 )
 def signatures_task(barrier: OpRef, inp: ShardInput, work_root: str, reuse: bool = True) -> str:
+    storage.configure_credentials()
     return execute.compute_signatures(barrier, inp, work_root, reuse)
 
 
@@ -89,6 +92,7 @@ def signatures_task(barrier: OpRef, inp: ShardInput, work_root: str, reuse: bool
     **_CACHED,
 )
 def resolve_task(barrier: OpRef, signature_paths: list[str], work_root: str, reuse: bool = True) -> execute.Resolution:
+    storage.configure_credentials()
     return execute.resolve_barrier(barrier, signature_paths, work_root, reuse)
 
 
@@ -103,6 +107,7 @@ def resolve_task(barrier: OpRef, signature_paths: list[str], work_root: str, reu
 def resolve_partition_task(
     barrier: OpRef, signature_paths: list[str], partition: int, partitions: int, work_root: str, reuse: bool = True
 ) -> str:
+    storage.configure_credentials()
     return execute.resolve_partition(barrier, signature_paths, partition, partitions, work_root, reuse)
 
 
@@ -114,11 +119,13 @@ def resolve_partition_task(
 def merge_task(
     barrier: OpRef, partial_paths: list[str], signature_paths: list[str], work_root: str, reuse: bool = True
 ) -> execute.Resolution:
+    storage.configure_credentials()
     return execute.merge_partitions(barrier, partial_paths, signature_paths, work_root, reuse)
 
 
 @task(name="train")
 def train_task(name: str, spec: TrainSpec, positives: list[ShardInput], negatives: list[ShardInput], run_info: dict[str, Any]) -> dict[str, Any]:
+    storage.configure_credentials()
     from recipeflow.flows.train import train_and_commit
 
     return train_and_commit(name, spec, positives, negatives, run_info)
@@ -375,6 +382,7 @@ def recipe_flow(
 ) -> list[dict[str, Any]]:
     """Run a recipe: scan inputs, cut shards, run every stage, commit one version per output."""
     logger = get_run_logger()
+    storage.configure_credentials()
     written = parse_recipe(recipe_data, source=recipe_source or "<recipe>")
     recipe = with_absolute_paths(written, base_dir)
     plan: Plan = plan_recipe(recipe)

@@ -183,6 +183,11 @@ class RunSpec(StrictModel):
         "threads",
         description="Task runner: threads, processes, ray (prefect-ray) or dask (prefect-dask)",
     )
+    aws_credentials_block: str | None = Field(
+        None,
+        description="Name of a Prefect AwsCredentials block for s3:// paths (else the standard "
+        "AWS environment variables or profile); the recipe never holds credentials",
+    )
     address: str | None = Field(
         None,
         description="ray/dask: address of an existing cluster (e.g. ray://head:10001, "

@@ -20,6 +20,7 @@ def preflight(recipe: Recipe, base_dir: str) -> None:
 
     runnable = with_absolute_paths(recipe, base_dir)
     where = recipe.source or "<recipe>"
+    storage.configure_credentials()
     for name, spec in runnable.inputs.items():
         try:
             resolve_input(spec)
@@ -44,6 +45,8 @@ def run_recipe(
     """Run the recipe at ``path``; returns the manifest of each committed version."""
     recipe = load_recipe(path, overrides)
     base_dir = base_dir or os.getcwd()
+    if recipe.run.aws_credentials_block:
+        os.environ[storage.AWS_BLOCK_ENV] = recipe.run.aws_credentials_block
     preflight(recipe, base_dir)
 
     from recipeflow.flows.flow import recipe_flow, task_runner  # imports Prefect: only now
