@@ -101,9 +101,14 @@ def test_runs_against_a_real_prefect_server(tmp_path, prefect_server):
     assert keys.get("ui-dataset-versions") == "table" and keys.get("ui-dataset-lineage") == "markdown"
     assert keys.get("ui-check-operator-counts") == "table"
 
-    events = httpx.post(
-        f"{api}/events/filter",
-        json={"filter": {"event": {"prefix": ["prefect.asset.materialization"]}}, "limit": 50},
-    ).json()["events"]
-    ours = [e for e in events if e["resource"]["prefect.resource.id"] == f"file://{tmp_path / 'ui-dataset'}"]
+    ours: list = []
+    for _ in range(60):  # the server stores events asynchronously
+        events = httpx.post(
+            f"{api}/events/filter",
+            json={"filter": {"event": {"prefix": ["prefect.asset.materialization"]}}, "limit": 50},
+        ).json()["events"]
+        ours = [e for e in events if e["resource"]["prefect.resource.id"] == f"file://{tmp_path / 'ui-dataset'}"]
+        if len(ours) >= 2:
+            break
+        time.sleep(0.5)
     assert len(ours) == 2

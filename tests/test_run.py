@@ -374,12 +374,17 @@ def test_commit_is_an_asset_materialization_with_dataset_artifacts(tmp_path, pre
     [second] = run_recipe(str(recipe), progress=False)
     dataset_key = f"file://{tmp_path / 'dataset'}"
 
-    response = httpx.post(
-        f"{prefect_api}/events/filter",
-        json={"filter": {"event": {"prefix": ["prefect.asset.materialization"]}, "order": "ASC"}, "limit": 50},
-    )
-    response.raise_for_status()
-    events = [e for e in response.json()["events"] if e["resource"]["prefect.resource.id"] == dataset_key]
+    events: list = []
+    for _ in range(60):  # the server stores events asynchronously
+        response = httpx.post(
+            f"{prefect_api}/events/filter",
+            json={"filter": {"event": {"prefix": ["prefect.asset.materialization"]}, "order": "ASC"}, "limit": 50},
+        )
+        response.raise_for_status()
+        events = [e for e in response.json()["events"] if e["resource"]["prefect.resource.id"] == dataset_key]
+        if len(events) >= 2:
+            break
+        time.sleep(0.5)
     assert len(events) == 2 and all(e["event"] == "prefect.asset.materialization.succeeded" for e in events)
     upstream = {r["prefect.resource.id"] for r in events[-1]["related"] if r.get("prefect.resource.role") == "asset"}
     assert f"file://{SAMPLE_WARC}" in upstream
