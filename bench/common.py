@@ -16,6 +16,7 @@ import json
 import os
 import random
 import re
+import resource
 import subprocess
 import sys
 import threading
@@ -196,39 +197,61 @@ def _rss_bytes(pid: int) -> int:
         return 0
 
 
-def tree_rss_bytes(pid: int) -> int:
-    """Resident memory of a process and all its descendants, now."""
-    total, stack = 0, [pid]
+def tree_pids(pid: int) -> list[int]:
+    """A process and all its descendants, now."""
+    pids, stack = [], [pid]
     while stack:
         current = stack.pop()
-        total += _rss_bytes(current)
+        pids.append(current)
         stack.extend(_children(current))
-    return total
+    return pids
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Resident memory of a process and all its descendants, now."""
+    return sum(map(_rss_bytes, tree_pids(pid)))
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 @dataclass
 class TimedRun:
-    seconds: float
+    seconds: float  # wall clock
     peak_rss_bytes: int
     returncode: int
     output: str
+    cpu_seconds: float = 0.0  # user + system time of the whole process tree
 
 
 def run_timed(command: Sequence[str], env: dict | None = None, cwd: str | Path | None = None,
               sample_every: float = 0.05) -> TimedRun:
-    """Run ``command``; its wall time, and the peak resident memory of its process tree
-    (sampled every ``sample_every`` seconds)."""
+    """Run ``command``; its wall time, CPU time, and the peak resident memory of its process
+    tree (sampled every ``sample_every`` seconds). CPU time does not grow when other work on
+    the machine slows the run down: compare it too on a shared machine."""
+    cpu_before = _children_cpu_seconds()
     start = time.perf_counter()
     process = subprocess.Popen(
         list(command), env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     peak = 0
+    cpu_by_pid: dict[int, float] = {}  # last CPU time seen per process of the tree
     done = threading.Event()
 
     def sample() -> None:
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, tree_rss_bytes(process.pid))
+            pids = tree_pids(process.pid)
+            peak = max(peak, sum(map(_rss_bytes, pids)))
+            for pid in pids:
+                cpu_by_pid[pid] = max(cpu_by_pid.get(pid, 0.0), _cpu_seconds(pid))
             done.wait(sample_every)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -237,7 +260,15 @@ def run_timed(command: Sequence[str], env: dict | None = None, cwd: str | Path |
     seconds = time.perf_counter() - start
     done.set()
     sampler.join()
-    return TimedRun(seconds, peak, process.returncode, output)
+    # Sampling misses the last moments of each process; waited-for processes are counted
+    # exactly by the kernel, but not those that no one waits for (a forkserver's workers).
+    cpu = max(sum(cpu_by_pid.values()), _children_cpu_seconds() - cpu_before)
+    return TimedRun(seconds, peak, process.returncode, output, cpu)
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def mib(n_bytes: int) -> str:

@@ -11,8 +11,10 @@ shared corpora (bench/common.py), written once as JSONL files that both tools re
 * DataTrove 0.10.1: LocalPipelineExecutor(tasks=2, workers=2): JsonlReader -> the same filters
   -> JsonlWriter, in its own virtual environment, with the bundled lid.176 model.
 
-Prints documents per second for each, the ratio, documents kept by each, and the peak memory
-of each whole process tree (sampled every 50 ms).
+Prints documents per second for each, the ratio, documents kept by each, the peak memory of
+each whole process tree (sampled every 50 ms) and its CPU time (user + system, from
+getrusage(RUSAGE_CHILDREN)): on a machine shared with other work, wall-clock ratios move from
+run to run, CPU-time ratios much less.
 
     python bench/fineweb_benchmark.py [--docs 50000] [--workers 2] [--venv /work/ref/dt]
 """
@@ -190,15 +192,17 @@ def main() -> None:
         theirs, theirs_kept = run_datatrove(python, input_dir, workdir, args.workers)
 
     n = len(docs)
-    print(f"\n{'':12} {'seconds':>9} {'docs/s':>9} {'kept':>7} {'peak memory':>12}")
-    print(f"{'recipeflow':12} {ours.seconds:9.1f} {n / ours.seconds:9.0f} {ours_kept:7} "
-          f"{mib(ours.peak_rss_bytes):>12}")
-    print(f"{'DataTrove':12} {theirs.seconds:9.1f} {n / theirs.seconds:9.0f} {theirs_kept:7} "
-          f"{mib(theirs.peak_rss_bytes):>12}")
+    print(f"\n{'':12} {'seconds':>9} {'docs/s':>9} {'CPU s':>8} {'kept':>7} {'peak memory':>12}")
+    for name, run, kept in [("recipeflow", ours, ours_kept), ("DataTrove", theirs, theirs_kept)]:
+        print(f"{name:12} {run.seconds:9.1f} {n / run.seconds:9.0f} {run.cpu_seconds:8.1f} "
+              f"{kept:7} {mib(run.peak_rss_bytes):>12}")
     print(f"\nrecipeflow / DataTrove throughput: {theirs.seconds / ours.seconds:.2f}x "
           f"(Prefect start-up and flow overhead, measured alone on 20 documents: "
-          f"{startup.seconds:.1f} s; without it: "
+          f"{startup.seconds:.1f} s wall, {startup.cpu_seconds:.1f} s CPU; without it: "
           f"{theirs.seconds / max(ours.seconds - startup.seconds, 1e-9):.2f}x)")
+    print(f"CPU time ratio (insensitive to other load on the machine): "
+          f"{theirs.cpu_seconds / max(ours.cpu_seconds, 1e-9):.2f}x; load average now "
+          f"{os.getloadavg()[0]:.1f}")
     print(f"documents kept: recipeflow {ours_kept}, DataTrove {theirs_kept} "
           f"({ours_kept - theirs_kept:+d})")
 
