@@ -453,3 +453,42 @@ def words_tokenizer(params: WordsParams) -> Any | None:
         return None
     url = params.sp_model_path or datajuicer_model_path(f"{params.lang}.sp.model")
     return load_sentencepiece(url, "sp_model_path")
+
+
+class WordListRatioFilter(RangeFilter):
+    """Data-Juicer's word-list filters (stop words, flagged words): the share of a document's
+    refined words that are in ``lang``'s list of ``word_list``, kept within bounds."""
+
+    word_list: str  # "stopwords" or "flagged_words": the list's name and its files' name
+    words_dir_param: str  # the parameter naming a folder of the user's own lists
+
+    def __init__(self, params=None):
+        super().__init__(params)
+        # Load now: an unknown language or a bad folder is an error before any data is read.
+        self._vocabulary()
+
+    def _vocabulary(self) -> frozenset[str]:
+        words_dir = getattr(self.params, self.words_dir_param)
+        return words_for_language(words_dir, self.word_list, self.params.lang)
+
+    def measure(self, texts: list[str]) -> list[Any]:
+        p = self.params
+        vocabulary = self._vocabulary()
+        tokenizer = words_tokenizer(p)
+        return [
+            matching_ratio(
+                refined_words(
+                    t,
+                    lower_case=True,
+                    tokenizer=tokenizer,
+                    use_words_aug=p.use_words_aug,
+                    words_aug_group_sizes=p.words_aug_group_sizes,
+                    words_aug_join_char=p.words_aug_join_char,
+                ),
+                vocabulary,
+            )
+            for t in texts
+        ]
+
+    def bounds(self) -> tuple[float | None, float | None]:
+        return self.params.min_ratio, self.params.max_ratio

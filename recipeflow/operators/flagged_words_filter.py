@@ -3,18 +3,9 @@ offensive) words is within bounds."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field
 
-from recipeflow.operators._datajuicer_text import (
-    RangeFilter,
-    WordsAugmentationParams,
-    matching_ratio,
-    refined_words,
-    words_for_language,
-    words_tokenizer,
-)
+from recipeflow.operators._datajuicer_text import WordListRatioFilter, WordsAugmentationParams
 from recipeflow.operators.registry import register
 
 
@@ -30,7 +21,7 @@ class FlaggedWordsFilterParams(WordsAugmentationParams):
 
 
 @register
-class FlaggedWordsFilter(RangeFilter):
+class FlaggedWordsFilter(WordListRatioFilter):
     """Keep documents whose ratio of flagged words is within [min_ratio, max_ratio]
     (Data-Juicer's ``flagged_words_filter``).
 
@@ -43,29 +34,5 @@ class FlaggedWordsFilter(RangeFilter):
     Params = FlaggedWordsFilterParams
     statistic = "flagged_words_ratio"
 
-    def __init__(self, params=None):
-        super().__init__(params)
-        # Load now: an unknown language or a bad folder is an error before any data is read.
-        words_for_language(self.params.flagged_words_dir, "flagged_words", self.params.lang)
-
-    def measure(self, texts: list[str]) -> list[Any]:
-        p = self.params
-        vocabulary = words_for_language(p.flagged_words_dir, "flagged_words", p.lang)
-        tokenizer = words_tokenizer(p)
-        return [
-            matching_ratio(
-                refined_words(
-                    t,
-                    lower_case=True,
-                    tokenizer=tokenizer,
-                    use_words_aug=p.use_words_aug,
-                    words_aug_group_sizes=p.words_aug_group_sizes,
-                    words_aug_join_char=p.words_aug_join_char,
-                ),
-                vocabulary,
-            )
-            for t in texts
-        ]
-
-    def bounds(self) -> tuple[float | None, float | None]:
-        return self.params.min_ratio, self.params.max_ratio
+    word_list = "flagged_words"
+    words_dir_param = "flagged_words_dir"

@@ -3,18 +3,9 @@ bounds."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field
 
-from recipeflow.operators._datajuicer_text import (
-    RangeFilter,
-    WordsAugmentationParams,
-    matching_ratio,
-    refined_words,
-    words_for_language,
-    words_tokenizer,
-)
+from recipeflow.operators._datajuicer_text import WordListRatioFilter, WordsAugmentationParams
 from recipeflow.operators.registry import register
 
 
@@ -30,7 +21,7 @@ class StopWordsFilterParams(WordsAugmentationParams):
 
 
 @register
-class StopWordsFilter(RangeFilter):
+class StopWordsFilter(WordListRatioFilter):
     """Keep documents whose ratio of stop words is within [min_ratio, max_ratio]
     (Data-Juicer's ``stopwords_filter``).
 
@@ -43,29 +34,5 @@ class StopWordsFilter(RangeFilter):
     Params = StopWordsFilterParams
     statistic = "stopwords_ratio"
 
-    def __init__(self, params=None):
-        super().__init__(params)
-        # Load now: an unknown language or a bad folder is an error before any data is read.
-        words_for_language(self.params.stopwords_dir, "stopwords", self.params.lang)
-
-    def measure(self, texts: list[str]) -> list[Any]:
-        p = self.params
-        vocabulary = words_for_language(p.stopwords_dir, "stopwords", p.lang)
-        tokenizer = words_tokenizer(p)
-        return [
-            matching_ratio(
-                refined_words(
-                    t,
-                    lower_case=True,
-                    tokenizer=tokenizer,
-                    use_words_aug=p.use_words_aug,
-                    words_aug_group_sizes=p.words_aug_group_sizes,
-                    words_aug_join_char=p.words_aug_join_char,
-                ),
-                vocabulary,
-            )
-            for t in texts
-        ]
-
-    def bounds(self) -> tuple[float | None, float | None]:
-        return self.params.min_ratio, self.params.max_ratio
+    word_list = "stopwords"
+    words_dir_param = "stopwords_dir"
