@@ -251,7 +251,12 @@ def compute_signatures(barrier: OpRef, inp: ShardInput, work_root: str, reuse: b
     assert isinstance(op, BarrierOperator)
     parts = [op.signatures(batch) for batch, _ in iter_batches(inp)]
     table = writers.concat(parts) if parts else op.signatures(_empty_batch())
-    path = writers.write_table(table, storage.join(folder, "signatures.parquet")).path
+    return _store_table(table, folder, "signatures.parquet")
+
+
+def _store_table(table: pa.Table, folder: str, name: str) -> str:
+    """Write a task's one result table, then its result.json (last: the task is finished)."""
+    path = writers.write_table(table, storage.join(folder, name)).path
     storage.write_json(storage.join(folder, RESULT), {"path": path})
     return path
 
@@ -306,9 +311,7 @@ def resolve_partition(
     columns = op.partition_columns(partition, partitions)
     signatures = [writers.read_table(p, columns=columns) for p in signature_paths]
     partial = op.resolve_partition(signatures, partition, partitions)
-    path = writers.write_table(partial, storage.join(folder, "partial.parquet")).path
-    storage.write_json(storage.join(folder, RESULT), {"path": path})
-    return path
+    return _store_table(partial, folder, "partial.parquet")
 
 
 def merge_address(barrier: OpRef, partial_paths: list[str]) -> str:
