@@ -606,3 +606,87 @@ def test_dedup_chain_end_to_end_same_bytes_on_any_executor_and_partitions(tmp_pa
     assert minhash["provenance"]["minhash"]["permutation_scheme"] == "affine32"
     assert minhash["summary"]["duplicates"] == 2 and minhash["summary"]["largest_cluster"] == 2
     assert ops["line_dedup"]["summary"]["documents_with_repeated_units"] >= 10
+
+
+# ----------------------------------------------------------------------------------------------
+# scope: history — a refresh deduplicates against what earlier versions published
+# ----------------------------------------------------------------------------------------------
+
+
+def _write_jsonl(path: Path, records: list[dict]) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record) + "\n")
+
+
+def _history_recipe(tmp_path: Path, data_dir: Path, keep: str, partitions: int) -> Path:
+    recipe = {
+        "name": "history-dedup",
+        "inputs": {"crawl": {"path": str(data_dir / "*.jsonl"), "format": "jsonl"}},
+        "process": [
+            {"exact_dedup": {"scope": "history"}},
+            {"url_dedup": {"scope": "history", "keep": keep}},
+            {"minhash_dedup": {"scope": "history", "keep": keep, "partitions": partitions}},
+        ],
+        "output": {"path": str(tmp_path / "corpus"), "keep_rejected": True},
+        "run": {"shard_size": 20, "executor": "threads", "workers": 2},
+    }
+    path = tmp_path / "history.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return path
+
+
+def _version_rows(root: Path, manifest: dict, key: str = "files") -> list[dict]:
+    folder = Path(versions.version_path(str(root), manifest["version"]))
+    return [r for f in manifest[key] for r in pq.read_table(folder / f["path"]).to_pylist()]
+
+
+@pytest.mark.parametrize("keep, partitions", [("first", 1), ("longest", 3)])
+def test_history_scope_publishes_only_documents_new_to_the_corpus(tmp_path, prefect_api, keep, partitions):
+    pages = long_pages(36)
+    first = [{"id": p["id"], "text": p["text"], "url": "https://" + p["url"]} for p in pages[:30]]
+    data_dir = tmp_path / "crawl"
+    data_dir.mkdir()
+    _write_jsonl(data_dir / "day1.jsonl", first)
+    recipe = _history_recipe(tmp_path, data_dir, keep, partitions)
+    root = tmp_path / "corpus"
+    [v1] = run_recipe(str(recipe), progress=False)
+    assert v1["rows"] == 30 and v1["parent"] is None
+    signature_dirs = set((tmp_path / "corpus" / "cache" / "signatures").iterdir())
+
+    # The next day's crawl: the same pages again, an exact copy under a new URL, a longer
+    # near-duplicate (it would win `keep: longest` within one run), a page under an old
+    # URL, and new pages, one of them twice.
+    second = [
+        {"id": "copy", "text": first[3]["text"], "url": "https://mirror.example/copy"},
+        {"id": "near-longer", "text": "Skip to main content\n" + edit_words(first[7]["text"], 2, seed=7) + "\nFooter: all rights reserved.", "url": "https://mirror.example/near"},
+        {"id": "moved", "text": "This page moved to a new address.", "url": first[11]["url"].replace("https://", "http://www.")},
+    ] + [{"id": p["id"], "text": p["text"], "url": "https://" + p["url"]} for p in pages[30:36]]
+    second.append({"id": "new-again", "text": second[-1]["text"], "url": "https://mirror.example/again"})
+    _write_jsonl(data_dir / "day2.jsonl", second)
+    [v2] = run_recipe(str(recipe), progress=False)
+
+    assert v2["parent"] == v1["version"]
+    # Only the new pages are published; every old page and every duplicate of one is not.
+    assert sorted(ids(_version_rows(root, v2))) == sorted(p["id"] for p in pages[30:36])
+    reasons = {r["id"]: (r["rejected_by"], r["reject_detail"]) for r in _version_rows(root, v2, "rejected_files")}
+    assert reasons["copy"] == ("exact_dedup", f"duplicate_of={first[3]['id']}")
+    assert reasons["near-longer"] == ("minhash_dedup", f"duplicate_of={first[7]['id']}")
+    assert reasons["moved"] == ("url_dedup", f"duplicate_of={first[11]['id']}")
+    assert reasons["new-again"] == ("exact_dedup", f"duplicate_of={pages[35]['id']}")
+    assert all(reasons[p["id"]][1] == f"duplicate_of={p['id']}" for p in first)  # re-crawled
+    minhash = next(o for o in v2["operators"] if o["operator"] == "minhash_dedup")
+    assert minhash["summary"]["history_documents"] == 30
+
+    # Old documents were not hashed again: the old file's shards hit the cache at the first
+    # operator and reach the later ones empty (history dropped them).
+    new_signature_dirs = set((tmp_path / "corpus" / "cache" / "signatures").iterdir()) - signature_dirs
+    hashed = [i for d in new_signature_dirs for i in pq.read_table(d / "signatures.parquet").column("id").to_pylist()]
+    assert hashed and set(hashed) <= {r["id"] for r in second}
+
+    # The history holds what each version published, and nothing else.
+    for entry in v2["history"].values():
+        assert len(entry["files"]) == 2
+        stored = [pq.read_table(root / f).column("id").to_pylist() for f in entry["files"]]
+        assert sorted(stored[0]) == sorted(p["id"] for p in first)
+        assert sorted(stored[1]) == sorted(p["id"] for p in pages[30:36])

@@ -659,3 +659,30 @@ def test_recipe_modules_do_not_import_prefect() -> None:
     result = subprocess.run(command, capture_output=True, text=True, check=True)
 
     assert result.stdout.strip() == "False"
+
+
+def test_history_scope_needs_a_node_that_reaches_one_output(tmp_path):
+    path = write(
+        tmp_path,
+        """
+        name: two-outputs
+        inputs:
+          docs: {path: docs.jsonl}
+        nodes:
+          clean:
+            from: docs
+            process:
+              - exact_dedup: {scope: history}
+          a: {from: clean, process: []}
+          b: {from: clean, process: []}
+        outputs:
+          a: {path: out/a}
+          b: {path: out/b}
+        """,
+    )
+    issue = issue_at(issues_of(path), "nodes.clean.process[0].exact_dedup.scope")
+    assert "reaches a, b" in issue.message and issue.line == 9
+    assert issue.expected == "a node whose documents go to one output, or scope: run"
+    # With one output downstream, the history is that output's.
+    recipe = load_recipe(path, ("nodes.b.from=docs",))
+    assert recipe.outputs_reaching("clean") == ["a"]

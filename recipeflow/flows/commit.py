@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 
 import recipeflow
-from recipeflow.flows import readers, storage, versions, writers
+from recipeflow.flows import history, readers, storage, versions, writers
 from recipeflow.flows.execute import StageOutput
 from recipeflow.flows.planner import NodePlan, Plan
 from recipeflow.flows.recipe import OutputSpec, Recipe
@@ -28,6 +28,7 @@ class NodeResult:
     stages: list[list[StageOutput]] = field(default_factory=list)
     summaries: dict[str, dict[str, Any]] = field(default_factory=dict)  # barrier step -> summary
     cache_entries: set[str] = field(default_factory=set)  # "<kind>/<address>" used by this node
+    history: list[history.HistoryUse] = field(default_factory=list)  # scope: history barriers
 
     def use_cache_files(self, paths: list[str]) -> None:
         """Note the cache entries (``<work>/<kind>/<address>/<file>``) that ``paths`` live in."""
@@ -52,19 +53,6 @@ class NodeResult:
         for row in totals.values():
             row["rejected"] = row["docs_in"] - row["docs_out"]
         return list(totals.values())
-
-
-def ancestors(recipe: Recipe, node: str) -> list[str]:
-    """``node`` and every node it reads from, in dependency order."""
-    wanted: set[str] = set()
-    stack = [node]
-    while stack:
-        name = stack.pop()
-        if name in wanted or name not in recipe.nodes:
-            continue
-        wanted.add(name)
-        stack.extend(src.removesuffix(".rejected") for src in recipe.nodes[name].sources)
-    return [n for n in recipe.topological_nodes() if n in wanted]
 
 
 def _public_columns(table: pa.Table) -> pa.Table:
@@ -119,7 +107,7 @@ def commit_output(
     folder = versions.version_path(root, version)
 
     data = _write_parts([o.kept for o in results[node].final], storage.join(folder, DATA_DIR), output.format)
-    lineage_nodes = ancestors(recipe, node)
+    lineage_nodes = recipe.ancestors(node)
     rejected: list[writers.WrittenFile] = []
     if output.keep_rejected:
         rejected_paths = [
@@ -196,6 +184,13 @@ def commit_output(
             | {f"stages/{o.address}" for r in results.values() for outs in r.stages for o in outs}
         ),
     }
+    manifest["history"] = history.store(
+        root,
+        version,
+        manifest["parent"],
+        [use for name in lineage_nodes for use in results[name].history],
+        [o.kept for o in results[node].final],
+    )
     # The manifest is written last: until then no reader sees this version.
     versions.commit(root, version, manifest)
     if output.keep_last:

@@ -19,7 +19,7 @@ from recipeflow.flows import readers, storage, writers
 from recipeflow.flows.planner import OpRef, Stage, stable_hash
 from recipeflow.flows.recipe import RouteSpec
 from recipeflow.operators import document as doc
-from recipeflow.operators.base import BarrierDecision, BarrierOperator, Rejection
+from recipeflow.operators.base import BarrierDecision, BarrierOperator, Deduplicator, Rejection
 from recipeflow.operators.chain import StepCounts, run_chain
 
 BATCH_SIZE = 1000
@@ -261,31 +261,66 @@ def _store_table(table: pa.Table, folder: str, name: str) -> str:
     return path
 
 
-def resolve_address(barrier: OpRef, signature_paths: list[str]) -> str:
-    return stable_hash({"barrier": barrier.identity(), "signatures": signature_paths, "phase": "resolve"})
+def _read_signatures(
+    op: BarrierOperator, paths: list[str], history: int, columns: list[str] | None = None
+) -> list[pa.Table]:
+    """Signature tables in order; the first ``history`` are stored signatures of documents
+    earlier versions published (``scope: history``), made ready to lead by the operator."""
+    tables = []
+    for i, path in enumerate(paths):
+        if i < history:
+            assert isinstance(op, Deduplicator)
+            # Stored under other keep policies, a history file may lack the priority column.
+            stored = writers.column_names(path)
+            wanted = None if columns is None else [c for c in columns if c in stored]
+            table = op.as_history(writers.read_table(path, columns=wanted))
+            tables.append(table if columns is None else table.select(columns))
+        else:
+            tables.append(writers.read_table(path, columns=columns))
+    return tables
+
+
+def _write_this_run(
+    decisions: list[BarrierDecision], shard_sizes: list[int], history: int, folder: str, summary: dict[str, Any] | None
+) -> "Resolution":
+    """Store the decisions of this run's shards; those of the ``history`` leading shards are
+    discarded (their documents are published already). The summary gets the history's size."""
+    if history and summary is not None:
+        summary = {**summary, "history_documents": sum(shard_sizes[:history])}
+    return _write_decisions(decisions[history:], shard_sizes[history:], folder, summary)
+
+
+def resolve_address(barrier: OpRef, signature_paths: list[str], history: int = 0) -> str:
+    return stable_hash(
+        {"barrier": barrier.identity(), "signatures": signature_paths, "history": history, "phase": "resolve"}
+    )
 
 
 def resolve_barrier(
-    barrier: OpRef, signature_paths: list[str], work_root: str, reuse: bool = True
+    barrier: OpRef, signature_paths: list[str], work_root: str, reuse: bool = True, history: int = 0
 ) -> "Resolution":
-    """Phase 2 of a barrier: one global decision, stored per shard."""
-    address = resolve_address(barrier, signature_paths)
+    """Phase 2 of a barrier: one global decision, stored per shard. The first ``history``
+    signature files are the dataset's earlier versions (see ``_read_signatures``)."""
+    address = resolve_address(barrier, signature_paths, history)
     folder = storage.join(work_root, "decisions", address)
     done = _finished(folder, reuse)
     if done is not None:
         return Resolution(**done)
     op = barrier.build()
     assert isinstance(op, BarrierOperator)
-    signatures = [writers.read_table(p) for p in signature_paths]
+    signatures = _read_signatures(op, signature_paths, history)
     decisions = op.resolve(signatures)
-    return _write_decisions(decisions, [len(s) for s in signatures], folder, op.last_summary)
+    return _write_this_run(decisions, [len(s) for s in signatures], history, folder, op.last_summary)
 
 
-def partition_address(barrier: OpRef, signature_paths: list[str], partition: int, partitions: int) -> str:
+def partition_address(
+    barrier: OpRef, signature_paths: list[str], partition: int, partitions: int, history: int = 0
+) -> str:
     return stable_hash(
         {
             "barrier": barrier.identity(),
             "signatures": signature_paths,
+            "history": history,
             "partition": [partition, partitions],
             "phase": "partition",
         }
@@ -299,9 +334,10 @@ def resolve_partition(
     partitions: int,
     work_root: str,
     reuse: bool = True,
+    history: int = 0,
 ) -> str:
     """Phase 2a of a partitioned barrier: one partition's partial result."""
-    address = partition_address(barrier, signature_paths, partition, partitions)
+    address = partition_address(barrier, signature_paths, partition, partitions, history)
     folder = storage.join(work_root, "partitions", address)
     done = _finished(folder, reuse)
     if done is not None:
@@ -309,7 +345,7 @@ def resolve_partition(
     op = barrier.build()
     assert isinstance(op, BarrierOperator)
     columns = op.partition_columns(partition, partitions)
-    signatures = [writers.read_table(p, columns=columns) for p in signature_paths]
+    signatures = _read_signatures(op, signature_paths, history, columns)
     partial = op.resolve_partition(signatures, partition, partitions)
     return _store_table(partial, folder, "partial.parquet")
 
@@ -324,8 +360,10 @@ def merge_partitions(
     signature_paths: list[str],
     work_root: str,
     reuse: bool = True,
+    history: int = 0,
 ) -> "Resolution":
-    """Phase 2b of a partitioned barrier: one decision per shard from the partial results."""
+    """Phase 2b of a partitioned barrier: one decision per shard from the partial results
+    (the partials' addresses already name the signatures, history included)."""
     address = merge_address(barrier, partial_paths)
     folder = storage.join(work_root, "decisions", address)
     done = _finished(folder, reuse)
@@ -335,7 +373,7 @@ def merge_partitions(
     assert isinstance(op, BarrierOperator)
     shard_sizes = [writers.row_count(p) for p in signature_paths]
     decisions = op.merge([writers.read_table(p) for p in partial_paths], shard_sizes)
-    return _write_decisions(decisions, shard_sizes, folder, op.last_summary)
+    return _write_this_run(decisions, shard_sizes, history, folder, op.last_summary)
 
 
 @dataclass(frozen=True)

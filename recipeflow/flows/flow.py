@@ -21,10 +21,11 @@ from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from recipeflow.flows import execute, readers, storage
-from recipeflow.flows.commit import NodeResult, ancestors
+from recipeflow.flows import execute, history, readers, storage
+from recipeflow.flows.commit import NodeResult
 from recipeflow.flows.publish import commit_as_asset
 from recipeflow.flows.execute import ShardInput, StageOutput
+from recipeflow.flows.history import HistoryTarget
 from recipeflow.flows.inputs import resolve_input
 from recipeflow.flows.planner import NodePlan, OpRef, Plan, Stage, plan_recipe, stable_hash
 from recipeflow.flows.recipe import Recipe, RunSpec, TrainSpec, parse_recipe
@@ -88,27 +89,39 @@ def signatures_task(barrier: OpRef, inp: ShardInput, work_root: str, reuse: bool
 
 @task(
     name="resolve",
-    cache_key_fn=_cache_key("resolve", lambda p: execute.resolve_address(p["barrier"], p["signature_paths"])),
+    cache_key_fn=_cache_key(
+        "resolve", lambda p: execute.resolve_address(p["barrier"], p["signature_paths"], p["history"])
+    ),
     **_CACHED,
 )
-def resolve_task(barrier: OpRef, signature_paths: list[str], work_root: str, reuse: bool = True) -> execute.Resolution:
+def resolve_task(
+    barrier: OpRef, signature_paths: list[str], work_root: str, reuse: bool = True, history: int = 0
+) -> execute.Resolution:
     storage.configure_credentials()
-    return execute.resolve_barrier(barrier, signature_paths, work_root, reuse)
+    return execute.resolve_barrier(barrier, signature_paths, work_root, reuse, history)
 
 
 @task(
     name="resolve-partition",
     cache_key_fn=_cache_key(
         "partition",
-        lambda p: execute.partition_address(p["barrier"], p["signature_paths"], p["partition"], p["partitions"]),
+        lambda p: execute.partition_address(
+            p["barrier"], p["signature_paths"], p["partition"], p["partitions"], p["history"]
+        ),
     ),
     **_CACHED,
 )
 def resolve_partition_task(
-    barrier: OpRef, signature_paths: list[str], partition: int, partitions: int, work_root: str, reuse: bool = True
+    barrier: OpRef,
+    signature_paths: list[str],
+    partition: int,
+    partitions: int,
+    work_root: str,
+    reuse: bool = True,
+    history: int = 0,
 ) -> str:
     storage.configure_credentials()
-    return execute.resolve_partition(barrier, signature_paths, partition, partitions, work_root, reuse)
+    return execute.resolve_partition(barrier, signature_paths, partition, partitions, work_root, reuse, history)
 
 
 @task(
@@ -117,10 +130,15 @@ def resolve_partition_task(
     **_CACHED,
 )
 def merge_task(
-    barrier: OpRef, partial_paths: list[str], signature_paths: list[str], work_root: str, reuse: bool = True
+    barrier: OpRef,
+    partial_paths: list[str],
+    signature_paths: list[str],
+    work_root: str,
+    reuse: bool = True,
+    history: int = 0,
 ) -> execute.Resolution:
     storage.configure_credentials()
-    return execute.merge_partitions(barrier, partial_paths, signature_paths, work_root, reuse)
+    return execute.merge_partitions(barrier, partial_paths, signature_paths, work_root, reuse, history)
 
 
 @task(name="train")
@@ -135,7 +153,7 @@ def _upstream_urls(
     recipe: Recipe, node: str, input_files: dict[str, list[readers.FileScan]], datasets: dict[str, Any]
 ) -> list[str]:
     """The inputs an output is made from: dataset roots, or the files read."""
-    used = {s for n in ancestors(recipe, node) for s in recipe.nodes[n].sources if s in recipe.inputs}
+    used = {s for n in recipe.ancestors(node) for s in recipe.nodes[n].sources if s in recipe.inputs}
     urls: list[str] = []
     for name in recipe.inputs:
         if name in used:
@@ -281,6 +299,7 @@ class Work:
     reuse: bool
     bar: ProgressBar
     datasets: dict[str, Any] = dataclasses.field(default_factory=dict)  # input name -> DatasetInput
+    history: dict[str, HistoryTarget] = dataclasses.field(default_factory=dict)  # by barrier step
 
     def run(self, task_fn: Any, name: str, entry: str | None = None) -> Any:
         """``task_fn`` named for the UI. Prefect's cached result is used only when reuse is on
@@ -292,15 +311,18 @@ class Work:
         return task_fn.with_options(task_run_name=name, refresh_cache=refresh)
 
 
-def _resolve(stage: Stage, signatures: list[str], work: Work, result: NodeResult) -> execute.Resolution:
-    """Phase 2 of a barrier: one resolve task, or partition tasks in parallel and a merge."""
+def _resolve(
+    stage: Stage, signatures: list[str], history: int, work: Work, result: NodeResult
+) -> execute.Resolution:
+    """Phase 2 of a barrier: one resolve task, or partition tasks in parallel and a merge.
+    The first ``history`` signature files are those stored with earlier versions."""
     barrier = stage.barrier
     assert barrier is not None
     partitions = barrier.build().partitions()  # type: ignore[attr-defined]
     if partitions <= 1:
-        entry = f"decisions/{execute.resolve_address(barrier, signatures)}"
+        entry = f"decisions/{execute.resolve_address(barrier, signatures, history)}"
         return work.run(resolve_task, f"{stage.id} resolve {barrier.name}", entry)(
-            barrier, signatures, work.root, work.reuse
+            barrier, signatures, work.root, work.reuse, history
         )
     partials: list[str] = work.bar.wait(
         f"{stage.id} {barrier.name}: partitions",
@@ -308,9 +330,9 @@ def _resolve(stage: Stage, signatures: list[str], work: Work, result: NodeResult
             work.run(
                 resolve_partition_task,
                 f"{stage.id} {barrier.name} partition {p}/{partitions}",
-                f"partitions/{execute.partition_address(barrier, signatures, p, partitions)}",
+                f"partitions/{execute.partition_address(barrier, signatures, p, partitions, history)}",
             ).submit(
-                barrier, signatures, p, partitions, work.root, work.reuse
+                barrier, signatures, p, partitions, work.root, work.reuse, history
             )
             for p in range(partitions)
         ],
@@ -318,7 +340,7 @@ def _resolve(stage: Stage, signatures: list[str], work: Work, result: NodeResult
     result.use_cache_files(partials)
     entry = f"decisions/{execute.merge_address(barrier, partials)}"
     return work.run(merge_task, f"{stage.id} merge {barrier.name}", entry)(
-        barrier, partials, signatures, work.root, work.reuse
+        barrier, partials, signatures, work.root, work.reuse, history
     )
 
 
@@ -338,7 +360,11 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeR
                 for i in inputs
             ],
         )
-        resolution = _resolve(stage, signatures, work, result)
+        target = work.history.get(stage.barrier.step)
+        earlier = history.earlier_signatures(target) if target is not None else []
+        if target is not None:
+            result.history.append(history.HistoryUse(target, earlier, signatures))
+        resolution = _resolve(stage, earlier + signatures, len(earlier), work, result)
         decisions = list(resolution.paths)
         result.use_cache_files(signatures + decisions)
         if resolution.summary is not None:
@@ -390,7 +416,12 @@ def recipe_flow(
     roots = [o.path for o in recipe.outputs.values()] + [t.output.path for t in recipe.train.values()]
     work_root = storage.join(roots[0], CACHE_DIR)  # the stage cache lives beside the first output
 
-    work = Work(root=work_root, reuse=recipe.run.cache, bar=ProgressBar.start(progress))
+    work = Work(
+        root=work_root,
+        reuse=recipe.run.cache,
+        bar=ProgressBar.start(progress),
+        history=history.history_targets(recipe, plan),
+    )
     try:
         input_files, shards = _scan_inputs(recipe, work)
         results: dict[str, NodeResult] = {}

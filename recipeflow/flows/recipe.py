@@ -304,6 +304,22 @@ class Recipe(StrictModel):
         canonical = json.dumps(self.resolved(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
+    def ancestors(self, node: str) -> list[str]:
+        """``node`` and every node it reads from, in dependency order."""
+        wanted: set[str] = set()
+        stack = [node]
+        while stack:
+            name = stack.pop()
+            if name in wanted or name not in self.nodes:
+                continue
+            wanted.add(name)
+            stack.extend(src.removesuffix(".rejected") for src in self.nodes[name].sources)
+        return [n for n in self.topological_nodes() if n in wanted]
+
+    def outputs_reaching(self, node: str) -> list[str]:
+        """The outputs whose documents pass through ``node``."""
+        return [name for name in self.outputs if node in self.ancestors(name)]
+
     def topological_nodes(self) -> list[str]:
         """Nodes in dependency order; among ready nodes, the one declared first goes first."""
         waiting = {
@@ -917,7 +933,31 @@ def _validate(data: Any, issues: _Issues) -> Recipe | None:
     _check_graph(data, issues)
     if issues.found or document is None:
         return None
-    return _build_recipe(document, steps, issues.source)
+    recipe = _build_recipe(document, steps, issues.source)
+    _check_history_scope(recipe, chain=document.nodes is None, issues=issues)
+    return None if issues.found else recipe
+
+
+def _check_history_scope(recipe: Recipe, *, chain: bool, issues: _Issues) -> None:
+    """A deduplicator with `scope: history` compares with one dataset's earlier versions: its
+    node's documents must reach exactly one output."""
+    for node_name, node in recipe.nodes.items():
+        for index, step in enumerate(node.process):
+            if step.params.get("scope") != "history":
+                continue
+            reached = recipe.outputs_reaching(node_name)
+            if len(reached) == 1:
+                continue
+            loc: PathKey = ("process", index, step.operator, "scope") if chain else (
+                "nodes", node_name, "process", index, step.operator, "scope"
+            )
+            found = f"it reaches {', '.join(reached)}" if reached else "it reaches no output"
+            issues.add(
+                loc,
+                f"scope: history deduplicates against one output dataset's earlier versions, "
+                f"but node {node_name!r} is not part of exactly one output ({found})",
+                expected="a node whose documents go to one output, or scope: run",
+            )
 
 
 def _build_recipe(document: _RecipeDocument, steps: dict[str, list[Step]], source: str) -> Recipe:

@@ -74,6 +74,12 @@ def read_table(url: str, columns: list[str] | None = None) -> pa.Table:
         raise ValueError(f"{url} is not a readable Parquet file: {error}") from error
 
 
+def column_names(url: str) -> list[str]:
+    """The columns of a Parquet file, from its footer alone."""
+    with fsspec.open(url, "rb") as f:
+        return pq.ParquetFile(f).schema_arrow.names
+
+
 def row_count(url: str) -> int:
     """Rows of a Parquet file, from its footer alone."""
     with fsspec.open(url, "rb") as f:

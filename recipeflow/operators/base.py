@@ -291,6 +291,18 @@ class Deduplicator(BarrierOperator):
 
     kind = Kind.deduplicator
 
+    def history_signature_params(self) -> dict[str, Any] | None:
+        """With ``scope: history``, the parameters this operator's signatures depend on: the
+        engine finds the signatures stored with earlier versions by them and passes them to
+        :meth:`resolve` / :meth:`resolve_partition` as leading shards (after
+        :meth:`as_history`). ``None``: only this run's documents are compared."""
+        return None
+
+    def as_history(self, signatures: pa.Table) -> pa.Table:
+        """Stored signatures of published documents, made ready to lead this run's shards so
+        that they win every group (see ``_dedup_history``)."""
+        return signatures
+
 
 class Selector(BarrierOperator):
     """Chooses documents with global knowledge: sample, top-k, mix."""

@@ -7,13 +7,13 @@ import xxhash
 from pydantic import Field
 
 from recipeflow.operators import document as doc
+from recipeflow.operators._dedup_history import HistoryScope, ScopeParams
 from recipeflow.operators._dedup_keys import KeyDeduplicator
 from recipeflow.operators._dedup_text import exact_key
-from recipeflow.operators.base import OperatorParams
 from recipeflow.operators.registry import register
 
 
-class ExactDedupParams(OperatorParams):
+class ExactDedupParams(ScopeParams):
     lowercase: bool = Field(False, description="Compare texts in lower case.")
     normalize_whitespace: bool = Field(
         False,
@@ -32,7 +32,7 @@ class ExactDedupParams(OperatorParams):
 
 
 @register
-class ExactDedup(KeyDeduplicator):
+class ExactDedup(HistoryScope, KeyDeduplicator):
     """Remove documents with identical text, keeping the first in input order.
 
     Texts can be compared after normalisation (lower case, whitespace, punctuation; all off by
@@ -40,6 +40,9 @@ class ExactDedup(KeyDeduplicator):
     every hash is found across all shards in input order (in one task, or in ``partitions``
     tasks that each own a range of hashes), then each shard drops its later copies (reason
     ``exact_duplicate``, detail names the kept document's id).
+
+    With ``scope: history`` every document the output dataset already published takes part
+    too, and always wins its group: a refresh publishes only documents new to the corpus.
     """
 
     name = "exact_dedup"

@@ -7,13 +7,14 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from recipeflow.operators._dedup_history import HistoryScope, ScopeParams
 from recipeflow.operators._dedup_keep import KeepParams
 from recipeflow.operators._dedup_lsh import LshConfig, MinHashLshDeduplicator, Shingled, bottom_k
 from recipeflow.operators._dedup_text import shingle_hashes
 from recipeflow.operators.registry import register
 
 
-class MinhashDedupParams(KeepParams):
+class MinhashDedupParams(KeepParams, ScopeParams):
     ngram_size: int = Field(5, ge=1, description="Shingle length, in words or characters.")
     tokens: Literal["word", "char"] = Field(
         "word", description="Shingles of words (split at whitespace after simplification) or characters."
@@ -60,7 +61,7 @@ class MinhashDedupParams(KeepParams):
 
 
 @register
-class MinhashDedup(MinHashLshDeduplicator):
+class MinhashDedup(HistoryScope, MinHashLshDeduplicator):
     """Remove near-duplicate documents with MinHash-LSH (FineWeb's 5-gram, 14 x 8 setup).
 
     Text is simplified as DataTrove does (lower case, numbers as 0, no punctuation or
@@ -72,6 +73,9 @@ class MinhashDedup(MinHashLshDeduplicator):
     ``dup_cluster_id`` (the kept document's id) and ``dup_cluster_size`` (1 when unique), so
     a dataset can be rehydrated by cluster size (FineWeb2). A document with no words is never
     a duplicate; one shorter than ``ngram_size`` words is a single shingle.
+
+    With ``scope: history`` every document the output dataset already published takes part
+    too, and always wins its group: a refresh publishes only documents new to the corpus.
     """
 
     name = "minhash_dedup"

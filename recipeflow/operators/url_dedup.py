@@ -8,6 +8,7 @@ import pyarrow as pa
 import xxhash
 from pydantic import Field
 
+from recipeflow.operators._dedup_history import HistoryScope, ScopeParams
 from recipeflow.operators._dedup_keep import KeepParams
 from recipeflow.operators._dedup_keys import KeyDeduplicator
 from recipeflow.operators.registry import register
@@ -16,7 +17,7 @@ from recipeflow.operators.registry import register
 _DEFAULT_PORTS = {"http": 80, "https": 443, "": None}
 
 
-class UrlDedupParams(KeepParams):
+class UrlDedupParams(KeepParams, ScopeParams):
     url_field: str = Field("url", description="The field holding each document's URL.")
     drop_query: bool = Field(
         False, description="Ignore the query string (`?a=b`) when comparing URLs."
@@ -61,7 +62,7 @@ def normalize_url(url: str | None, drop_query: bool = False) -> str | None:
 
 
 @register
-class UrlDedup(KeyDeduplicator):
+class UrlDedup(HistoryScope, KeyDeduplicator):
     """Keep one document per URL, compared after normalisation.
 
     URLs are normalised (no scheme, lower-case host without ``www.``, no default port, no
@@ -70,6 +71,9 @@ class UrlDedup(KeyDeduplicator):
     ``longest`` text, or the highest ``score`` of ``score_field``; ties go to the earlier
     document. The others are rejected (reason ``url_duplicate``, detail names the kept id).
     Documents without a URL are kept.
+
+    With ``scope: history`` every document the output dataset already published takes part
+    too, and always wins its group: a refresh publishes only documents new to the corpus.
     """
 
     name = "url_dedup"
