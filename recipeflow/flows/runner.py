@@ -49,13 +49,15 @@ def run_recipe(
         os.environ[storage.AWS_BLOCK_ENV] = recipe.run.aws_credentials_block
     preflight(recipe, base_dir)
 
+    from recipeflow.flows.prefect_server import prefect_api, start_embedded_server
+
+    server = start_embedded_server()  # starts while Prefect and the flow are imported here
     from recipeflow.flows.flow import recipe_flow, task_runner  # imports Prefect: only now
-    from recipeflow.flows.prefect_server import prefect_api
 
     configured = recipe_flow.with_options(
         task_runner=task_runner(recipe.run), flow_run_name=f"{recipe.name}"
     )
-    with prefect_api():
+    with prefect_api(server):
         return configured(
             recipe_data=recipe.resolved(), recipe_source=recipe.source, base_dir=base_dir, progress=progress
         )
