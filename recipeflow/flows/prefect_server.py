@@ -24,48 +24,42 @@ import urllib.error
 import urllib.request
 from typing import IO, Iterator
 
-# uvicorn's exit status when its port was taken between choosing it and binding it.
-_PORT_IN_USE = 3
 _SERVER_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
 
 
-def _free_port() -> int:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class EmbeddedServer:
-    """A temporary Prefect server in a child process, on a free port of 127.0.0.1."""
+    """A temporary Prefect server in a child process, on a free port of 127.0.0.1.
+
+    The socket is bound here and handed to uvicorn (``--fd``), so the port is known at once
+    and no other process can take it in between.
+    """
 
     def __init__(self) -> None:
-        self.port = 0
-        self.process: subprocess.Popen[bytes] | None = None
-        self._errors: IO[bytes] = tempfile.TemporaryFile()
-        self._launch()
-
-    @property
-    def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api"
-
-    def _launch(self) -> None:
         import importlib.util
 
         spec = importlib.util.find_spec("prefect")
         assert spec is not None and spec.origin is not None, "prefect is not installed"
-        self.port = _free_port()
-        self.process = subprocess.Popen(
-            [
-                sys.executable, "-m", "uvicorn",
-                "--app-dir", os.path.dirname(os.path.dirname(spec.origin)),
-                "--factory", "prefect.server.api.server:create_app",
-                "--host", "127.0.0.1", "--port", str(self.port),
-                "--log-level", "error", "--lifespan", "on",
-            ],
-            env={**os.environ, **_SERVER_ENV},
-            stdout=subprocess.DEVNULL,
-            stderr=self._errors,
-        )
+        self._errors: IO[bytes] = tempfile.TemporaryFile()
+        with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port: int = sock.getsockname()[1]
+            self.process: subprocess.Popen[bytes] | None = subprocess.Popen(
+                [
+                    sys.executable, "-m", "uvicorn",
+                    "--app-dir", os.path.dirname(os.path.dirname(spec.origin)),
+                    "--factory", "prefect.server.api.server:create_app",
+                    "--fd", str(sock.fileno()),
+                    "--log-level", "error", "--lifespan", "on",
+                ],
+                env={**os.environ, **_SERVER_ENV},
+                pass_fds=(sock.fileno(),),
+                stdout=subprocess.DEVNULL,
+                stderr=self._errors,
+            )
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
 
     def wait_ready(self, timeout: float = 120) -> None:
         """Block until the API answers (a loaded machine can take a while to start it)."""
@@ -73,9 +67,6 @@ class EmbeddedServer:
         while time.monotonic() < deadline:
             assert self.process is not None
             status = self.process.poll()
-            if status == _PORT_IN_USE:
-                self._launch()
-                continue
             if status is not None:
                 self._errors.seek(0)
                 detail = self._errors.read().decode("utf-8", "replace")[-4000:]
@@ -87,7 +78,6 @@ class EmbeddedServer:
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             time.sleep(0.1)
-        self.stop()
         raise RuntimeError(f"Prefect's embedded server did not answer within {timeout:.0f} s")
 
     def stop(self) -> None:
@@ -102,33 +92,48 @@ class EmbeddedServer:
         self._errors.close()
 
 
+def _refresh_prefect_settings() -> None:
+    """Make Prefect, if already imported, read ``PREFECT_API_URL`` again. Its background
+    services (log and event workers) read the process-wide settings, not the caller's."""
+    context = sys.modules.get("prefect.context")
+    if context is not None:
+        context.refresh_global_settings_context()
+
+
 def start_embedded_server() -> EmbeddedServer | None:
-    """Start the embedded server now, without waiting for it; None when ``PREFECT_API_URL``
-    names a server to use."""
-    return None if os.environ.get("PREFECT_API_URL") else EmbeddedServer()
+    """Start the embedded server now, without waiting for it, and export its URL (before
+    Prefect is imported, so every part of Prefect sees it); None when ``PREFECT_API_URL``
+    already names a server."""
+    if os.environ.get("PREFECT_API_URL"):
+        return None
+    server = EmbeddedServer()
+    os.environ["PREFECT_API_URL"] = server.api_url
+    _refresh_prefect_settings()
+    return server
 
 
 @contextlib.contextmanager
 def prefect_api(server: EmbeddedServer | None = None) -> Iterator[str]:
-    """Yield the API URL in use: the configured server, else ``server`` (started earlier by
-    :func:`start_embedded_server`) or a new embedded one, once it answers."""
-    if os.environ.get("PREFECT_API_URL"):
-        if server is not None:
-            server.stop()  # not needed after all
-        yield os.environ["PREFECT_API_URL"]
-        return
-    server = server or EmbeddedServer()
+    """Yield the API URL in use, once it answers: that of ``server`` (started earlier by
+    :func:`start_embedded_server`), else the configured one, else a new embedded server's."""
+    if server is None:
+        if os.environ.get("PREFECT_API_URL"):
+            yield os.environ["PREFECT_API_URL"]
+            return
+        server = start_embedded_server()
+        assert server is not None
     try:
         server.wait_ready()
-        os.environ["PREFECT_API_URL"] = server.api_url
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
             yield server.api_url
     finally:
-        if os.environ.get("PREFECT_API_URL") == server.api_url:
+        if "prefect.logging.handlers" in sys.modules:
             from prefect.logging.handlers import APILogWorker
 
             APILogWorker.drain_all(timeout=5)  # send buffered logs while the server is still up
-            os.environ.pop("PREFECT_API_URL", None)
+        if os.environ.get("PREFECT_API_URL") == server.api_url:
+            os.environ.pop("PREFECT_API_URL")
+            _refresh_prefect_settings()
         server.stop()
