@@ -149,6 +149,75 @@ def repeated_ngram_chars(words: Sequence[str], n: int) -> int:
     return repeated
 
 
+# Polynomial hashes of word concatenations, modulo 2**64: the hash of a + b is
+# hash(a) * BASE**len(b) + hash(b), so the hashes of all n-grams' concatenations come from
+# per-word values with a few vector operations.
+_MASK = (1 << 64) - 1
+_BASE = 0x100000001B3
+
+
+def _word_hash(word: str) -> int:
+    value = 0
+    for char in word:
+        value = (value * _BASE + ord(char)) & _MASK
+    return value
+
+
+WORD_HASH = _WordProperty(_word_hash)
+WORD_SHIFT = _WordProperty(lambda word: pow(_BASE, len(word), 1 << 64))  # BASE ** len(word)
+
+
+def repeated_ngram_chars_by_size(words: Sequence[str], sizes: Sequence[int]) -> list[int]:
+    """:func:`repeated_ngram_chars` for each n of ``sizes``, from 64-bit polynomial hashes of
+    the n-grams' concatenations instead of the strings themselves: all sizes come from per-word
+    values with a few vector operations, and the scan runs over integers. Two different
+    n-grams of one document collide with a probability of about (n-grams)² / 2⁶⁵."""
+    results = dict.fromkeys(sizes, 0)
+    if not words or not sizes:
+        return [results[n] for n in sizes]
+    count = len(words)
+    hashes = np.fromiter(map(WORD_HASH.__getitem__, words), dtype=np.uint64, count=count)
+    shifts = np.fromiter(map(WORD_SHIFT.__getitem__, words), dtype=np.uint64, count=count)
+    ends = np.zeros(count + 1, dtype=np.int64)  # characters before each word
+    np.cumsum(np.fromiter(map(len, words), dtype=np.int64, count=count), out=ends[1:])
+    wanted = set(sizes)
+    grams = hashes  # hashes of the n-grams' concatenations, for n = 1, 2, ...
+    for n in range(1, max(sizes) + 1):
+        n_grams = count - n + 1
+        if n_grams <= 0:
+            break
+        if n > 1:
+            grams = grams[:n_grams] * shifts[n - 1 :] + hashes[n - 1 :]
+        if n in wanted:
+            results[n] = _repeated_chars(grams, ends[n:] - ends[:n_grams], n)
+    return [results[n] for n in sizes]
+
+
+def _repeated_chars(grams: np.ndarray, lengths: np.ndarray, n: int) -> int:
+    """The scan of :func:`repeated_ngram_chars` over n-gram identities and their lengths."""
+    n_grams = len(grams)
+    _, first_index, inverse = np.unique(grams, return_index=True, return_inverse=True)
+    if len(first_index) == n_grams:  # nothing repeats: the common case
+        return 0
+    first_of = first_index[inverse]  # position of each n-gram's first occurrence
+    later = np.flatnonzero(first_of != np.arange(n_grams))
+    skip_starts: list[int] = []
+    seen_later: set[int] = set()
+    skip_end = 0
+    repeated = 0
+    for position in later.tolist():
+        if position < skip_end:
+            continue
+        gram_id = int(first_of[position])
+        if gram_id in seen_later or not _in_windows(gram_id, skip_starts, n - 1):
+            repeated += int(lengths[position])
+            skip_starts.append(position + 1)
+            skip_end = position + n
+        else:
+            seen_later.add(gram_id)
+    return repeated
+
+
 def _in_windows(position: int, starts: list[int], width: int) -> bool:
     """Whether ``position`` lies in one of the windows [start, start + width) (sorted starts)."""
     i = bisect.bisect_right(starts, position) - 1
