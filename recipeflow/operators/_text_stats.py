@@ -115,38 +115,17 @@ def top_ngram_chars(words: Sequence[str], n: int) -> int:
 def repeated_ngram_chars(words: Sequence[str], n: int) -> int:
     """Characters in word n-grams that repeat an earlier n-gram, scanning left to right and
     skipping past each repeat (so overlapping repeats count once). N-grams are compared as the
-    concatenation of their words.
-
-    Only positions whose n-gram occurred before can be repeats, so the scan visits just those
-    (found with C-level dict and numpy operations), knowing which earlier positions the skips
-    jumped over.
-    """
+    concatenation of their words. (The filters use :func:`repeated_ngram_chars_by_size`, which
+    compares hashes instead of strings.)"""
     n_grams = len(words) - n + 1
     if n_grams <= 0:
         return 0
     grams = list(map("".join, zip(*[words[i:] for i in range(n)])))
-    if len(set(grams)) == n_grams:  # nothing repeats: the common case, and a cheap test
-        return 0
     # n-gram -> position of its first occurrence (later positions written first, then
     # overwritten by earlier ones).
     first = dict(zip(reversed(grams), range(n_grams - 1, -1, -1)))
-    first_of = np.fromiter(map(first.__getitem__, grams), dtype=np.int64, count=n_grams)
-    later = np.flatnonzero(first_of != np.arange(n_grams))  # positions of later occurrences
-    skip_starts: list[int] = []  # windows [start, start + n - 1) jumped over after a repeat
-    seen_later: set[int] = set()  # n-grams (by first position) added at a later occurrence
-    skip_end = 0
-    repeated = 0
-    for position in later.tolist():
-        if position < skip_end:
-            continue
-        gram_id = int(first_of[position])
-        if gram_id in seen_later or not _in_windows(gram_id, skip_starts, n - 1):
-            repeated += len(grams[position])
-            skip_starts.append(position + 1)
-            skip_end = position + n
-        else:  # its earlier occurrences were all jumped over: this one counts as new
-            seen_later.add(gram_id)
-    return repeated
+    identities = np.fromiter(map(first.__getitem__, grams), dtype=np.int64, count=n_grams)
+    return _repeated_chars(identities, np.fromiter(map(len, grams), dtype=np.int64, count=n_grams), n)
 
 
 # Polynomial hashes of word concatenations, modulo 2**64: the hash of a + b is
@@ -194,7 +173,12 @@ def repeated_ngram_chars_by_size(words: Sequence[str], sizes: Sequence[int]) -> 
 
 
 def _repeated_chars(grams: np.ndarray, lengths: np.ndarray, n: int) -> int:
-    """The scan of :func:`repeated_ngram_chars` over n-gram identities and their lengths."""
+    """The scan over n-gram identities (equal n-grams, equal values) and their lengths.
+
+    Only positions whose n-gram occurred before can be repeats, so the scan visits just those
+    (found with numpy), knowing which earlier positions the skips jumped over: an n-gram whose
+    earlier occurrences were all jumped over counts as new.
+    """
     n_grams = len(grams)
     _, first_index, inverse = np.unique(grams, return_index=True, return_inverse=True)
     if len(first_index) == n_grams:  # nothing repeats: the common case
