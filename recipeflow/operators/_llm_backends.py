@@ -138,6 +138,9 @@ def _load_transformers(path: str, dtype: str):
             f"the transformers backend needs torch and transformers ({error}): "
             "pip install 'recipeflow[llm]'"
         ) from error
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # no per-tensor bars in a run's log
     if os.path.isfile(path):  # a GGUF file: transformers dequantizes it (needs `gguf`)
         folder, options = os.path.dirname(path), {"gguf_file": os.path.basename(path)}
     else:
