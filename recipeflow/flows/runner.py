@@ -42,20 +42,33 @@ def preflight(recipe: Recipe, base_dir: str) -> None:
 def run_recipe(
     path: str, overrides: Sequence[str] = (), *, progress: bool = True, base_dir: str | None = None
 ) -> list[dict[str, Any]]:
-    """Run the recipe at ``path``; returns the manifest of each committed version."""
+    """Run the recipe at ``path``; returns, per output, the manifest of the version committed
+    (or, when nothing changed, what the latest version is: see ``refresh``)."""
     recipe = load_recipe(path, overrides)
     base_dir = base_dir or os.getcwd()
+    prepare(recipe, base_dir)
+
+    from recipeflow.flows.prefect_server import prefect_api  # imports Prefect: only now
+
+    with prefect_api():
+        return start_flow(recipe, base_dir, progress=progress)
+
+
+def prepare(recipe: Recipe, base_dir: str) -> None:
+    """Credentials for this process and its workers, and the checks before any work."""
     if recipe.run.aws_credentials_block:
         os.environ[storage.AWS_BLOCK_ENV] = recipe.run.aws_credentials_block
     preflight(recipe, base_dir)
 
-    from recipeflow.flows.flow import recipe_flow, task_runner  # imports Prefect: only now
-    from recipeflow.flows.prefect_server import prefect_api
+
+def start_flow(recipe: Recipe, base_dir: str, *, progress: bool = True) -> list[dict[str, Any]]:
+    """The flow run ``recipeflow-run`` with the recipe's executor (a subflow when called in a
+    flow run, as a deployment's run does)."""
+    from recipeflow.flows.flow import recipe_flow, task_runner
 
     configured = recipe_flow.with_options(
         task_runner=task_runner(recipe.run), flow_run_name=f"{recipe.name}"
     )
-    with prefect_api():
-        return configured(
-            recipe_data=recipe.resolved(), recipe_source=recipe.source, base_dir=base_dir, progress=progress
-        )
+    return configured(
+        recipe_data=recipe.resolved(), recipe_source=recipe.source, base_dir=base_dir, progress=progress
+    )

@@ -1,0 +1,163 @@
+"""All real: a `prefect server` and a process worker on 127.0.0.1, `recipeflow deploy` of a
+recipe reading from and writing to S3 (moto's server), the schedule's runs, refreshes.
+
+The schedule's next run is made due now (rather than waiting an hour): the run the worker
+executes is the one the server's scheduler created from the deployment's schedule.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import fsspec
+import httpx
+import pytest
+import yaml
+
+from recipeflow.flows import versions
+from tests.conftest import REPO
+from tests.s3 import s3_endpoint
+from tests.servers import (
+    post,
+    prefect_server,
+    process_worker,
+    scheduled_runs,
+    task_runs,
+    trigger_next_scheduled_run,
+    wait_for_flow_run,
+)
+
+BUCKET = "recipeflow-deploy"
+SAMPLE_JSONL = REPO / "recipes" / "samples" / "debian-handbook-sample.jsonl.gz"
+
+
+def sample_docs() -> list[dict]:
+    with gzip.open(SAMPLE_JSONL, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def jsonl(docs: list[dict]) -> bytes:
+    return "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs).encode("utf-8")
+
+
+def run_cli(*args: str, api: str, home: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(home)}
+    done = subprocess.run(
+        [sys.executable, "-m", "recipeflow.flows.cli", *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with prefect_server(tmp_path_factory.mktemp("deploy-server")) as api:
+        yield api
+
+
+def test_deploy_schedule_and_refresh_on_s3(tmp_path, server):
+    api = server
+    docs = sample_docs()
+    root = f"s3://{BUCKET}/corpus"
+    recipe = {
+        "name": "nightly-corpus",
+        "inputs": {"crawl": {"path": f"s3://{BUCKET}/crawl/*.jsonl", "format": "jsonl"}},
+        "process": [
+            {"normalize_whitespace": {}},
+            {"text_length_filter": {"min_length": 200}},
+            {"exact_dedup": {}},
+        ],
+        "output": {"path": root, "keep_rejected": True, "keep_last": 1},
+        "run": {"executor": "threads", "workers": 2, "shard_size": 50},
+    }
+    path = tmp_path / "nightly.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+
+    with s3_endpoint(BUCKET):
+        fs = fsspec.filesystem("s3", skip_instance_cache=True)
+        fs.pipe(f"{BUCKET}/crawl/day1.jsonl", jsonl(docs[:100]))
+        fs.pipe(f"{BUCKET}/crawl/day2.jsonl", jsonl(docs[100:180]))
+        worker_home = tmp_path / "worker"
+        with process_worker(api, "cpu-test", "cpu-worker", worker_home):
+            out = run_cli("deploy", str(path), "--name", "nightly", "--interval", "3600", "--pool", "cpu-test",
+                          api=api, home=tmp_path / "cli").stdout
+            assert "created work pool 'cpu-test'" in out and "every 3600 seconds" in out
+            deployment = httpx.get(f"{api}/deployments/name/recipeflow-deployment/nightly").json()
+            [schedule] = deployment["schedules"]
+            assert schedule["schedule"]["interval"] == 3600 and deployment["work_pool_name"] == "cpu-test"
+            logs = [worker_home / "worker-cpu-worker.log"]
+
+            # 1. The schedule's first run commits the first version.
+            first_run = trigger_next_scheduled_run(api, deployment["id"])
+            wait_for_flow_run(api, first_run, logs=logs)
+            [v1] = versions.list_versions(root)
+            m1 = versions.read_manifest(root, v1["version"])
+            assert m1["parent"] is None and len(m1["inputs"][0]["files"]) == 2
+
+            # 2. A new crawl file lands (a copy of an old page among new ones): the next run
+            # computes only its shards, and the new version's parent is the first.
+            new_docs = docs[180:260] + [docs[5]]
+            fs.pipe(f"{BUCKET}/crawl/day3.jsonl", jsonl(new_docs))
+            second_run = trigger_next_scheduled_run(api, deployment["id"])
+            wait_for_flow_run(api, second_run, logs=logs)
+            [v2] = versions.list_versions(root)  # keep_last: 1 removed the first
+            m2 = versions.read_manifest(root, v2["version"])
+            assert m2["parent"] == v1["version"]
+            # (listed with boto3: moto lists a deleted folder of a versioned bucket as a prefix)
+            left = boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix=f"corpus/versions/{v1['version']}/")
+            assert left["KeyCount"] == 0
+            assert len(m2["inputs"][0]["files"]) == 3
+
+            states = {t["name"]: t["state_name"] for t in task_runs(api, m2["run"]["flow_run_id"])}
+            computed = {n for n, s in states.items() if s == "Completed" and not n.startswith("commit")}
+            cached = {n for n, s in states.items() if s == "Cached"}
+            # scan + 2 shards x (stage, signatures, apply stage) of the new file, and the one
+            # global resolve of the barrier; every task of the old files is Cached.
+            assert computed == {n for n in states if "day3" in n} | {"main.s1 resolve exact_dedup"}, states
+            assert len(computed) == 1 + 2 * 3 + 1, states
+            assert cached and not any("day3" in n for n in cached), states
+            assert len(cached) == 2 + 4 * 3, states  # scans of day1, day2; their 4 shards
+            assert m2["run"]["tasks"]["computed"] == 2 * 3 + 1
+            dedup = next(o for o in m2["operators"] if o["operator"] == "exact_dedup")
+            assert dedup["rejected"] >= 1  # the copied page
+
+            # 3. Nothing changed: the next run commits nothing and says so.
+            third_run = trigger_next_scheduled_run(api, deployment["id"])
+            wait_for_flow_run(api, third_run, logs=logs)
+            assert [v["version"] for v in versions.list_versions(root)] == [v2["version"]]
+            [summary] = post(api, "/artifacts/latest/filter", {"artifacts": {"key": {"any_": ["nightly-corpus-summary"]}}})
+            assert "nothing changed" in summary["data"] and v2["version"] in summary["data"]
+
+        # Redeploying updates the deployment: another schedule replaces the first.
+        run_cli("deploy", str(path), "--name", "nightly", "--cron", "0 2 * * *", "--pool", "cpu-test",
+                api=api, home=tmp_path / "cli")
+        updated = httpx.get(f"{api}/deployments/name/recipeflow-deployment/nightly").json()
+        assert [s["schedule"].get("cron") for s in updated["schedules"]] == ["0 2 * * *"]
+        assert updated["id"] == deployment["id"]
+
+
+def test_deploy_errors_name_what_to_do(tmp_path, server):
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "r", "inputs": {"a": {"path": str(tmp_path / "*.jsonl")}},
+        "process": [], "output": {"path": str(tmp_path / "out")},
+    }))
+    env = {**os.environ, "PREFECT_API_URL": server, "PREFECT_HOME": str(tmp_path / "home")}
+    bad = subprocess.run(
+        [sys.executable, "-m", "recipeflow.flows.cli", "deploy", str(path), "--name", "x", "--cron", "every night"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert bad.returncode == 1 and "--cron 'every night': not a valid cron expression" in bad.stderr
+    env.pop("PREFECT_API_URL")
+    no_server = subprocess.run(
+        [sys.executable, "-m", "recipeflow.flows.cli", "deploy", str(path), "--name", "x"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert no_server.returncode == 1 and "PREFECT_API_URL" in no_server.stderr
