@@ -50,8 +50,10 @@ class NodeResult:
                     )
                     row["docs_in"] += c["docs_in"]
                     row["docs_out"] += c["docs_out"]
+                    if c.get("docs_added"):  # a generator's new documents beside its input's
+                        row["docs_added"] = row.get("docs_added", 0) + c["docs_added"]
         for row in totals.values():
-            row["rejected"] = row["docs_in"] - row["docs_out"]
+            row["rejected"] = row["docs_in"] + row.get("docs_added", 0) - row["docs_out"]
         return list(totals.values())
 
 

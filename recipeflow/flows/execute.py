@@ -20,7 +20,7 @@ from recipeflow.flows import readers, storage, writers
 from recipeflow.flows.planner import OpRef, Stage, stable_hash
 from recipeflow.flows.recipe import RouteSpec
 from recipeflow.operators import document as doc
-from recipeflow.operators.base import BarrierDecision, BarrierOperator, Deduplicator, Rejection
+from recipeflow.operators.base import BarrierDecision, BarrierOperator, Deduplicator, Generator, Rejection
 from recipeflow.operators.chain import StepCounts, run_chain
 
 BATCH_SIZE = 1000
@@ -28,6 +28,9 @@ BATCH_SIZE = 1000
 READER_VERSION = "1"
 
 RESULT = "result.json"
+# Under the work root: what generators (LLM rewriting) generated, per chunk (not a task result,
+# so `cache gc` leaves it alone: see cache_admin).
+GENERATIONS = "generations"
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,9 @@ def run_stage(
         return StageOutput(**done)
 
     steps = stage.build_ops()
+    for _, op in steps:
+        if isinstance(op, Generator):  # generations are cached beside the stage results
+            op.use_cache(storage.join(work_root, GENERATIONS) if reuse else None)
     counts = [StepCounts(step=s, operator=op.name) for s, op in steps]
     barrier_count = StepCounts(stage.barrier.step, stage.barrier.name) if stage.barrier else None
     barrier_op = stage.barrier.build() if stage.barrier else None

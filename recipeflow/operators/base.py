@@ -108,6 +108,7 @@ class StepResult:
 
     kept: pa.Table
     rejected: pa.Table | None = None  # input rows plus rejection columns
+    added: int = 0  # new documents among ``kept`` (a generator's, beside their originals)
 
 
 class StreamOperator(Operator):
@@ -131,6 +132,20 @@ class Mapper(StreamOperator):
 
     def process(self, batch: pa.Table) -> StepResult:
         return StepResult(kept=self.map_batch(batch))
+
+
+class Generator(StreamOperator):
+    """Writes new text with a model (LLM rewriting): may add documents beside its input's.
+
+    The engine gives it a folder for its own cache of generations (:meth:`use_cache`), so a
+    re-run or a refresh never generates again what an earlier run already did.
+    """
+
+    kind = Kind.generator
+    resource = Resource.gpu
+
+    def use_cache(self, url: str | None) -> None:
+        """Keep generations under ``url`` (any fsspec path); ``None``: no cache."""
 
 
 class Filter(StreamOperator):

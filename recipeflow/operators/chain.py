@@ -19,10 +19,11 @@ class StepCounts:
     operator: str
     docs_in: int = 0
     docs_out: int = 0
+    docs_added: int = 0  # new documents a generator wrote beside its input's
 
     @property
     def rejected(self) -> int:
-        return self.docs_in - self.docs_out
+        return self.docs_in + self.docs_added - self.docs_out
 
 
 @dataclass
@@ -44,6 +45,7 @@ def run_chain(
         if len(batch):
             result = op.process(batch)
             batch = result.kept
+            count.docs_added += result.added
             if result.rejected is not None and len(result.rejected):
                 rejected.append(
                     doc.set_column(
