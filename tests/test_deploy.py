@@ -161,3 +161,71 @@ def test_deploy_errors_name_what_to_do(tmp_path, server):
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
     )
     assert no_server.returncode == 1 and "PREFECT_API_URL" in no_server.stderr
+
+
+def test_gpu_stage_runs_as_a_flow_run_on_the_gpu_pool(tmp_path, server):
+    """Two local process pools: the recipe's flow run on `cpu`, its GPU stage (the real
+    `rephrase` operator, SmolLM2-135M on the CPU) as a flow run on `gpu`, bounded by the tag
+    concurrency limit; the stage after it runs on the cpu pool again."""
+    from recipeflow.operators._llm_models import BUNDLED_SMOLLM2
+
+    api = server
+    data = tmp_path / "docs.jsonl"
+    texts = [
+        "Debian is a free operating system. It uses the apt tool to install and update software packages.",
+        "The kernel manages memory and processes. Drivers let it talk to disks and network cards.",
+        "A firewall filters network traffic. Rules decide which packets may enter or leave the machine.",
+    ]
+    data.write_text("".join(json.dumps({"id": f"doc{i}", "text": t}) + "\n" for i, t in enumerate(texts)))
+    recipe = {
+        "name": "two-pools",
+        "inputs": {"docs": {"path": str(data)}},
+        "process": [
+            {"text_length_filter": {"min_length": 20}},
+            {"rephrase": {"model": BUNDLED_SMOLLM2, "style": "qa", "max_tokens": 24, "min_output_words": 3}},
+            {"normalize_whitespace": {}},
+        ],
+        "output": {"path": str(tmp_path / "dataset")},
+        "run": {"executor": "threads", "workers": 2, "shard_size": 2, "pools": {"cpu": "cpu-2"}},
+    }
+    path = tmp_path / "two-pools.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    out = run_cli("deploy", str(path), "--name", "two-pools", "--set", "run.pools.gpu=gpu-2",
+                  "--set", "run.gpu_concurrency=1", api=api, home=tmp_path / "cli").stdout
+    assert "on work pool 'cpu-2'" in out and "recipeflow-stage/gpu-2" in out, out
+    assert httpx.get(f"{api}/concurrency_limits/tag/recipeflow-gpu").json()["concurrency_limit"] == 1
+    deployment = httpx.get(f"{api}/deployments/name/recipeflow-deployment/two-pools").json()
+
+    cpu_home, gpu_home = tmp_path / "cpu-worker", tmp_path / "gpu-worker"
+    logs = [cpu_home / "worker-cpu-worker.log", gpu_home / "worker-gpu-worker.log"]
+    with process_worker(api, "cpu-2", "cpu-worker", cpu_home), process_worker(api, "gpu-2", "gpu-worker", gpu_home):
+        run = post(api, f"/deployments/{deployment['id']}/create_flow_run", {})
+        wait_for_flow_run(api, run["id"], timeout=480, logs=logs)
+
+    [manifest] = [versions.read_manifest(str(tmp_path / "dataset"), v["version"])
+                  for v in versions.list_versions(str(tmp_path / "dataset"))]
+    step = next(o for o in manifest["operators"] if o["operator"] == "rephrase")
+    assert step["docs_in"] == 3 and step["docs_added"] == 3
+
+    # Which pool and which worker ran each flow run.
+    [stage_run] = post(api, "/flow_runs/filter", {"flows": {"name": {"any_": ["recipeflow-stage"]}}})
+    assert stage_run["work_pool_name"] == "gpu-2" and stage_run["state_type"] == "COMPLETED"
+    assert run["work_pool_name"] == "cpu-2"
+    submitted = post(api, "/events/filter", {
+        "filter": {"event": {"name": ["prefect.worker.submitted-flow-run"]}}, "limit": 50,
+    })["events"]
+    by_run = {
+        r["prefect.resource.id"].removeprefix("prefect.flow-run."): e["resource"]["prefect.resource.id"]
+        for e in submitted for r in e["related"] if r["prefect.resource.id"].startswith("prefect.flow-run.")
+    }
+    assert by_run[run["id"]] == "prefect.worker.process.cpu-worker"
+    assert by_run[stage_run["id"]] == "prefect.worker.process.gpu-worker"
+
+    # The GPU stage's tasks ran in the stage's flow run, tagged, one at a time (limit 1); the
+    # stages before and after it ran in the recipe's flow run on the cpu pool.
+    gpu_tasks = [t for t in task_runs(api, stage_run["id"]) if t["name"].startswith("main.s1 ")]
+    assert len(gpu_tasks) == 2 and all("recipeflow-gpu" in t["tags"] for t in gpu_tasks)
+    first, second = sorted(gpu_tasks, key=lambda t: t["start_time"])
+    assert first["end_time"] <= second["start_time"], gpu_tasks
+    recipe_tasks = {t["name"] for t in task_runs(api, manifest["run"]["flow_run_id"])}
+    assert {n.split(" ")[0] for n in recipe_tasks if n.startswith("main.")} == {"main.s0", "main.s2"}
