@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import boto3
@@ -27,7 +28,7 @@ from tests.servers import (
     post,
     prefect_server,
     process_worker,
-    scheduled_runs,
+    stop_process_group,
     task_runs,
     trigger_next_scheduled_run,
     wait_for_flow_run,
@@ -92,6 +93,7 @@ def test_deploy_schedule_and_refresh_on_s3(tmp_path, server):
             deployment = httpx.get(f"{api}/deployments/name/recipeflow-deployment/nightly").json()
             [schedule] = deployment["schedules"]
             assert schedule["schedule"]["interval"] == 3600 and deployment["work_pool_name"] == "cpu-test"
+            assert deployment["global_concurrency_limit"]["limit"] == 1  # one refresh at a time
             logs = [worker_home / "worker-cpu-worker.log"]
 
             # 1. The schedule's first run commits the first version.
@@ -229,3 +231,93 @@ def test_gpu_stage_runs_as_a_flow_run_on_the_gpu_pool(tmp_path, server):
     assert first["end_time"] <= second["start_time"], gpu_tasks
     recipe_tasks = {t["name"] for t in task_runs(api, manifest["run"]["flow_run_id"])}
     assert {n.split(" ")[0] for n in recipe_tasks if n.startswith("main.")} == {"main.s0", "main.s2"}
+
+
+def test_serve_runs_the_schedule_in_process_with_its_own_server(tmp_path):
+    """`recipeflow serve` with no PREFECT_API_URL: it starts a Prefect server and a runner; the
+    schedule's run happens in its process tree, no worker involved."""
+    data = tmp_path / "docs.jsonl"
+    data.write_bytes(jsonl(sample_docs()[:40]))
+    path = tmp_path / "served.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "served", "inputs": {"docs": {"path": str(data)}},
+        "process": [{"normalize_whitespace": {}}, {"text_length_filter": {"min_length": 100}}],
+        "output": {"path": str(tmp_path / "dataset")},
+        "run": {"executor": "threads", "shard_size": 20},
+    }))
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "home"), "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
+    env.pop("PREFECT_API_URL", None)
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "recipeflow.flows.cli", "serve", str(path), "--interval", "3600"],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        try:
+            api = wait_for_line(log, "started a Prefect server at ", proc).split(" at ", 1)[1].split(" ")[0] + "/api"
+            wait_for_line(log, "serving recipeflow-deployment/served", proc)
+            deadline = time.time() + 120  # the runner registers the deployment as it starts
+            while (got := httpx.get(f"{api}/deployments/name/recipeflow-deployment/served")).status_code != 200:
+                assert time.time() < deadline and proc.poll() is None, log.read_text()[-3000:]
+                time.sleep(0.5)
+            deployment = got.json()
+            assert deployment["work_pool_name"] is None and deployment["schedules"]
+            run_id = trigger_next_scheduled_run(api, deployment["id"])
+            wait_for_flow_run(api, run_id, logs=[log])
+            [version] = versions.list_versions(str(tmp_path / "dataset"))
+            assert version["rows"] > 0
+        finally:
+            stop_process_group(proc)
+    assert proc.returncode is not None
+
+
+def wait_for_line(log: Path, text: str, proc: subprocess.Popen, timeout: float = 240) -> str:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for line in log.read_text().splitlines():
+            if text in line:
+                return line
+        assert proc.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.5)
+    raise AssertionError(f"{text!r} not printed in {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+def test_deploy_folder_pools_prefect_yaml_and_compose(tmp_path, server):
+    """deploy/: the work-pool definitions are accepted by the server, `prefect deploy --all`
+    creates every deployment of prefect.yaml (each recipe valid), the compose file has its services."""
+    from recipeflow.flows.recipe import load_recipe
+
+    env = {**os.environ, "PREFECT_API_URL": server, "PREFECT_HOME": str(tmp_path / "home")}
+    pools = {"cpu": ("process", "cpu.json"), "gpu": ("process", "gpu-process.json"),
+             "gpu-k8s": ("kubernetes", "gpu-kubernetes.json")}
+    for name, (kind, file) in pools.items():
+        done = subprocess.run(
+            [sys.executable, "-m", "prefect", "work-pool", "create", name, "--type", kind,
+             "--base-job-template", str(REPO / "deploy" / "work-pools" / file), "--overwrite"],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    k8s = httpx.get(f"{server}/work_pools/gpu-k8s").json()["base_job_template"]
+    [container] = k8s["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]["containers"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "{{ gpu_count }}"
+    assert k8s["variables"]["properties"]["gpu_count"]["default"] == 1
+
+    done = subprocess.run(
+        [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all", "--prefect-file", "deploy/prefect.yaml"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    spec = yaml.safe_load((REPO / "deploy" / "prefect.yaml").read_text())
+    for entry in spec["deployments"]:
+        made = httpx.get(f"{server}/deployments/name/recipeflow-deployment/{entry['name']}").json()
+        assert made["work_pool_name"] == "cpu" and made["global_concurrency_limit"]["limit"] == 1
+        assert [s["schedule"]["cron"] for s in made["schedules"]] == [entry["schedules"][0]["cron"]]
+        recipe = made["parameters"]["recipe"]
+        load_recipe(str(REPO / recipe), made["parameters"].get("overrides", []))  # valid as deployed
+
+    compose = yaml.safe_load((REPO / "deploy" / "docker-compose.yml").read_text())["services"]
+    assert {"postgres", "prefect-server", "minio", "cpu-worker", "gpu-worker"} <= set(compose)
+    assert "--pool cpu" in compose["cpu-worker"]["command"] and "--pool gpu" in compose["gpu-worker"]["command"]
+    [device] = compose["gpu-worker"]["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+    assert "postgresql" in compose["prefect-server"]["environment"]["PREFECT_API_DATABASE_CONNECTION_URL"]

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
 import pytest
 import yaml
 
 from recipeflow.flows.runner import run_recipe
 from tests.conftest import SAMPLE_WARC
+from tests.s3 import _free_port
+from tests.servers import stop_process_group
 
 
-def _checksums(tmp_path, prefect_api, executor: str) -> list:
+def _checksums(tmp_path, prefect_api, executor: str, address: str | None = None) -> list:
     recipe = {
         "name": f"executor-{executor}",
         "inputs": {"pages": {"path": str(SAMPLE_WARC)}},
         "process": [{"html_extract": {}}, {"text_length_filter": {"min_length": 1000}}, {"exact_dedup": {"partitions": 2}}],
-        "output": {"path": str(tmp_path / executor), "keep_rejected": True},
-        "run": {"executor": executor, "workers": 2, "shard_size": 100},
+        "output": {"path": str(tmp_path / f"{executor}-{bool(address)}"), "keep_rejected": True},
+        "run": {"executor": executor, "workers": 2, "shard_size": 100, "address": address},
     }
     path = tmp_path / f"{executor}.yaml"
     path.write_text(yaml.safe_dump(recipe))
@@ -28,3 +39,49 @@ def test_cluster_executor_matches_processes(tmp_path, prefect_api, executor):
     expected = _checksums(tmp_path, prefect_api, "processes")
     assert _checksums(tmp_path, prefect_api, executor) == expected
     assert expected
+
+
+@pytest.mark.parametrize("executor", ["dask", "ray"])
+def test_cluster_executor_on_an_existing_cluster(tmp_path, prefect_api, executor, monkeypatch):
+    """`run.address`: the tasks go to a cluster started beforehand (as on other machines)."""
+    expected = _checksums(tmp_path, prefect_api, "processes")
+    # Ray clusters require a token: this cluster's own, given to the head and to the driver.
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    with existing_cluster(executor, tmp_path) as address:
+        assert _checksums(tmp_path, prefect_api, executor, address=address) == expected
+
+
+@contextmanager
+def existing_cluster(executor: str, tmp_path) -> Iterator[str]:
+    """A Dask scheduler with two worker processes, or a Ray head (`ray start --head --block`,
+    in its own process group, stopped by its PID)."""
+    if executor == "dask":
+        from distributed import LocalCluster
+
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                          host="127.0.0.1") as cluster:
+            yield cluster.scheduler_address
+        return
+    port = _free_port()
+    log = tmp_path / "ray.log"
+    with open(log, "w") as out:
+        head = subprocess.Popen(
+            [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", "--port", str(port),
+             "--node-ip-address", "127.0.0.1", "--num-cpus", "2", "--include-dashboard", "false",
+             "--disable-usage-stats", "--temp-dir", tempfile.mkdtemp(prefix="rf-ray-")],  # short: socket paths
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        try:
+            deadline = time.time() + 180
+            while not _listening(port):
+                assert time.time() < deadline and head.poll() is None, log.read_text()[-3000:]
+                time.sleep(0.5)
+            yield f"127.0.0.1:{port}"
+        finally:
+            stop_process_group(head)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
