@@ -321,3 +321,19 @@ def test_deploy_folder_pools_prefect_yaml_and_compose(tmp_path, server):
     [device] = compose["gpu-worker"]["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
     assert "postgresql" in compose["prefect-server"]["environment"]["PREFECT_API_DATABASE_CONNECTION_URL"]
+
+
+def test_gpu_pool_needs_a_server_its_workers_reach(tmp_path, monkeypatch):
+    from recipeflow.flows.runner import RunRefused, run_recipe
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)  # the embedded server: no worker reaches it
+
+    data = tmp_path / "docs.jsonl"
+    data.write_bytes(jsonl(sample_docs()[:2]))
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "r", "inputs": {"docs": {"path": str(data)}}, "process": [{"normalize_whitespace": {}}],
+        "output": {"path": str(tmp_path / "out")}, "run": {"pools": {"gpu": "gpu"}},
+    }))
+    with pytest.raises(RunRefused, match="run.pools.gpu: .*set PREFECT_API_URL"):
+        run_recipe(str(path), progress=False)

@@ -34,7 +34,8 @@ overrides_option = click.option(
 @overrides_option
 @click.option("--no-progress", is_flag=True, help="Do not draw a progress bar.")
 def run(recipe: str, overrides: tuple[str, ...], no_progress: bool) -> None:
-    """Run RECIPE and commit a new version of each output dataset."""
+    """Run RECIPE and commit a new version of each output dataset (none for an output whose
+    inputs, recipe and operators did not change since its latest version)."""
     if not no_progress:
         # One line per finished task would scroll the progress bar away; the UI still has them.
         os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")

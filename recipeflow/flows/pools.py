@@ -68,6 +68,7 @@ def shard_from_json(data: dict[str, Any]) -> ShardInput:
 # -- the stage flow, run by a worker of the pool ------------------------------------------------
 
 
+# Threads share the process's loaded model; the tag limit, not this pool, bounds GPU tasks.
 @flow(name=STAGE_FLOW, persist_result=False, task_runner=ThreadPoolTaskRunner(max_workers=4))
 def stage_flow(
     stage: dict[str, Any],
@@ -188,9 +189,11 @@ def ensure_work_pool(name: str, pool_type: str = "process") -> bool:
 
 
 def ensure_stage_deployment(pool: str) -> None:
-    """The ``recipeflow-stage/<pool>`` deployment that GPU stages are run through."""
+    """The ``recipeflow-stage/<pool>`` deployment that GPU stages are run through (and its pool,
+    a process pool, if missing)."""
     from prefect.deployments.runner import EntrypointType
 
+    ensure_work_pool(pool)
     stage_flow.to_deployment(
         name=pool,
         work_pool_name=pool,

@@ -37,6 +37,13 @@ def preflight(recipe: Recipe, base_dir: str) -> None:
             storage.check_writable(root, recipe=where, field=field)
         except storage.OutputNotWritable as exc:
             raise RunRefused(str(exc)) from exc
+    if recipe.run.pools.gpu and not os.environ.get("PREFECT_API_URL"):
+        # The embedded server lives in this process: no worker of the GPU pool can reach it.
+        raise RunRefused(
+            f"{where}: run.pools.gpu: GPU stages on work pool {recipe.run.pools.gpu!r} need a Prefect "
+            "server that the pool's workers reach; set PREFECT_API_URL, or leave run.pools.gpu "
+            "unset to run GPU stages in this run"
+        )
 
 
 def run_recipe(
