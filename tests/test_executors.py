@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import socket
 import subprocess
@@ -14,19 +15,20 @@ from typing import Iterator
 import pytest
 import yaml
 
+from recipeflow.flows import versions
 from recipeflow.flows.runner import run_recipe
 from tests.conftest import SAMPLE_WARC
 from tests.s3 import _free_port
 from tests.servers import stop_process_group
 
 
-def _checksums(tmp_path, prefect_api, executor: str, address: str | None = None) -> list:
+def _checksums(tmp_path, prefect_api, executor: str) -> list:
     recipe = {
         "name": f"executor-{executor}",
         "inputs": {"pages": {"path": str(SAMPLE_WARC)}},
         "process": [{"html_extract": {}}, {"text_length_filter": {"min_length": 1000}}, {"exact_dedup": {"partitions": 2}}],
-        "output": {"path": str(tmp_path / f"{executor}-{bool(address)}"), "keep_rejected": True},
-        "run": {"executor": executor, "workers": 2, "shard_size": 100, "address": address},
+        "output": {"path": str(tmp_path / executor), "keep_rejected": True},
+        "run": {"executor": executor, "workers": 2, "shard_size": 100},
     }
     path = tmp_path / f"{executor}.yaml"
     path.write_text(yaml.safe_dump(recipe))
@@ -42,18 +44,30 @@ def test_cluster_executor_matches_processes(tmp_path, prefect_api, executor):
 
 
 @pytest.mark.parametrize("executor", ["dask", "ray"])
-def test_cluster_executor_on_an_existing_cluster(tmp_path, prefect_api, executor, monkeypatch):
-    """`run.address`: the tasks go to a cluster started beforehand (as on other machines)."""
+def test_cluster_executor_on_an_existing_cluster(tmp_path, prefect_api, executor):
+    """`run.address`: `recipeflow run` sends the tasks to a cluster started beforehand (as on
+    other machines)."""
     expected = _checksums(tmp_path, prefect_api, "processes")
-    # Ray clusters require a token: this cluster's own, given to the head and to the driver.
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
-    with existing_cluster(executor, tmp_path) as address:
-        assert _checksums(tmp_path, prefect_api, executor, address=address) == expected
+    # Ray clusters require a token: this cluster's own, given to the head and to the CLI (a
+    # fresh process: Ray reads the token once per process).
+    token = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    with existing_cluster(executor, tmp_path, token) as address:
+        root = tmp_path / f"{executor}-on-cluster"
+        done = subprocess.run(
+            [sys.executable, "-m", "recipeflow.flows.cli", "run", str(tmp_path / "processes.yaml"), "--no-progress",
+             "--set", f"run.executor={executor}", "--set", f"run.address={address}",
+             "--set", f"output.path={root}"],
+            env={**os.environ, "PREFECT_API_URL": prefect_api, **token}, capture_output=True, text=True, timeout=400,
+        )
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    [version] = versions.list_versions(str(root))
+    manifest = versions.read_manifest(str(root), version["version"])
+    assert manifest["run"]["executor"] == executor
+    assert [(f["path"], f["sha256"]) for f in manifest["files"] + manifest["rejected_files"]] == expected
 
 
 @contextmanager
-def existing_cluster(executor: str, tmp_path) -> Iterator[str]:
+def existing_cluster(executor: str, tmp_path, env: dict[str, str]) -> Iterator[str]:
     """A Dask scheduler with two worker processes, or a Ray head (`ray start --head --block`,
     in its own process group, stopped by its PID)."""
     if executor == "dask":
@@ -70,7 +84,7 @@ def existing_cluster(executor: str, tmp_path) -> Iterator[str]:
             [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", "--port", str(port),
              "--node-ip-address", "127.0.0.1", "--num-cpus", "2", "--include-dashboard", "false",
              "--disable-usage-stats", "--temp-dir", tempfile.mkdtemp(prefix="rf-ray-")],  # short: socket paths
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
         try:
             deadline = time.time() + 180
