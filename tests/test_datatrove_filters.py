@@ -434,3 +434,26 @@ def test_fineweb_chain_runs_in_a_recipe(tmp_path, prefect_api, reference_paragra
     assert rejected["short"]["reject_reason"] == "top_2_gram"
     counts = {op["operator"]: (op["docs_in"], op["docs_out"]) for op in manifest["operators"]}
     assert counts["language_id"] == (4, 3)
+
+
+def test_repeated_ngrams_from_hashes_equal_the_string_scan():
+    """The hashed scan gives the character counts of the string scan, n-gram sizes 5 to 10, on
+    real pages with planted repeats (n-grams are compared as concatenations, as DataTrove does:
+    "ab c" and "a bc" are the same 2-gram)."""
+    from recipeflow.operators._text_stats import repeated_ngram_chars, repeated_ngram_chars_by_size
+
+    assert repeated_ngram_chars_by_size(["ab", "c", "x", "a", "bc"], [2]) == [
+        repeated_ngram_chars(["ab", "c", "x", "a", "bc"], 2)
+    ] == [3]
+    with gzip.open(CORPORA / "debian-handbook.jsonl.gz", "rt", encoding="utf-8") as f:
+        texts = [json.loads(line)["text"] for _, line in zip(range(300), f)]
+    texts += [t + "\n" + t[: len(t) // 3] for t in texts[:100]]  # repeated passages
+    words_of = splitter("en").split
+    sizes = [5, 6, 7, 8, 9, 10]
+    with_repeats = 0
+    for text in texts:
+        words = words_of(text)
+        expected = [repeated_ngram_chars(words, n) for n in sizes]
+        assert repeated_ngram_chars_by_size(words, sizes) == expected
+        with_repeats += any(expected)
+    assert with_repeats >= 100

@@ -1,36 +1,139 @@
-"""Prefect's embedded mode, shared with worker processes.
+"""Prefect's embedded mode, shared with worker processes, started early.
 
 With no ``PREFECT_API_URL``, Prefect starts a temporary server in the process that runs the
 flow. Worker processes of the ``processes`` executor would each start their own, which costs
 seconds and records their task runs elsewhere. So recipeflow starts that one temporary server
 itself and exports its URL, which child processes inherit.
+
+It runs the same app with the same settings as Prefect's own ``SubprocessASGIServer``, but is
+launched without importing Prefect's server code here (2-3 s), so that its start-up (4 s and
+more) overlaps this process's own imports: call :func:`start_embedded_server` first, import
+and plan, then enter :func:`prefect_api`, which waits until the server answers.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterator
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from typing import IO, Iterator
+
+_SERVER_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+
+
+class EmbeddedServer:
+    """A temporary Prefect server in a child process, on a free port of 127.0.0.1.
+
+    The socket is bound here and handed to uvicorn (``--fd``), so the port is known at once
+    and no other process can take it in between.
+    """
+
+    def __init__(self) -> None:
+        import importlib.util
+
+        spec = importlib.util.find_spec("prefect")
+        assert spec is not None and spec.origin is not None, "prefect is not installed"
+        self._errors: IO[bytes] = tempfile.TemporaryFile()
+        with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port: int = sock.getsockname()[1]
+            self.process: subprocess.Popen[bytes] | None = subprocess.Popen(
+                [
+                    sys.executable, "-m", "uvicorn",
+                    "--app-dir", os.path.dirname(os.path.dirname(spec.origin)),
+                    "--factory", "prefect.server.api.server:create_app",
+                    "--fd", str(sock.fileno()),
+                    "--log-level", "error", "--lifespan", "on",
+                ],
+                env={**os.environ, **_SERVER_ENV},
+                pass_fds=(sock.fileno(),),
+                stdout=subprocess.DEVNULL,
+                stderr=self._errors,
+            )
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Block until the API answers (a loaded machine can take a while to start it)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            status = self.process.poll()
+            if status is not None:
+                self._errors.seek(0)
+                detail = self._errors.read().decode("utf-8", "replace")[-4000:]
+                raise RuntimeError(f"Prefect's embedded server exited with status {status}:\n{detail}")
+            try:
+                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"Prefect's embedded server did not answer within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+        self._errors.close()
+
+
+def _refresh_prefect_settings() -> None:
+    """Make Prefect, if already imported, read ``PREFECT_API_URL`` again. Its background
+    services (log and event workers) read the process-wide settings, not the caller's."""
+    context = sys.modules.get("prefect.context")
+    if context is not None:
+        context.refresh_global_settings_context()
+
+
+def start_embedded_server() -> EmbeddedServer | None:
+    """Start the embedded server now, without waiting for it, and export its URL (before
+    Prefect is imported, so every part of Prefect sees it); None when ``PREFECT_API_URL``
+    already names a server."""
+    if os.environ.get("PREFECT_API_URL"):
+        return None
+    server = EmbeddedServer()
+    os.environ["PREFECT_API_URL"] = server.api_url
+    _refresh_prefect_settings()
+    return server
 
 
 @contextlib.contextmanager
-def prefect_api() -> Iterator[str | None]:
-    """Yield the API URL in use: the configured server, or a temporary embedded one."""
-    if os.environ.get("PREFECT_API_URL"):
-        yield os.environ["PREFECT_API_URL"]
-        return
-    from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    server = SubprocessASGIServer()
-    server.start(timeout=120)  # a loaded machine can take a while to start it
-    os.environ["PREFECT_API_URL"] = server.api_url
+def prefect_api(server: EmbeddedServer | None = None) -> Iterator[str]:
+    """Yield the API URL in use, once it answers: that of ``server`` (started earlier by
+    :func:`start_embedded_server`), else the configured one, else a new embedded server's."""
+    if server is None:
+        if os.environ.get("PREFECT_API_URL"):
+            yield os.environ["PREFECT_API_URL"]
+            return
+        server = start_embedded_server()
+        assert server is not None
     try:
+        server.wait_ready()
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
             yield server.api_url
     finally:
-        from prefect.logging.handlers import APILogWorker
+        if "prefect.logging.handlers" in sys.modules:
+            from prefect.logging.handlers import APILogWorker
 
-        APILogWorker.drain_all(timeout=5)  # send buffered logs while the server is still up
-        os.environ.pop("PREFECT_API_URL", None)
+            APILogWorker.drain_all(timeout=5)  # send buffered logs while the server is still up
+        if os.environ.get("PREFECT_API_URL") == server.api_url:
+            os.environ.pop("PREFECT_API_URL")
+            _refresh_prefect_settings()
         server.stop()

@@ -55,10 +55,12 @@ def run_recipe(
     base_dir = base_dir or os.getcwd()
     prepare(recipe, base_dir)
 
-    from recipeflow.flows.prefect_server import prefect_api  # imports Prefect: only now
+    from recipeflow.flows.prefect_server import prefect_api, start_embedded_server
 
-    with prefect_api():
-        return start_flow(recipe, base_dir, progress=progress)
+    server = start_embedded_server()  # starts while Prefect and the flow are imported here
+    configured = configured_flow(recipe)  # imports Prefect: only now
+    with prefect_api(server):
+        return configured(**flow_arguments(recipe, base_dir, progress))
 
 
 def prepare(recipe: Recipe, base_dir: str) -> None:
@@ -68,14 +70,18 @@ def prepare(recipe: Recipe, base_dir: str) -> None:
     preflight(recipe, base_dir)
 
 
-def start_flow(recipe: Recipe, base_dir: str, *, progress: bool = True) -> list[dict[str, Any]]:
-    """The flow run ``recipeflow-run`` with the recipe's executor (a subflow when called in a
-    flow run, as a deployment's run does)."""
+def configured_flow(recipe: Recipe) -> Any:
+    """The flow ``recipeflow-run`` with the recipe's executor."""
     from recipeflow.flows.flow import recipe_flow, task_runner
 
-    configured = recipe_flow.with_options(
-        task_runner=task_runner(recipe.run), flow_run_name=f"{recipe.name}"
-    )
-    return configured(
-        recipe_data=recipe.resolved(), recipe_source=recipe.source, base_dir=base_dir, progress=progress
-    )
+    return recipe_flow.with_options(task_runner=task_runner(recipe.run), flow_run_name=f"{recipe.name}")
+
+
+def flow_arguments(recipe: Recipe, base_dir: str, progress: bool) -> dict[str, Any]:
+    return {"recipe_data": recipe.resolved(), "recipe_source": recipe.source, "base_dir": base_dir, "progress": progress}
+
+
+def start_flow(recipe: Recipe, base_dir: str, *, progress: bool = True) -> list[dict[str, Any]]:
+    """The recipe's flow run, where a Prefect API is set up already (a subflow when called in a
+    flow run, as a deployment's run does)."""
+    return configured_flow(recipe)(**flow_arguments(recipe, base_dir, progress))

@@ -115,25 +115,78 @@ def top_ngram_chars(words: Sequence[str], n: int) -> int:
 def repeated_ngram_chars(words: Sequence[str], n: int) -> int:
     """Characters in word n-grams that repeat an earlier n-gram, scanning left to right and
     skipping past each repeat (so overlapping repeats count once). N-grams are compared as the
-    concatenation of their words.
-
-    Only positions whose n-gram occurred before can be repeats, so the scan visits just those
-    (found with C-level dict and numpy operations), knowing which earlier positions the skips
-    jumped over.
-    """
+    concatenation of their words. (The filters use :func:`repeated_ngram_chars_by_size`, which
+    compares hashes instead of strings.)"""
     n_grams = len(words) - n + 1
     if n_grams <= 0:
         return 0
     grams = list(map("".join, zip(*[words[i:] for i in range(n)])))
-    if len(set(grams)) == n_grams:  # nothing repeats: the common case, and a cheap test
-        return 0
     # n-gram -> position of its first occurrence (later positions written first, then
     # overwritten by earlier ones).
     first = dict(zip(reversed(grams), range(n_grams - 1, -1, -1)))
-    first_of = np.fromiter(map(first.__getitem__, grams), dtype=np.int64, count=n_grams)
-    later = np.flatnonzero(first_of != np.arange(n_grams))  # positions of later occurrences
-    skip_starts: list[int] = []  # windows [start, start + n - 1) jumped over after a repeat
-    seen_later: set[int] = set()  # n-grams (by first position) added at a later occurrence
+    identities = np.fromiter(map(first.__getitem__, grams), dtype=np.int64, count=n_grams)
+    return _repeated_chars(identities, np.fromiter(map(len, grams), dtype=np.int64, count=n_grams), n)
+
+
+# Polynomial hashes of word concatenations, modulo 2**64: the hash of a + b is
+# hash(a) * BASE**len(b) + hash(b), so the hashes of all n-grams' concatenations come from
+# per-word values with a few vector operations.
+_MASK = (1 << 64) - 1
+_BASE = 0x100000001B3
+
+
+def _word_hash(word: str) -> int:
+    value = 0
+    for char in word:
+        value = (value * _BASE + ord(char)) & _MASK
+    return value
+
+
+WORD_HASH = _WordProperty(_word_hash)
+WORD_SHIFT = _WordProperty(lambda word: pow(_BASE, len(word), 1 << 64))  # BASE ** len(word)
+
+
+def repeated_ngram_chars_by_size(words: Sequence[str], sizes: Sequence[int]) -> list[int]:
+    """:func:`repeated_ngram_chars` for each n of ``sizes``, from 64-bit polynomial hashes of
+    the n-grams' concatenations instead of the strings themselves: all sizes come from per-word
+    values with a few vector operations, and the scan runs over integers. Two different
+    n-grams of one document collide with a probability of about (n-grams)² / 2⁶⁵."""
+    results = dict.fromkeys(sizes, 0)
+    if not words or not sizes:
+        return [results[n] for n in sizes]
+    count = len(words)
+    hashes = np.fromiter(map(WORD_HASH.__getitem__, words), dtype=np.uint64, count=count)
+    shifts = np.fromiter(map(WORD_SHIFT.__getitem__, words), dtype=np.uint64, count=count)
+    ends = np.zeros(count + 1, dtype=np.int64)  # characters before each word
+    np.cumsum(np.fromiter(map(len, words), dtype=np.int64, count=count), out=ends[1:])
+    wanted = set(sizes)
+    grams = hashes  # hashes of the n-grams' concatenations, for n = 1, 2, ...
+    for n in range(1, max(sizes) + 1):
+        n_grams = count - n + 1
+        if n_grams <= 0:
+            break
+        if n > 1:
+            grams = grams[:n_grams] * shifts[n - 1 :] + hashes[n - 1 :]
+        if n in wanted:
+            results[n] = _repeated_chars(grams, ends[n:] - ends[:n_grams], n)
+    return [results[n] for n in sizes]
+
+
+def _repeated_chars(grams: np.ndarray, lengths: np.ndarray, n: int) -> int:
+    """The scan over n-gram identities (equal n-grams, equal values) and their lengths.
+
+    Only positions whose n-gram occurred before can be repeats, so the scan visits just those
+    (found with numpy), knowing which earlier positions the skips jumped over: an n-gram whose
+    earlier occurrences were all jumped over counts as new.
+    """
+    n_grams = len(grams)
+    _, first_index, inverse = np.unique(grams, return_index=True, return_inverse=True)
+    if len(first_index) == n_grams:  # nothing repeats: the common case
+        return 0
+    first_of = first_index[inverse]  # position of each n-gram's first occurrence
+    later = np.flatnonzero(first_of != np.arange(n_grams))
+    skip_starts: list[int] = []
+    seen_later: set[int] = set()
     skip_end = 0
     repeated = 0
     for position in later.tolist():
@@ -141,10 +194,10 @@ def repeated_ngram_chars(words: Sequence[str], n: int) -> int:
             continue
         gram_id = int(first_of[position])
         if gram_id in seen_later or not _in_windows(gram_id, skip_starts, n - 1):
-            repeated += len(grams[position])
+            repeated += int(lengths[position])
             skip_starts.append(position + 1)
             skip_end = position + n
-        else:  # its earlier occurrences were all jumped over: this one counts as new
+        else:
             seen_later.add(gram_id)
     return repeated
 

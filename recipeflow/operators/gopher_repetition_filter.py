@@ -15,7 +15,7 @@ from pydantic import Field, field_validator
 from recipeflow.operators import document as doc
 from recipeflow.operators._text_stats import (
     duplicates,
-    repeated_ngram_chars,
+    repeated_ngram_chars_by_size,
     top_ngram_chars,
 )
 from recipeflow.operators._words import splitter
@@ -124,7 +124,8 @@ class GopherRepetitionFilter(Filter):
         ]
         words = words_of(text)
         values += [top_ngram_chars(words, n) / length for n, _ in p.top_n_grams]
-        values += [repeated_ngram_chars(words, n) / length for n, _ in p.dup_n_grams]
+        repeated = repeated_ngram_chars_by_size(words, [n for n, _ in p.dup_n_grams])
+        values += [chars / length for chars in repeated]
         return values
 
     def decide(self, stats: dict[str, Sequence[Any]]) -> list[Rejection | None]:
