@@ -26,6 +26,7 @@ def s3_endpoint(bucket: str) -> Iterator[str]:
     variables (AWS_ENDPOINT_URL included) and yield the endpoint URL; stop it afterwards."""
     import boto3
     from moto.server import ThreadedMotoServer
+    from s3fs import S3FileSystem
 
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
@@ -33,6 +34,8 @@ def s3_endpoint(bucket: str) -> Iterator[str]:
     endpoint = f"http://127.0.0.1:{port}"
     saved = {k: os.environ.get(k) for k in [*CREDENTIALS, "AWS_ENDPOINT_URL"]}
     os.environ.update(CREDENTIALS, AWS_ENDPOINT_URL=endpoint)
+    # s3fs instances made for an earlier endpoint (another test module's) would still call it.
+    S3FileSystem.clear_instance_cache()
     try:
         client = boto3.client("s3", endpoint_url=endpoint)
         client.create_bucket(Bucket=bucket)

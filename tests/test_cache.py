@@ -38,7 +38,7 @@ def counting(monkeypatch):
     return CALLS
 
 
-def _recipe(tmp_path, first_tag="a", min_length=500, cache=True):
+def _recipe(tmp_path, first_tag="a", min_length=500, cache=True, keep_rejected=False):
     data = {
         "name": "cache-test",
         "inputs": {"pages": {"path": str(SAMPLE_WARC)}},
@@ -49,7 +49,8 @@ def _recipe(tmp_path, first_tag="a", min_length=500, cache=True):
             {"test_counting_mapper": {"tag": "after-dedup"}},
             {"text_length_filter": {"min_length": min_length}},
         ],
-        "output": {"path": str(tmp_path / "out")},
+        # keep_rejected changes what a version holds, not what any stage computes.
+        "output": {"path": str(tmp_path / "out"), "keep_rejected": keep_rejected},
         "run": {"shard_size": 100, "cache": cache},
     }
     path = tmp_path / "r.yaml"
@@ -73,13 +74,15 @@ def test_rerun_does_no_operator_work_and_shows_cached(tmp_path, prefect_api, cou
     assert counting["a"] == 4 and counting["after-dedup"] == 4  # 4 shards of 100 records
     counting.clear()
 
-    [second] = run_recipe(_recipe(tmp_path), progress=False)
+    # A new version (keep_rejected changed) whose stages are all unchanged.
+    [second] = run_recipe(_recipe(tmp_path, keep_rejected=True), progress=False)
     assert sum(counting.values()) == 0
     assert [f["sha256"] for f in second["files"]] == [f["sha256"] for f in first["files"]]
     states = _task_states(second["run"]["flow_run_id"])
     # scan 1 + stage 4 + signatures 4 + resolve 1 + stage 4: all cached; commit runs.
     assert states["Cached"] == 14, states
     assert states["Completed"] == 1, states
+    assert second["run"]["tasks"] == {"computed": 0, "cached": 13, "computed_tasks": []}
 
 
 def test_changed_parameter_reruns_only_the_stages_from_it(tmp_path, prefect_api, counting):
@@ -109,6 +112,6 @@ def test_rerun_after_the_stage_cache_is_removed(tmp_path, prefect_api, counting)
     [first] = run_recipe(_recipe(tmp_path), progress=False)
     shutil.rmtree(tmp_path / "out" / "cache")
     counting.clear()
-    [again] = run_recipe(_recipe(tmp_path), progress=False)
+    [again] = run_recipe(_recipe(tmp_path, keep_rejected=True), progress=False)
     assert counting["a"] == 4
     assert [f["sha256"] for f in again["files"]] == [f["sha256"] for f in first["files"]]

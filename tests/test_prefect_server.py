@@ -5,7 +5,6 @@ asset materialization events."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,48 +16,20 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, SAMPLE_WARC
-from tests.s3 import _free_port
+from tests.servers import prefect_server as real_prefect_server
 
 
 @pytest.fixture(scope="module")
 def prefect_server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("prefect-server-home")
-    port = _free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    env.pop("PREFECT_API_URL", None)
-    log = open(home / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    api = f"http://127.0.0.1:{port}/api"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError((home / "server.log").read_text()[-3000:])
-        time.sleep(0.5)
-    else:
-        raise RuntimeError("prefect server did not start in time")
-    try:
+    with real_prefect_server(tmp_path_factory.mktemp("prefect-server-home")) as api:
         yield api
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
 
 
-def _run_cli(recipe: Path, api: str, home: Path) -> str:
+def _run_cli(recipe: Path, api: str, home: Path, *overrides: str) -> str:
     env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(home)}
+    sets = [arg for o in overrides for arg in ("--set", o)]
     done = subprocess.run(
-        [sys.executable, "-m", "recipeflow.flows.cli", "run", str(recipe), "--no-progress"],
+        [sys.executable, "-m", "recipeflow.flows.cli", "run", str(recipe), "--no-progress", *sets],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -80,7 +51,8 @@ def test_runs_against_a_real_prefect_server(tmp_path, prefect_server):
         )
     )
     _run_cli(recipe, api, tmp_path / "home")
-    _run_cli(recipe, api, tmp_path / "home")
+    # A new version whose stages are all unchanged: every stage task is Cached.
+    _run_cli(recipe, api, tmp_path / "home", "output.keep_rejected=true")
 
     flow_runs = httpx.post(f"{api}/flow_runs/filter", json={"sort": "START_TIME_ASC"}).json()
     runs = [r for r in flow_runs if r["name"] == "ui-check"]

@@ -110,12 +110,20 @@ def test_run_commits_a_version_with_manifest_and_artifacts(tmp_path, prefect_api
     assert {r["operator"] for r in rows} >= {"html_extract", "exact_dedup"}
 
 
-def test_second_run_has_parent_and_reuses_stage_results(tmp_path, prefect_api):
+def test_unchanged_run_commits_nothing_and_a_changed_one_has_the_parent(tmp_path, prefect_api):
     recipe = write_recipe(tmp_path / "r.yaml", quickstart_like(tmp_path))
     [first] = run_recipe(str(recipe), progress=False)
-    [second] = run_recipe(str(recipe), progress=False)
+    # Same inputs, recipe and operators (another executor and worker count do not matter).
+    [same] = run_recipe(str(recipe), ["run.executor=processes", "run.workers=1"], progress=False)
+    assert same["committed"] is False and same["version"] is None
+    assert same["parent"] == first["version"] and "nothing changed" in same["message"]
+    assert same["run"]["tasks"]["computed"] == 0  # no stage ran at all
+    assert [v["version"] for v in versions.list_versions(str(tmp_path / "dataset"))] == [first["version"]]
+
+    [second] = run_recipe(str(recipe), ["output.keep_rejected=false"], progress=False)
     assert second["parent"] == first["version"]
     assert [f["sha256"] for f in second["files"]] == [f["sha256"] for f in first["files"]]
+    assert second["run"]["tasks"]["computed"] == 0 and second["run"]["tasks"]["cached"] > 0
     assert [v["version"] for v in versions.list_versions(str(tmp_path / "dataset"))] == [
         first["version"], second["version"]
     ]
@@ -330,7 +338,7 @@ def test_dataset_as_input_retention_and_cache_entries(tmp_path, prefect_api):
     downstream["inputs"]["pages"]["path"] = f"{root}@{a1['version']}"
     recipe = write_recipe(tmp_path / "b.yaml", downstream)
     [b2] = run_recipe(str(recipe), progress=False)
-    [b3] = run_recipe(str(recipe), progress=False)
+    [b3] = run_recipe(str(recipe), ["run.cache=false"], progress=False)  # commits even unchanged
     assert b2["inputs"][0]["version"] == a1["version"]
     # keep_last: 2 -> the oldest of three versions is gone, folder and all.
     assert b3["deleted_versions"] == [b1["version"]]
@@ -346,7 +354,8 @@ def test_dataset_as_input_retention_and_cache_entries(tmp_path, prefect_api):
 
 def test_two_runs_at_once_commit_distinct_versions(tmp_path):
     """Two CLI runs committing to the same dataset at the same time both succeed."""
-    recipe = write_recipe(tmp_path / "r.yaml", quickstart_like(tmp_path, shard_size=50))
+    # run.cache: false: each commits, even if the other committed the same data first.
+    recipe = write_recipe(tmp_path / "r.yaml", quickstart_like(tmp_path, shard_size=50, cache=False))
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home")}
     env.pop("PREFECT_API_URL", None)
     cmd = [sys.executable, "-m", "recipeflow.flows.cli", "run", str(recipe), "--no-progress"]
@@ -371,7 +380,7 @@ def test_commit_is_an_asset_materialization_with_dataset_artifacts(tmp_path, pre
 
     recipe = write_recipe(tmp_path / "r.yaml", quickstart_like(tmp_path))
     [first] = run_recipe(str(recipe), progress=False)
-    [second] = run_recipe(str(recipe), progress=False)
+    [second] = run_recipe(str(recipe), ["output.keep_rejected=false"], progress=False)
     dataset_key = f"file://{tmp_path / 'dataset'}"
 
     events: list = []

@@ -36,12 +36,14 @@ def test_recipe_reads_and_writes_s3(tmp_path, prefect_api, s3):
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(recipe))
     [first] = run_recipe(str(path), progress=False)
-    [second] = run_recipe(str(path), progress=False)
+    [second] = run_recipe(str(path), progress=False)  # nothing changed: no version
+    [third] = run_recipe(str(path), ["output.keep_rejected=false"], progress=False)
 
     listed = versions.list_versions(f"s3://{BUCKET}/datasets/pages")
-    assert [v["version"] for v in listed] == [first["version"], second["version"]]
-    assert second["parent"] == first["version"]
-    assert [f["sha256"] for f in first["files"]] == [f["sha256"] for f in second["files"]]
+    assert second["committed"] is False and second["parent"] == first["version"]
+    assert [v["version"] for v in listed] == [first["version"], third["version"]]
+    assert third["parent"] == first["version"]
+    assert [f["sha256"] for f in first["files"]] == [f["sha256"] for f in third["files"]]
 
     fs = fsspec.filesystem("s3", skip_instance_cache=True)
     folder = f"{BUCKET}/datasets/pages/versions/{first['version']}"

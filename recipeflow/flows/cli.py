@@ -34,7 +34,8 @@ overrides_option = click.option(
 @overrides_option
 @click.option("--no-progress", is_flag=True, help="Do not draw a progress bar.")
 def run(recipe: str, overrides: tuple[str, ...], no_progress: bool) -> None:
-    """Run RECIPE and commit a new version of each output dataset."""
+    """Run RECIPE and commit a new version of each output dataset (none for an output whose
+    inputs, recipe and operators did not change since its latest version)."""
     if not no_progress:
         # One line per finished task would scroll the progress bar away; the UI still has them.
         os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
@@ -46,13 +47,26 @@ def run(recipe: str, overrides: tuple[str, ...], no_progress: bool) -> None:
     except (RecipeInvalid, RunRefused) as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
+    _print_results(manifests)
+
+
+def _print_results(manifests: list[dict]) -> None:
+    """What a run committed (or why it did not), per output, and per operator."""
+    from recipeflow.flows.refresh import committed
+
     for m in manifests:
+        if not committed(m):
+            click.echo(f"\n{m['message']}")
+            continue
         click.echo(f"\nversion {m['version']} written to {m['dataset']}/versions/{m['version']}")
         if "model" in m:
             metrics = ", ".join(f"{k} {v:.3f}" for k, v in m["metrics"].items() if isinstance(v, float))
             click.echo(f"  model {m['model']['name']} trained on {m['rows']} documents; held-out: {metrics}")
             continue
         click.echo(f"  {m['rows']} documents in {len(m['files'])} files; parent: {m['parent']}")
+        tasks = m["run"].get("tasks")
+        if tasks:
+            click.echo(f"  tasks: {tasks['computed']} computed, {tasks['cached']} reused a stored result")
         click.echo(f"  {'step':<34} {'operator':<22} {'in':>8} {'out':>8} {'rejected':>9}")
         for op in m["operators"]:
             # Documents a route leaves go to other branches: they are not rejected.
@@ -60,6 +74,81 @@ def run(recipe: str, overrides: tuple[str, ...], no_progress: bool) -> None:
             click.echo(
                 f"  {op['step']:<34} {op['operator']:<22} {op['docs_in']:>8} {op['docs_out']:>8} {rejected:>9}"
             )
+
+
+schedule_options = [
+    click.option("--cron", default=None, metavar="EXPR", help="Cron schedule, e.g. '0 2 * * *' (02:00 daily)."),
+    click.option("--interval", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+                 help="Run every SECONDS seconds."),
+    click.option("--timezone", default=None, metavar="TZ", help="IANA timezone of the schedule [default: UTC]."),
+]
+
+
+def _with_schedule_options(command):
+    for option in reversed(schedule_options):
+        command = option(command)
+    return command
+
+
+@main.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--name", required=True, help="Deployment name (recipeflow-deployment/NAME); an existing one is updated.")
+@_with_schedule_options
+@click.option("--pool", default=None, help="Work pool of its runs [default: run.pools.cpu, else cpu]; created (process) if missing.")
+@overrides_option
+def deploy(recipe: str, name: str, cron: str | None, interval: float | None, timezone: str | None,
+           pool: str | None, overrides: tuple[str, ...]) -> None:
+    """Create or update a Prefect deployment of RECIPE with its schedule, run by a worker.
+
+    Each run is a refresh: only new or changed input files are computed, a version is committed
+    whose parent is the previous one, and nothing is committed when nothing changed. Needs a
+    Prefect server (PREFECT_API_URL) and a worker: `prefect worker start --pool POOL`.
+    """
+    from recipeflow.flows.recipe import RecipeInvalid
+
+    if not os.environ.get("PREFECT_API_URL"):
+        _fail("recipeflow deploy needs a Prefect server for its deployment: set PREFECT_API_URL "
+              "(e.g. http://127.0.0.1:4200/api after `prefect server start`), or use `recipeflow serve`")
+    from recipeflow.flows.deploy import DeployError, deploy_recipe
+
+    try:
+        done = deploy_recipe(recipe, overrides, name=name, cron=cron, interval=interval, timezone=timezone, pool=pool)
+    except (RecipeInvalid, DeployError) as exc:
+        _fail(str(exc))
+    for created in done.created_pools:
+        click.echo(f"created work pool {created!r} (process)")
+    click.echo(f"deployment {done.name} ({done.deployment_id}) on work pool {done.pool!r}: {done.schedule}")
+    if done.gpu_pool:
+        click.echo(f"GPU stages run as flow runs of recipeflow-stage/{done.gpu_pool} on work pool {done.gpu_pool!r}")
+    if done.gpu_limit is not None:
+        click.echo(f"GPU tasks (tag recipeflow-gpu) limited to {done.gpu_limit} at once")
+    for note in done.notes:
+        click.echo(f"note: {note}")
+    click.echo(f"start a worker: prefect worker start --pool {done.pool}")
+    click.echo(f"run it now:     prefect deployment run '{done.name}'")
+
+
+@main.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@_with_schedule_options
+@click.option("--name", default=None, help="Deployment name [default: the recipe's name].")
+@overrides_option
+def serve(recipe: str, cron: str | None, interval: float | None, timezone: str | None, name: str | None,
+          overrides: tuple[str, ...]) -> None:
+    """Run RECIPE on a schedule in this process (no work pool, no worker) until Ctrl-C.
+
+    Uses PREFECT_API_URL's server, or starts a local `prefect server` (UI included) for as long
+    as it runs.
+    """
+    from recipeflow.flows.recipe import RecipeInvalid
+
+    from recipeflow.flows.deploy import DeployError, serve_recipe
+
+    try:
+        serve_recipe(recipe, overrides, name=name, cron=cron, interval=interval, timezone=timezone,
+                     announce=lambda line: click.echo(line))
+    except (RecipeInvalid, DeployError) as exc:
+        _fail(str(exc))
 
 
 @main.command()

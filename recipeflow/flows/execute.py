@@ -9,6 +9,7 @@ re-run or a killed run resumes from finished shards.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -156,14 +157,27 @@ def _write_part(tables: list[pa.Table], url: str) -> tuple[str | None, int]:
 
 
 def stage_address(stage: Stage, inp: ShardInput, decision: str | None) -> str:
+    """``decision``: the content digest of the shard's barrier decision (not its path), so a
+    shard whose decision did not change keeps its result when other shards change (a refresh
+    that adds files resolves the barrier again, but old shards' decisions stay the same)."""
     return stable_hash({"stage": stage.fingerprint(), "input": inp.address_part(), "decision": decision})
 
 
+def file_digest(url: str | None) -> str | None:
+    """sha256 of a file's bytes (a decision file written before digests were stored)."""
+    return None if url is None else hashlib.sha256(storage.read_bytes(url)).hexdigest()
+
+
 def run_stage(
-    stage: Stage, inp: ShardInput, decision_url: str | None, work_root: str, reuse: bool = True
+    stage: Stage,
+    inp: ShardInput,
+    decision_url: str | None,
+    work_root: str,
+    reuse: bool = True,
+    decision_digest: str | None = None,
 ) -> StageOutput:
     """Run one stage on one shard: apply the barrier's decision (if any), then the fused ops."""
-    address = stage_address(stage, inp, decision_url)
+    address = stage_address(stage, inp, decision_digest or file_digest(decision_url))
     folder = storage.join(work_root, "stages", address)
     done = _finished(folder, reuse)
     if done is not None:
@@ -388,18 +402,17 @@ class Resolution:
 
     paths: list[str]
     summary: dict[str, Any] | None = None
+    digests: list[str] = field(default_factory=list)  # sha256 of each decision file
 
 
 def _write_decisions(
     decisions: list[BarrierDecision], shard_sizes: list[int], folder: str, summary: dict[str, Any] | None
 ) -> Resolution:
-    paths = [
-        writers.write_table(
-            decision_table(decision, rows), storage.join(folder, f"shard-{i:05d}.parquet")
-        ).path
+    written = [
+        writers.write_table(decision_table(decision, rows), storage.join(folder, f"shard-{i:05d}.parquet"))
         for i, (decision, rows) in enumerate(zip(decisions, shard_sizes))
     ]
-    resolution = Resolution(paths=paths, summary=summary)
+    resolution = Resolution(paths=[w.path for w in written], summary=summary, digests=[w.sha256 for w in written])
     storage.write_json(storage.join(folder, RESULT), dataclasses.asdict(resolution))
     return resolution
 

@@ -21,7 +21,7 @@ from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from recipeflow.flows import execute, history, readers, storage
+from recipeflow.flows import execute, history, pools, readers, refresh, storage
 from recipeflow.flows.commit import NodeResult
 from recipeflow.flows.publish import commit_as_asset
 from recipeflow.flows.execute import ShardInput, StageOutput
@@ -29,6 +29,7 @@ from recipeflow.flows.history import HistoryTarget
 from recipeflow.flows.inputs import resolve_input
 from recipeflow.flows.planner import NodePlan, OpRef, Plan, Stage, plan_recipe, stable_hash
 from recipeflow.flows.recipe import Recipe, RunSpec, TrainSpec, parse_recipe
+from recipeflow.operators.base import Resource
 
 CACHE_DIR = "cache"
 
@@ -69,12 +70,21 @@ def scan_task(url: str, fmt: str, shard_size: int) -> readers.FileScan:
 
 @task(
     name="stage",
-    cache_key_fn=_cache_key("stage", lambda p: execute.stage_address(p["stage"], p["inp"], p["decision"])),
+    cache_key_fn=_cache_key(
+        "stage", lambda p: execute.stage_address(p["stage"], p["inp"], p["decision_digest"])
+    ),
     **_CACHED,
 )
-def stage_task(stage: Stage, inp: ShardInput, decision: str | None, work_root: str, reuse: bool = True) -> StageOutput:
+def stage_task(
+    stage: Stage,
+    inp: ShardInput,
+    decision: str | None,
+    work_root: str,
+    reuse: bool = True,
+    decision_digest: str | None = None,
+) -> StageOutput:
     storage.configure_credentials()
-    return execute.run_stage(stage, inp, decision, work_root, reuse)
+    return execute.run_stage(stage, inp, decision, work_root, reuse, decision_digest)
 
 
 @task(
@@ -300,15 +310,26 @@ class Work:
     bar: ProgressBar
     datasets: dict[str, Any] = dataclasses.field(default_factory=dict)  # input name -> DatasetInput
     history: dict[str, HistoryTarget] = dataclasses.field(default_factory=dict)  # by barrier step
+    reused: dict[str, bool] = dataclasses.field(default_factory=dict)  # task name -> result existed
+    gpu_pool: str | None = None  # GPU stages run as flow runs there (run.pools.gpu)
+
+    def stored(self, name: str, entry: str) -> bool:
+        """Whether the work's result (cache ``entry``: ``<kind>/<address>``) exists; noted, so
+        the run can say which tasks computed and which reused a result."""
+        done = self.reuse and storage.exists(storage.join(self.root, entry, execute.RESULT))
+        self.reused[name] = done
+        return done
 
     def run(self, task_fn: Any, name: str, entry: str | None = None) -> Any:
         """``task_fn`` named for the UI. Prefect's cached result is used only when reuse is on
-        and the work's stored result (cache ``entry``: ``<kind>/<address>``) still exists —
-        ``recipeflow cache gc`` may have removed it."""
-        refresh = not self.reuse or (
-            entry is not None and not storage.exists(storage.join(self.root, entry, execute.RESULT))
-        )
+        and the work's stored result still exists — ``recipeflow cache gc`` may have removed it."""
+        refresh = not self.reuse or (entry is not None and not self.stored(name, entry))
         return task_fn.with_options(task_run_name=name, refresh_cache=refresh)
+
+    def tally(self) -> dict[str, Any]:
+        """Tasks that did their work in this run, and how many reused a stored result."""
+        computed = [name for name, done in self.reused.items() if not done]
+        return {"computed": len(computed), "cached": len(self.reused) - len(computed), "computed_tasks": computed}
 
 
 def _resolve(
@@ -346,6 +367,7 @@ def _resolve(
 
 def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeResult) -> list[StageOutput]:
     decisions: list[str | None] = [None] * len(inputs)
+    digests: list[str | None] = [None] * len(inputs)
     if stage.barrier is not None:
         signatures = work.bar.wait(
             f"{stage.id} {stage.barrier.name}: signatures",
@@ -366,22 +388,29 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeR
             result.history.append(history.HistoryUse(target, earlier, signatures))
         resolution = _resolve(stage, earlier + signatures, len(earlier), work, result)
         decisions = list(resolution.paths)
+        digests = list(resolution.digests) or [execute.file_digest(p) for p in decisions]
         result.use_cache_files(signatures + decisions)
         if resolution.summary is not None:
             result.summaries[stage.barrier.step] = resolution.summary
+    label = f"{stage.id} {' → '.join(stage.operator_names) or 'pass'}"
+    gpu = stage.resource == Resource.gpu
+    if gpu and work.gpu_pool is not None:
+        return pools.run_on_pool(stage, inputs, decisions, digests, work, label)
     futures = [
         work.run(
-            stage_task, f"{stage.id} {inp.key}", f"stages/{execute.stage_address(stage, inp, decision)}"
-        ).submit(stage, inp, decision, work.root, work.reuse)
-        for inp, decision in zip(inputs, decisions)
+            stage_task, f"{stage.id} {inp.key}", f"stages/{execute.stage_address(stage, inp, digest)}"
+        ).with_options(tags=[pools.GPU_TAG] if gpu else [])
+        .submit(stage, inp, decision, work.root, work.reuse, digest)
+        for inp, decision, digest in zip(inputs, decisions, digests)
     ]
-    return work.bar.wait(f"{stage.id} {' → '.join(stage.operator_names) or 'pass'}", futures)
+    return work.bar.wait(label, futures)
 
 
-def _publish_artifacts(recipe: Recipe, manifests: list[dict[str, Any]]) -> None:
+def _publish_artifacts(recipe: Recipe, manifests: list[dict[str, Any]], tasks: dict[str, Any]) -> None:
+    committed = [m for m in manifests if refresh.committed(m)]
     rows = [
         {k: op.get(k) for k in ("node", "step", "operator", "docs_in", "docs_out", "rejected")}
-        for m in manifests[:1]
+        for m in committed[:1]
         for op in m["operators"]
     ]
     key = slug(recipe.name)
@@ -390,10 +419,15 @@ def _publish_artifacts(recipe: Recipe, manifests: list[dict[str, Any]]) -> None:
     )
     lines = [f"# {recipe.name}", ""]
     for m in manifests:
+        if not refresh.committed(m):
+            lines.append(f"- **{m['dataset']}**: {m['message']}")
+            continue
         lines.append(
             f"- **{m['dataset']}** version `{m['version']}`: {m['rows']} documents"
             f" ({m['rejected_rows']} rejected kept), parent `{m['parent']}`"
         )
+    lines += ["", f"Tasks: {tasks['computed']} computed, {tasks['cached']} reused a stored result (Cached)."]
+    lines += [f"- computed: {name}" for name in tasks["computed_tasks"][:200]]
     lines += ["", "| step | operator | in | out | rejected |", "|---|---|---:|---:|---:|"]
     lines += [f"| {r['step']} | {r['operator']} | {r['docs_in']} | {r['docs_out']} | {r['rejected']} |" for r in rows]
     create_markdown_artifact(markdown="\n".join(lines), key=f"{key}-summary", description=f"Run summary: {recipe.name}")
@@ -421,11 +455,21 @@ def recipe_flow(
         reuse=recipe.run.cache,
         bar=ProgressBar.start(progress),
         history=history.history_targets(recipe, plan),
+        gpu_pool=recipe.run.pools.gpu,
     )
+    if any(s.resource == Resource.gpu for s in plan.stages):
+        limit = pools.set_gpu_limit(recipe.run.gpu_concurrency, replace=False)
+        logger.info("GPU tasks (tag %s) are limited to %d at once", pools.GPU_TAG, limit)
+        if work.gpu_pool is not None:
+            pools.ensure_stage_deployment(work.gpu_pool)
     try:
         input_files, shards = _scan_inputs(recipe, work)
+        unchanged = refresh.unchanged_outputs(recipe, written.resolved(), plan, input_files, work.datasets)
+        for record in unchanged.values():
+            logger.info(record["message"])
         results: dict[str, NodeResult] = {}
-        for node in plan.nodes:
+        # Nothing to commit (and no model to train): no stage needs to run.
+        for node in plan.nodes if len(unchanged) < len(recipe.outputs) or recipe.train else []:
             result = NodeResult(plan=node)
             inputs = _node_inputs(node, shards, results)
             for stage in node.stages:
@@ -448,10 +492,13 @@ def recipe_flow(
             "cache": recipe.run.cache,
             "flow_run_id": str(flow_run.get_id()) if flow_run.get_id() else None,
             "prefect_version": prefect.__version__,
+            "tasks": work.tally(),
         },
     }
     manifests = [
-        commit_as_asset(
+        {**unchanged[node], "run": run_info["run"]}
+        if node in unchanged
+        else commit_as_asset(
             f"commit {node}",
             _upstream_urls(recipe, node, input_files, work.datasets),
             recipe=recipe,
@@ -475,5 +522,5 @@ def recipe_flow(
         )
         for name, spec in recipe.train.items()
     ]
-    _publish_artifacts(recipe, manifests)
+    _publish_artifacts(recipe, manifests, run_info["run"]["tasks"])
     return manifests + models

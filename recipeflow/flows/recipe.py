@@ -176,6 +176,19 @@ class OutputSpec(StrictModel):
     )
 
 
+class PoolsSpec(StrictModel):
+    """Prefect work pools by resource (see deploy/ for their definitions)."""
+
+    cpu: str | None = Field(
+        None, description="Work pool of the recipe's own flow runs (the default pool of `recipeflow deploy`)"
+    )
+    gpu: str | None = Field(
+        None,
+        description="Work pool for GPU stages: each runs as its own flow run there; omitted = GPU "
+        "stages run in the recipe's flow run like any other",
+    )
+
+
 class RunSpec(StrictModel):
     """How the flow runs."""
 
@@ -201,6 +214,12 @@ class RunSpec(StrictModel):
         True,
         strict=True,
         description="Reuse finished stage results (content-addressed); false recomputes everything",
+    )
+    pools: PoolsSpec = Field(default_factory=PoolsSpec, description="Work pools by resource: {cpu: NAME, gpu: NAME}")
+    gpu_concurrency: PositiveInt = Field(
+        1,
+        description="GPU tasks that may run at once, across all runs: a Prefect tag concurrency "
+        "limit on the tag `recipeflow-gpu` (set by `recipeflow deploy`, created by a run if missing)",
     )
 
 

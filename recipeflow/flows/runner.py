@@ -37,27 +37,51 @@ def preflight(recipe: Recipe, base_dir: str) -> None:
             storage.check_writable(root, recipe=where, field=field)
         except storage.OutputNotWritable as exc:
             raise RunRefused(str(exc)) from exc
+    if recipe.run.pools.gpu and not os.environ.get("PREFECT_API_URL"):
+        # The embedded server lives in this process: no worker of the GPU pool can reach it.
+        raise RunRefused(
+            f"{where}: run.pools.gpu: GPU stages on work pool {recipe.run.pools.gpu!r} need a Prefect "
+            "server that the pool's workers reach; set PREFECT_API_URL, or leave run.pools.gpu "
+            "unset to run GPU stages in this run"
+        )
 
 
 def run_recipe(
     path: str, overrides: Sequence[str] = (), *, progress: bool = True, base_dir: str | None = None
 ) -> list[dict[str, Any]]:
-    """Run the recipe at ``path``; returns the manifest of each committed version."""
+    """Run the recipe at ``path``; returns, per output, the manifest of the version committed
+    (or, when nothing changed, what the latest version is: see ``refresh``)."""
     recipe = load_recipe(path, overrides)
     base_dir = base_dir or os.getcwd()
-    if recipe.run.aws_credentials_block:
-        os.environ[storage.AWS_BLOCK_ENV] = recipe.run.aws_credentials_block
-    preflight(recipe, base_dir)
+    prepare(recipe, base_dir)
 
     from recipeflow.flows.prefect_server import prefect_api, start_embedded_server
 
     server = start_embedded_server()  # starts while Prefect and the flow are imported here
-    from recipeflow.flows.flow import recipe_flow, task_runner  # imports Prefect: only now
-
-    configured = recipe_flow.with_options(
-        task_runner=task_runner(recipe.run), flow_run_name=f"{recipe.name}"
-    )
+    configured = configured_flow(recipe)  # imports Prefect: only now
     with prefect_api(server):
-        return configured(
-            recipe_data=recipe.resolved(), recipe_source=recipe.source, base_dir=base_dir, progress=progress
-        )
+        return configured(**flow_arguments(recipe, base_dir, progress))
+
+
+def prepare(recipe: Recipe, base_dir: str) -> None:
+    """Credentials for this process and its workers, and the checks before any work."""
+    if recipe.run.aws_credentials_block:
+        os.environ[storage.AWS_BLOCK_ENV] = recipe.run.aws_credentials_block
+    preflight(recipe, base_dir)
+
+
+def configured_flow(recipe: Recipe) -> Any:
+    """The flow ``recipeflow-run`` with the recipe's executor."""
+    from recipeflow.flows.flow import recipe_flow, task_runner
+
+    return recipe_flow.with_options(task_runner=task_runner(recipe.run), flow_run_name=f"{recipe.name}")
+
+
+def flow_arguments(recipe: Recipe, base_dir: str, progress: bool) -> dict[str, Any]:
+    return {"recipe_data": recipe.resolved(), "recipe_source": recipe.source, "base_dir": base_dir, "progress": progress}
+
+
+def start_flow(recipe: Recipe, base_dir: str, *, progress: bool = True) -> list[dict[str, Any]]:
+    """The recipe's flow run, where a Prefect API is set up already (a subflow when called in a
+    flow run, as a deployment's run does)."""
+    return configured_flow(recipe)(**flow_arguments(recipe, base_dir, progress))

@@ -52,6 +52,7 @@ def makedirs(url: str) -> None:
 def list_dir(url: str) -> list[str]:
     """Names (not paths) of the entries of a folder; empty if it does not exist."""
     fs, path = filesystem(url)
+    fs.invalidate_cache(path)  # s3fs caches listings: a long-lived process must see new versions
     try:
         entries = fs.ls(path, detail=False)
     except FileNotFoundError:
