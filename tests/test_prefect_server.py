@@ -74,7 +74,7 @@ def test_runs_against_a_real_prefect_server(tmp_path, prefect_server):
     assert keys.get("ui-check-operator-counts") == "table"
 
     ours: list = []
-    for _ in range(60):  # the server stores events asynchronously
+    for _ in range(240):  # the server stores events asynchronously (slowly on a loaded machine)
         events = httpx.post(
             f"{api}/events/filter",
             json={"filter": {"event": {"prefix": ["prefect.asset.materialization"]}}, "limit": 50},

@@ -384,7 +384,7 @@ def test_commit_is_an_asset_materialization_with_dataset_artifacts(tmp_path, pre
     dataset_key = f"file://{tmp_path / 'dataset'}"
 
     events: list = []
-    for _ in range(60):  # the server stores events asynchronously
+    for _ in range(240):  # the server stores events asynchronously (slowly on a loaded machine)
         response = httpx.post(
             f"{prefect_api}/events/filter",
             json={"filter": {"event": {"prefix": ["prefect.asset.materialization"]}, "order": "ASC"}, "limit": 50},
