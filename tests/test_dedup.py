@@ -690,3 +690,10 @@ def test_history_scope_publishes_only_documents_new_to_the_corpus(tmp_path, pref
         stored = [pq.read_table(root / f).column("id").to_pylist() for f in entry["files"]]
         assert sorted(stored[0]) == sorted(p["id"] for p in first)
         assert sorted(stored[1]) == sorted(p["id"] for p in pages[30:36])
+
+    # A day whose crawl holds nothing new commits nothing, and says why.
+    _write_jsonl(data_dir / "day3.jsonl", [dict(r, id=f"again-{r['id']}") for r in first[:5]])
+    [v3] = run_recipe(str(recipe), progress=False)
+    assert v3["committed"] is False and v3["parent"] == v2["version"]
+    assert "no document of this run is new" in v3["message"]
+    assert [v["version"] for v in versions.list_versions(str(root))] == [v1["version"], v2["version"]]

@@ -479,6 +479,10 @@ def recipe_flow(
             results[node.name] = result
     finally:
         work.bar.stop()
+    for node in recipe.outputs:
+        if node not in unchanged and (record := refresh.nothing_new(recipe, node, results)) is not None:
+            logger.info(record["message"])
+            unchanged[node] = record
 
     run_info = {
         "cache_root": work_root,

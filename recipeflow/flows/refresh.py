@@ -127,6 +127,28 @@ def unchanged_result(latest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def nothing_new(recipe: Recipe, node: str, results: dict[str, Any]) -> dict[str, Any] | None:
+    """For an output deduplicated against its earlier versions (``scope: history``): when not
+    one of this run's documents is new to the dataset, the result of committing nothing (an
+    empty version would only say that); None otherwise."""
+    lineage = recipe.ancestors(node)
+    if not any(results[name].history for name in lineage if name in results):
+        return None
+    if sum(o.kept_rows for o in results[node].final):
+        return None
+    manifests = versions.committed_manifests(recipe.outputs[node].path)
+    if not manifests:
+        return None  # the first version is committed, even empty
+    latest = manifests[-1]
+    return {
+        **unchanged_result(latest),
+        "message": (
+            f"no document of this run is new to {latest['dataset']} (scope: history) since "
+            f"version {latest['version']}: no version committed"
+        ),
+    }
+
+
 def committed(result: dict[str, Any]) -> bool:
     """Whether a run's result for an output is a new version (else: nothing changed)."""
     return result.get("committed", True)
