@@ -74,12 +74,16 @@ def test_runs_against_a_real_prefect_server(tmp_path, prefect_server):
     assert keys.get("ui-check-operator-counts") == "table"
 
     ours: list = []
-    for _ in range(240):  # the server stores events asynchronously (slowly on a loaded machine)
+    dataset_key = f"file://{tmp_path / 'ui-dataset'}"
+    for _ in range(60):  # the server stores events asynchronously
         events = httpx.post(
             f"{api}/events/filter",
-            json={"filter": {"event": {"prefix": ["prefect.asset.materialization"]}}, "limit": 50},
+            json={
+                "filter": {"event": {"prefix": ["prefect.asset.materialization"]}, "resource": {"id": [dataset_key]}},
+                "limit": 50,
+            },
         ).json()["events"]
-        ours = [e for e in events if e["resource"]["prefect.resource.id"] == f"file://{tmp_path / 'ui-dataset'}"]
+        ours = [e for e in events if e["resource"]["prefect.resource.id"] == dataset_key]
         if len(ours) >= 2:
             break
         time.sleep(0.5)
