@@ -134,7 +134,10 @@ def wait_for_flow_run(api: str, flow_run_id: str, timeout: float = 300, logs: li
     deadline = time.time() + timeout
     run: dict = {}
     while time.time() < deadline:
-        run = httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=30).json()
+        try:
+            run = httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=30).json()
+        except httpx.TransportError:  # a server busy with the workers' writes: ask again
+            continue
         if run.get("state_type") in TERMINAL:
             break
         time.sleep(1)
