@@ -44,7 +44,7 @@ class HistoryScope:
     deduplicator whose parameters include :class:`ScopeParams`."""
 
     params: OperatorParams
-    with_priority: bool
+    with_priority: bool  # from Deduplicator
 
     def history_signature_params(self) -> dict[str, Any] | None:
         if getattr(self.params, "scope", "run") != "history":

@@ -19,7 +19,6 @@ import pyarrow as pa
 from recipeflow.operators import document as doc
 from recipeflow.operators._dedup_keep import (
     PRIORITY,
-    KeepParams,
     first_per_group,
     priorities,
     shard_offsets,
@@ -106,14 +105,6 @@ class KeyDeduplicator(Deduplicator):
     def keys(self, batch: pa.Table) -> list[bytes | None]:
         """One 16-byte key per document; None: the document is never a duplicate."""
         raise NotImplementedError
-
-    def keep_params(self) -> KeepParams | None:
-        return None
-
-    @property
-    def with_priority(self) -> bool:
-        keep = self.keep_params()
-        return keep is not None and keep.needs_priority
 
     def signatures(self, batch: pa.Table) -> pa.Table:
         columns: dict[str, Any] = {

@@ -38,7 +38,6 @@ import xxhash
 from recipeflow.operators import document as doc
 from recipeflow.operators._dedup_keep import (
     PRIORITY,
-    KeepParams,
     first_per_group,
     priorities,
     shard_offsets,
@@ -461,15 +460,6 @@ class MinHashLshDeduplicator(Deduplicator):
         """Per document, the shingles MinHash takes (see :func:`minhash_values`), whether it
         has any, and its bottom-k sketch when pairs are verified."""
         raise NotImplementedError
-
-    def keep_params(self) -> KeepParams | None:
-        """The keep policy; None keeps the first document in input order."""
-        return None
-
-    @property
-    def with_priority(self) -> bool:
-        keep = self.keep_params()
-        return keep is not None and keep.needs_priority
 
     def provenance(self) -> dict[str, Any]:
         return {"minhash": self.lsh_config().describe()}

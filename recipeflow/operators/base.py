@@ -18,12 +18,15 @@ from __future__ import annotations
 import enum
 import inspect
 from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
 from recipeflow.operators import document as doc
+
+if TYPE_CHECKING:  # _dedup_keep builds on this module
+    from recipeflow.operators._dedup_keep import KeepParams
 
 
 class Resource(str, enum.Enum):
@@ -305,6 +308,16 @@ class Deduplicator(BarrierOperator):
     """Drops documents that duplicate others across the whole dataset."""
 
     kind = Kind.deduplicator
+
+    def keep_params(self) -> KeepParams | None:
+        """The keep policy (``_dedup_keep``); None keeps the first document in input order."""
+        return None
+
+    @property
+    def with_priority(self) -> bool:
+        """Whether signatures carry a keep priority (every policy but `first`)."""
+        keep = self.keep_params()
+        return keep is not None and keep.needs_priority
 
     def history_signature_params(self) -> dict[str, Any] | None:
         """With ``scope: history``, the parameters this operator's signatures depend on: the
