@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 
 import ftfy
 import pyarrow as pa
@@ -12,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from recipeflow.operators import registry
-from recipeflow.operators._cleaning import fix_unicode
+from recipeflow.operators._unicode_repair import fix_unicode, looks_like_mojibake
 from recipeflow.operators.fix_unicode import FixUnicode
 from recipeflow.operators.normalize_punctuation import NormalizePunctuation
 from recipeflow.operators.pii_redact import PiiRedact
@@ -169,11 +170,27 @@ EDGE_CASES = [
 def test_fix_unicode_is_exactly_ftfy():
     texts = _corpus_texts(400)[::4]  # every language: the corpus is grouped by language
     texts += [_mojibake(t) for t in texts[:20]] + EDGE_CASES
+    rng = random.Random(1)  # lines of curly quotes, ligatures, full-width forms and the rest
+    alphabet = list("ab \n“”‘’ﬁｆｕ＆＂\u3000&amp;<Ã©\x9d\r\x07e\u0301")
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(3000)]
     for text in texts:
         assert fix_unicode(text) == ftfy.fix_text(text)
     for normalization in ("NFKC", None):
         for text in texts[::5] + EDGE_CASES:
             assert fix_unicode(text, normalization) == ftfy.fix_text(text, normalization=normalization)
+
+
+def test_mojibake_search_is_exactly_ftfys():
+    """The windowed search of ftfy's mojibake pattern finds a match exactly when ftfy's does:
+    on real lines, on mojibake of them, and on random strings of the characters it is about."""
+    texts = _corpus_texts(400)[::4]
+    lines = [line for text in texts for line in text.split("\n")]
+    mojibake = [_mojibake(t) for t in texts] + [t.encode("utf-8").decode("cp1252", "replace") for t in texts]
+    rng = random.Random(0)
+    alphabet = list("aZé Ã©Â€â„¢\xa0\x85ВГРСвЂ«»“”‘’–—°µ×²³ØÙàβ€āŒœ√±‚Ä\n.,x")
+    noise = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24))) for _ in range(30000)]
+    for text in lines + texts + mojibake + noise:
+        assert looks_like_mojibake(text) == (ftfy.badness.BADNESS_RE.search(text) is not None), text
 
 
 def test_normalize_punctuation():

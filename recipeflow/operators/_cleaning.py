@@ -1,7 +1,7 @@
 """Text cleaning shared by the native operators and their Data-Juicer-named twins.
 
-One implementation per kind of cleaning, so ``fix_unicode`` and ``fix_unicode_mapper``,
-``remove_links`` and ``clean_links_mapper``, ``normalize_punctuation`` and
+One implementation per kind of cleaning (Unicode repair has its own module,
+``_unicode_repair``), so ``remove_links`` and ``clean_links_mapper``, ``normalize_punctuation`` and
 ``punctuation_normalization_mapper``, ``pii_redact`` and ``clean_email_mapper`` /
 ``clean_ip_mapper`` cannot drift apart: they differ only in defaults and parameter names.
 
@@ -18,11 +18,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Sequence
 
-import unicodedata
-
-import ftfy
 import regex
-from ftfy import TextFixerConfig, badness, chardata
 
 # --- Data-Juicer's default patterns (clean_email_mapper, clean_ip_mapper, clean_links_mapper)
 
@@ -169,91 +165,6 @@ def is_ip_to_redact(text: str, public_only: bool) -> bool:
     except ValueError:  # e.g. leading zeros: "01.02.03.04"
         return False
     return address.is_global or not public_only
-
-
-# --- Unicode repair
-#
-# ftfy fixes a text line by line, each line through a dozen fixers in Python; most lines of
-# real text need none. A line that holds none of the characters any fixer acts on, in which
-# ftfy's own mojibake detector finds nothing, and that is already normalized comes back from
-# ftfy unchanged, so it is passed over here; every other line goes through ftfy itself. The
-# output is ftfy's, byte for byte (tests compare both on the corpus).
-
-UNICODE_NORMALIZATIONS = ("NFC", "NFKC", "NFD", "NFKD")
-
-
-def _ftfy_trigger_characters() -> str:
-    """A character class of everything one of ftfy's fixers can change, from ftfy's tables."""
-    tables = [chardata.LIGATURES, chardata.WIDTH_MAP, chardata.CONTROL_CHARS]
-    listed = sorted({code for table in tables for code in table})
-    characters = "".join(re.escape(chr(code)) for code in listed)
-    quotes = chardata.SINGLE_QUOTE_RE.pattern[1:-1] + chardata.DOUBLE_QUOTE_RE.pattern[1:-1]
-    # &: HTML entities; \x1b: terminal escapes; \r \u2028 \u2029 \x85: line breaks;
-    # \x80-\x9f: C1 controls; \ud800-\udfff: surrogates.
-    return r"[&\x1b\r\u2028\u2029\x85\x80-\x9f\ud800-\udfff" + quotes + characters + "]"
-
-
-def _badness_is_local() -> bool:
-    """Whether a match of ftfy's mojibake pattern inside a line is also one inside the whole
-    text: true when its only anchor is the known "^[ÃÂ][ ]" and it has no look-around, as in
-    ftfy 6. If a later ftfy changes that, every line goes through ftfy."""
-    pattern = badness.BADNESS_RE.pattern
-    anchors = re.findall(r"(?<!\[)\^", pattern)
-    return (
-        len(anchors) == 1
-        and "^[ÃÂ][ ]" in pattern
-        and "(?" not in pattern
-        and "$" not in pattern
-        and "\\b" not in pattern
-    )
-
-
-_FTFY_TRIGGERS = re.compile(_ftfy_trigger_characters())
-_LINE_STARTING_BADLY = re.compile(r"^[ÃÂ] ", re.MULTILINE)  # the anchored case of BADNESS_RE
-_FAST_PATH = _badness_is_local()
-_FTFY_SEGMENT = TextFixerConfig().max_decode_length
-
-
-def _unchanged_by_ftfy(text: str, normalization: str | None) -> bool:
-    """True only if ftfy returns every line of ``text`` as it is.
-
-    Checking a whole text at once is sound: a trigger character or a mojibake match inside a
-    line is one in the text (the anchored case is checked at every line start), and a text
-    that is normalized has normalized lines, since line breaks never combine."""
-    return (
-        _FAST_PATH
-        and _FTFY_TRIGGERS.search(text) is None
-        and badness.BADNESS_RE.search(text) is None
-        and _LINE_STARTING_BADLY.search(text) is None
-        and (normalization is None or unicodedata.is_normalized(normalization, text))
-    )
-
-
-def fix_unicode(text: str, normalization: str | None = "NFC") -> str:
-    """Repair mojibake and other Unicode damage with ftfy, then normalize (NFC by default).
-
-    Exactly ``ftfy.fix_text(text, normalization=normalization)``: the same segments (lines,
-    "\n" kept), the same configuration (HTML entities are left alone from the first line with
-    a "<" on), each segment through ``ftfy.fix_and_explain`` unless it is left unchanged anyway.
-    """
-    if len(text) > _FTFY_SEGMENT:  # ftfy cuts very long lines into pieces: leave that to it
-        return ftfy.fix_text(text, normalization=normalization)
-    if _unchanged_by_ftfy(text, normalization):
-        return text
-    config = TextFixerConfig(explain=False, normalization=normalization)
-    fixed = []
-    start = 0
-    while start < len(text):
-        end = text.find("\n", start) + 1 or len(text)
-        segment = text[start:end]
-        if config.unescape_html == "auto" and "<" in segment:
-            config = config._replace(unescape_html=False)
-        if _unchanged_by_ftfy(segment, normalization):
-            fixed.append(segment)
-        else:
-            fixed.append(ftfy.fix_and_explain(segment, config).text)
-        start = end
-    return "".join(fixed)
 
 
 # --- Punctuation: CCNet's table of Unicode punctuation and its ASCII equivalent, as
