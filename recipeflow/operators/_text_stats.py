@@ -146,6 +146,19 @@ WORD_HASH = _WordProperty(_word_hash)
 WORD_SHIFT = _WordProperty(lambda word: pow(_BASE, len(word), 1 << 64))  # BASE ** len(word)
 
 
+def window_hashes(values: np.ndarray, n: int) -> np.ndarray:
+    """The polynomial hash (modulo 2**64, the same base) of every run of ``n`` consecutive
+    ``values`` (code points, or word hashes), ``len(values) - n + 1`` of them, in about
+    2·log2(n) vector operations: a window of 2k is two windows of k."""
+    if n == 1:
+        return values.astype(np.uint64, copy=False)
+    if n % 2:
+        shorter = window_hashes(values[:-1], n - 1)
+        return shorter * np.uint64(_BASE) + values[n - 1 :].astype(np.uint64, copy=False)
+    half = window_hashes(values, n // 2)
+    return half[: len(half) - n // 2] * np.uint64(pow(_BASE, n // 2, 1 << 64)) + half[n // 2 :]
+
+
 def repeated_ngram_chars_by_size(words: Sequence[str], sizes: Sequence[int]) -> list[int]:
     """:func:`repeated_ngram_chars` for each n of ``sizes``, from 64-bit polynomial hashes of
     the n-grams' concatenations instead of the strings themselves: all sizes come from per-word

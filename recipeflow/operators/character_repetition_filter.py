@@ -7,12 +7,10 @@ import math
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-from numpy.lib.stride_tricks import sliding_window_view
 from pydantic import Field, PositiveInt
 
 from recipeflow.operators._datajuicer_text import DataJuicerFilterParams, RangeFilter
+from recipeflow.operators._text_stats import window_hashes
 from recipeflow.operators.registry import register
 
 
@@ -22,29 +20,49 @@ class CharacterRepetitionFilterParams(DataJuicerFilterParams):
     max_ratio: float | None = Field(0.5, description="Drop documents above this ratio.")
 
 
-def ngram_counts(text: str, n: int) -> np.ndarray:
-    """How often each distinct character n-gram of ``text`` occurs (any order).
+_CHUNK_CHARACTERS = 1 << 21  # texts are hashed in chunks of about this many characters
 
-    Exact, and faster than a Python dict: the n-grams are fixed-width rows of UTF-32 code
-    units, counted by Arrow's hash table.
-    """
-    count = len(text) - n + 1
-    code_points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    rows = np.ascontiguousarray(sliding_window_view(code_points, n))
-    buffers = [None, pa.py_buffer(rows)]
-    grams = pa.FixedSizeBinaryArray.from_buffers(pa.binary(4 * n), count, buffers)
-    return pc.value_counts(grams).field("counts").to_numpy()
+
+def ngram_counts_per_text(texts: list[str], n: int) -> list[np.ndarray]:
+    """For each text, how often each distinct character n-gram occurs (any order).
+
+    The n-grams are 64-bit polynomial hashes of their code points, computed for a chunk of
+    texts at once and counted by sorting; two different n-grams of one text collide with a
+    probability of about (n-grams)² / 2⁶⁵."""
+    out: list[np.ndarray] = []
+    start = 0
+    while start < len(texts):
+        chunk, size = [], 0
+        while start < len(texts) and (not chunk or size + len(texts[start]) <= _CHUNK_CHARACTERS):
+            chunk.append(texts[start])
+            size += len(texts[start])
+            start += 1
+        code_points = np.frombuffer("".join(chunk).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+        grams = window_hashes(code_points, n) if size >= n else np.empty(0, dtype=np.uint64)
+        offset = 0
+        for text in chunk:
+            total = len(text) - n + 1
+            if total <= 0:
+                out.append(np.empty(0, dtype=np.int64))
+            else:
+                ordered = np.sort(grams[offset : offset + total])
+                changes = np.flatnonzero(ordered[1:] != ordered[:-1]) + 1
+                out.append(np.diff(changes, prepend=0, append=total))
+            offset += len(text)
+    return out
 
 
 def repetition_ratio(counts: np.ndarray, total: int) -> float:
     """Data-Juicer's character repetition ratio: the occurrences of the ``sqrt(distinct)`` most
     frequent n-grams (only n-grams occurring more than once count) over all n-grams."""
     distinct = len(counts)
-    repeated = distinct - int(np.count_nonzero(counts == 1))
-    top = min(int(math.sqrt(distinct)), repeated)
+    repeated = counts[counts > 1]  # few: the top n-grams are among them
+    top = min(int(math.sqrt(distinct)), len(repeated))
     if top <= 0:
         return 0.0
-    return int(np.partition(counts, distinct - top)[distinct - top :].sum()) / total
+    if top < len(repeated):
+        repeated = np.partition(repeated, len(repeated) - top)[len(repeated) - top :]
+    return int(repeated.sum()) / total
 
 
 @register
@@ -64,11 +82,10 @@ class CharacterRepetitionFilter(RangeFilter):
 
     def measure(self, texts: list[str]) -> list[Any]:
         n = self.params.rep_len
-        out: list[Any] = []
-        for text in texts:
-            total = len(text) - n + 1
-            out.append(repetition_ratio(ngram_counts(text, n), total) if total > 0 else 0.0)
-        return out
+        return [
+            repetition_ratio(counts, len(text) - n + 1) if len(counts) else 0.0
+            for text, counts in zip(texts, ngram_counts_per_text(texts, n))
+        ]
 
     def bounds(self) -> tuple[float | None, float | None]:
         return self.params.min_ratio, self.params.max_ratio
