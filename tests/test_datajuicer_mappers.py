@@ -134,3 +134,35 @@ def test_non_characters_are_data_juicers():
     # \x1c-\x1f are not whitespace for Data-Juicer's `regex`; Unicode digits and ASCII
     # punctuation go; other punctuation stays.
     assert key("a\u00a0b\u3000c\x1cd٣e\U00016D70f!g«h") == "abc\x1cdefg«h"
+
+
+# Texts at the prefilters' edges: case-folded letters after a scheme, "www" in capitals,
+# addresses of non-ASCII digits and letters, one colon or dot short of an address.
+PREFILTER_EDGES = [
+    "go to \u212a://x", "ſ:ſ", "see WwW.example.com", "HTTP:%20", "a.Bc/ and a.\u212ac/",
+    "\u0661:\u0662:\u0663:\u0664:\u0665:\u0666:\u0667:\u0668", "1:2:3:4:5:6:7", "1:2:3:4:5:6:7:8",
+    "1.2.3", "1.2.3.4", "255.255.255.255.255", "fe80:0:0:0:0:0:0:1%eth0", "a:b:c:d:e:f:0:1",
+]
+
+
+@pytest.mark.parametrize(("pattern", "prefilter"), [
+    ("DJ_LINK_PATTERN", "DJ_LINK_PREFILTER"), ("DJ_IP_PATTERN", "DJ_IP_PREFILTER"),
+])
+def test_prefilters_match_wherever_the_data_juicer_pattern_does(pattern, prefilter):
+    """A prefilter may let a text through that has no match, never skip one that has."""
+    import gzip
+    import json
+    import re
+
+    from recipeflow.operators import _cleaning
+    from tests.conftest import CORPORA
+
+    full = _cleaning.compile_datajuicer_pattern(getattr(_cleaning, pattern))
+    cheap = re.compile(getattr(_cleaning, prefilter))
+    with gzip.open(CORPORA / "debian-handbook.jsonl.gz", "rt", encoding="utf-8") as f:
+        texts = [json.loads(line)["text"] for _, line in zip(range(1500), f)]
+    lines = [line for text in texts for line in text.split("\n") if full.search(line)]
+    for text in texts + lines + PREFILTER_EDGES:
+        if full.search(text):
+            assert cheap.search(text), text
+    assert sum(1 for t in texts if full.search(t)) >= 50  # the corpus has addresses to find

@@ -131,6 +131,44 @@ def refined_words(
     return words
 
 
+# Data-Juicer's word filters follow one another in a recipe and refine the same texts the same
+# way (Data-Juicer shares the words through its context). Each chain step sees the texts the step
+# before kept, so the words of the last batch, per way of refining, are kept for the next step.
+_RECENT_WORDS: dict[tuple, dict[str, list[str]]] = {}
+
+
+def refined_words_of(
+    texts: Sequence[str],
+    *,
+    lower_case: bool,
+    tokenizer: Any | None = None,
+    use_words_aug: bool = False,
+    words_aug_group_sizes: Sequence[int] = (2,),
+    words_aug_join_char: str = "",
+) -> list[list[str]]:
+    """:func:`refined_words` of each text, reusing the previous call's words for the texts it
+    had. The lists are shared between callers: read them, do not change them."""
+    key = (lower_case, tokenizer, use_words_aug, tuple(words_aug_group_sizes), words_aug_join_char)
+    recent = _RECENT_WORDS.get(key, {})
+    words = []
+    for text in texts:
+        found = recent.get(text)
+        if found is None:
+            found = refined_words(
+                text,
+                lower_case=lower_case,
+                tokenizer=tokenizer,
+                use_words_aug=use_words_aug,
+                words_aug_group_sizes=words_aug_group_sizes,
+                words_aug_join_char=words_aug_join_char,
+            )
+        words.append(found)
+    if len(_RECENT_WORDS) > 4:
+        _RECENT_WORDS.clear()
+    _RECENT_WORDS[key] = dict(zip(texts, words))
+    return words
+
+
 # --------------------------------------------------------------------------------------------
 # Parameters and the keep rule
 # --------------------------------------------------------------------------------------------
@@ -475,20 +513,15 @@ class WordListRatioFilter(RangeFilter):
         p = self.params
         vocabulary = self._vocabulary()
         tokenizer = words_tokenizer(p)
-        return [
-            matching_ratio(
-                refined_words(
-                    t,
-                    lower_case=True,
-                    tokenizer=tokenizer,
-                    use_words_aug=p.use_words_aug,
-                    words_aug_group_sizes=p.words_aug_group_sizes,
-                    words_aug_join_char=p.words_aug_join_char,
-                ),
-                vocabulary,
-            )
-            for t in texts
-        ]
+        all_words = refined_words_of(
+            texts,
+            lower_case=True,
+            tokenizer=tokenizer,
+            use_words_aug=p.use_words_aug,
+            words_aug_group_sizes=p.words_aug_group_sizes,
+            words_aug_join_char=p.words_aug_join_char,
+        )
+        return [matching_ratio(words, vocabulary) for words in all_words]
 
     def bounds(self) -> tuple[float | None, float | None]:
         return self.params.min_ratio, self.params.max_ratio

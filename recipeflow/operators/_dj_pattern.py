@@ -4,6 +4,7 @@ clean_ip_mapper, clean_links_mapper): ``pattern`` (``None``: the operator's defa
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 from pydantic import Field, model_validator
@@ -21,7 +22,8 @@ class PatternMapperParams(OperatorParams):
     """Each operator subclasses this with its ``default_pattern``."""
 
     default_pattern: ClassVar[str] = ""
-    # A cheaper pattern that every match of the default one contains (None: no shortcut).
+    # A cheaper pattern, for ``re``, that matches wherever the default one matches (None: no
+    # shortcut).
     default_prefilter: ClassVar[str | None] = None
 
     pattern: str | None = Field(
@@ -52,13 +54,13 @@ class PatternMapper(Mapper):
     def __init__(self, params=None):
         super().__init__(params)
         p = self.params
-        self._replacer = PatternReplacer(
-            compile_datajuicer_pattern(p.effective_pattern), [p.repl], template=True
-        )
         prefilter = p.default_prefilter if p.pattern is None else None
-        self._prefilter = compile_datajuicer_pattern(prefilter) if prefilter else None
+        self._replacer = PatternReplacer(
+            compile_datajuicer_pattern(p.effective_pattern),
+            [p.repl],
+            template=True,
+            prefilter=re.compile(prefilter) if prefilter else None,
+        )
 
     def map_text(self, text: str) -> str:
-        if self._prefilter is not None and self._prefilter.search(text) is None:
-            return text
         return self._replacer.replace(text)

@@ -13,6 +13,7 @@ code-point emoji of that release are listed below as ranges, so no ``emoji`` pac
 
 from __future__ import annotations
 
+import re
 import string
 
 # Unicode whitespace that Data-Juicer's whitespace_normalization_mapper turns into " "
@@ -22,7 +23,9 @@ VARIOUS_WHITESPACES = frozenset(
     "\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
     "\u200b\u200c\u200d\u202f\u205f\u2060\u3000\ufffc"
 )
-WHITESPACE_TO_SPACE = str.maketrans({char: " " for char in VARIOUS_WHITESPACES})
+# The same as a substitution, which touches only those characters (str.translate with a table
+# looks up every character of the text).
+OTHER_WHITESPACE = re.compile("[" + "".join(map(re.escape, sorted(VARIOUS_WHITESPACES - {" "}))) + "]")
 
 # Data-Juicer's OTHER_SPECIAL_CHARACTERS (bigscience's list), as code points.
 _OTHER_SPECIAL = (

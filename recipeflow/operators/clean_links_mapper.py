@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from recipeflow.operators._cleaning import DJ_LINK_PATTERN
+from recipeflow.operators._cleaning import DJ_LINK_PATTERN, DJ_LINK_PREFILTER
 from recipeflow.operators._dj_pattern import PatternMapper, PatternMapperParams
 from recipeflow.operators.registry import register
 
 
 class CleanLinksMapperParams(PatternMapperParams):
     default_pattern = DJ_LINK_PATTERN
+    default_prefilter = DJ_LINK_PREFILTER
 
 
 @register

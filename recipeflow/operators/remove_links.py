@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import Field
 
 from recipeflow.operators._cleaning import (
     DJ_LINK_PATTERN,
+    DJ_LINK_PREFILTER,
     PatternReplacer,
     compile_datajuicer_pattern,
 )
@@ -32,7 +35,9 @@ class RemoveLinks(Mapper):
     def __init__(self, params=None):
         super().__init__(params)
         self._replacer = PatternReplacer(
-            compile_datajuicer_pattern(DJ_LINK_PATTERN), [self.params.replacement]
+            compile_datajuicer_pattern(DJ_LINK_PATTERN),
+            [self.params.replacement],
+            prefilter=re.compile(DJ_LINK_PREFILTER),
         )
 
     def map_text(self, text: str) -> str:

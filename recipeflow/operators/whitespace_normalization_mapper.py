@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recipeflow.operators._dj_text import WHITESPACE_TO_SPACE
+from recipeflow.operators._dj_text import OTHER_WHITESPACE
 from recipeflow.operators.base import Mapper, OperatorParams
 from recipeflow.operators.registry import register
 
@@ -23,4 +23,4 @@ class WhitespaceNormalizationMapper(Mapper):
     Params = WhitespaceNormalizationMapperParams
 
     def map_text(self, text: str) -> str:
-        return text.strip().translate(WHITESPACE_TO_SPACE)
+        return OTHER_WHITESPACE.sub(" ", text.strip())

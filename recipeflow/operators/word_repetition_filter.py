@@ -11,7 +11,7 @@ from pydantic import Field, PositiveInt
 from recipeflow.operators._datajuicer_text import (
     RangeFilter,
     WordsParams,
-    refined_words,
+    refined_words_of,
     words_tokenizer,
 )
 from recipeflow.operators.registry import register
@@ -52,10 +52,8 @@ class WordRepetitionFilter(RangeFilter):
     def measure(self, texts: list[str]) -> list[Any]:
         tokenizer = words_tokenizer(self.params)
         n = self.params.rep_len
-        return [
-            word_repetition_ratio(refined_words(t, lower_case=True, tokenizer=tokenizer), n)
-            for t in texts
-        ]
+        all_words = refined_words_of(texts, lower_case=True, tokenizer=tokenizer)
+        return [word_repetition_ratio(words, n) for words in all_words]
 
     def bounds(self) -> tuple[float | None, float | None]:
         return self.params.min_ratio, self.params.max_ratio
