@@ -15,7 +15,10 @@ four-stage MinHash, on the same documents and cores, in one run.
 
 Reported: wall time and documents per second of each, the ratio, peak resident memory of
 each whole process tree, documents removed, and recall on the planted pairs with J >= 0.8
-(one of the two removed). With ``--docs 1000000`` (or ``--no-datatrove``) recipeflow runs
+(one of the two removed). Then, since one run's recall depends on the seed's draw of hash
+functions (about ±0.004 for either tool), both tools' band-bucket recall of the same planted
+pairs over seeds 1-20 (``--recall-seeds``; bench/minhash_seed_recall.py): the mean is what
+each tool's hashing gives. With ``--docs 1000000`` (or ``--no-datatrove``) recipeflow runs
 alone: time, documents per second and peak memory.
 
     python bench/minhash_benchmark.py                  # 50,000 documents
@@ -50,6 +53,7 @@ from bench.common import (  # noqa: E402
     run_timed,
     web_like_documents,
 )
+from bench import minhash_seed_recall as seed_recall  # noqa: E402
 from bench.minhash_quality import EDIT_KINDS, exact_jaccard, plant, shingle_set  # noqa: E402
 
 FILES = 8
@@ -249,6 +253,23 @@ def planted_recall(corpus: Corpus, kept: set[str]) -> tuple[float, int]:
     return (found / len(true_pairs) if true_pairs else 1.0), len(true_pairs)
 
 
+def write_planted_pairs(corpus: Corpus, path: Path) -> Path:
+    """The texts of the planted pairs with J >= the threshold, as ``[[original, variant], ...]``
+    (what bench/minhash_seed_recall.py reads)."""
+    wanted = {v: o for v, (o, j) in corpus.planted.items() if j >= THRESHOLD}
+    needed = set(wanted) | set(wanted.values())
+    texts: dict[str, str] = {}
+    for file in sorted(corpus.folder.glob("*.jsonl")):
+        with open(file, encoding="utf-8") as f:
+            for line in f:
+                record = json.loads(line)
+                if record["id"] in needed:
+                    texts[record["id"]] = record["text"]
+    pairs = [[texts[o], texts[v]] for v, o in sorted(wanted.items())]
+    path.write_text(json.dumps(pairs, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
 def folder_bytes(folder: Path, pattern: str) -> int:
     return sum(p.stat().st_size for p in folder.glob(pattern) if p.is_file())
 
@@ -288,7 +309,10 @@ def main() -> None:
     parser.add_argument("--no-datatrove", action="store_true", help="run recipeflow alone")
     parser.add_argument("--with-datatrove", action="store_true", help=f"run DataTrove above {DATATROVE_LIMIT:,} documents too")
     parser.add_argument("--work", type=Path, default=None, help="working folder (default: a temporary one)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the corpus and its planted pairs")
+    parser.add_argument("--recall-seeds", default="1-20",
+                        help="MinHash seeds over which both tools' band-bucket recall of the planted "
+                        "pairs is measured after the runs (bench/minhash_seed_recall.py); 0: skip")
     args = parser.parse_args()
 
     work = args.work or Path(tempfile.mkdtemp(prefix="minhash-bench-"))
@@ -314,6 +338,9 @@ def main() -> None:
               f"average now {os.getloadavg()[0]:.1f}); "
               f"recall {rows[0]['recall']:.3f} vs {rows[1]['recall']:.3f}; "
               f"peak memory {mib(rows[0]['peak_rss'])} vs {mib(rows[1]['peak_rss'])}")
+    if with_datatrove and args.recall_seeds != "0":
+        pairs_file = write_planted_pairs(corpus, work / "planted-pairs.json")
+        seed_recall.compare(pairs_file, seed_recall.parse_seeds(args.recall_seeds))
     ours, theirs = signature_bytes_per_document(work, corpus)
     print(f"signature files per document: recipeflow {ours:,.0f} bytes (id + 14 band keys, Parquet)"
           + (f", DataTrove {theirs:,.0f} bytes (14 x (8 hashes + doc index))" if theirs else "")
