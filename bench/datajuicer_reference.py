@@ -164,6 +164,12 @@ def cpu_time() -> float:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    # The model cache (symbolic links to the models) goes when the run does.
+    with tempfile.TemporaryDirectory(prefix="dj-models-") as cache:
+        return _run(args, Path(cache))
+
+
+def _run(args: argparse.Namespace, cache: Path) -> dict[str, Any]:
     try:
         params = json.loads(args.params)
     except json.JSONDecodeError as e:
@@ -172,7 +178,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError("--params must be a JSON object")
     records = load_records(args)
 
-    cache = Path(tempfile.mkdtemp(prefix="dj-models-"))
     dj_params = datajuicer_params(args.op, params, args, cache)
     # Before Data-Juicer is imported: its model cache, and no network.
     os.environ["DATA_JUICER_MODELS_CACHE"] = str(cache)
