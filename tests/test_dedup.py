@@ -456,7 +456,7 @@ def test_minhash_index_stays_small():
     band_bytes = sum(signatures.column(c).nbytes for c in bands) / len(table)
     assert band_bytes <= 14 * 8 + 14  # 8 bytes a band (plus validity bits)
     assert "text" not in signatures.column_names
-    assert op.provenance()["minhash"]["permutation_scheme"] == "affine32"
+    assert op.provenance()["minhash"]["permutation_scheme"] == "legacy"
 
 
 def test_connected_components_match_a_plain_union_find():
@@ -601,9 +601,9 @@ def test_dedup_chain_end_to_end_same_bytes_on_any_executor_and_partitions(tmp_pa
     ops = {o["operator"]: o for o in manifest["operators"]}
     minhash = ops["minhash_dedup"]
     # The permutation scheme is recorded: in the version, and in the provenance beside it.
-    assert minhash["version"] == "1+datasketch2-affine32"
+    assert minhash["version"] == "2+datasketch2-legacy"
     assert minhash["params"]["num_bands"] == 14
-    assert minhash["provenance"]["minhash"]["permutation_scheme"] == "affine32"
+    assert minhash["provenance"]["minhash"]["permutation_scheme"] == "legacy"
     assert minhash["summary"]["duplicates"] == 2 and minhash["summary"]["largest_cluster"] == 2
     assert ops["line_dedup"]["summary"]["documents_with_repeated_units"] >= 10
 

@@ -69,6 +69,9 @@ class LshConfig:
     rows_per_band: int
     seed: int
     scheme: Literal["affine32", "legacy"]  # datasketch's permutation scheme
+    # How a shingle becomes MinHash's input: it already is a 32-bit hash ("identity"), or it is
+    # bytes hashed with datasketch's default SHA-1 (what Data-Juicer does).
+    shingle_hash: Literal["identity", "sha1"] = "identity"
     # Documents without shingles: never duplicates (False), or all duplicates of each other,
     # as Data-Juicer's all-maximum signature makes them (True).
     empty_documents_collide: bool = False
@@ -88,6 +91,7 @@ class LshConfig:
         return {
             "library": f"datasketch {datasketch.__version__}",
             "permutation_scheme": self.scheme,
+            "shingle_hash": self.shingle_hash,
             "num_perm": self.num_perm,
             "seed": self.seed,
             "band_key": f"xxh3_64 of {self.rows_per_band} little-endian uint32 values",
@@ -112,15 +116,15 @@ class Shingled:
 def minhash_values(shingle_sets: Sequence[list[Any]], config: LshConfig) -> np.ndarray:
     """MinHash values (documents x permutations, uint32) with datasketch's ``MinHash.bulk``.
 
-    For ``affine32`` the shingles are 32-bit integers (already hashed); for ``legacy`` they are
-    bytes, hashed with datasketch's default SHA-1 (what Data-Juicer does).
+    The shingles are 32-bit integers (already hashed) or, with ``shingle_hash: sha1``, bytes
+    hashed with datasketch's default SHA-1 (what Data-Juicer does).
     """
     from datasketch import MinHash  # imported here: it takes scipy with it (~1 s)
 
     if not shingle_sets:
         return np.zeros((0, config.num_perm), dtype=np.uint32)
     kwargs: dict[str, Any] = {"num_perm": config.num_perm, "seed": config.seed, "scheme": config.scheme}
-    if config.scheme == "affine32":
+    if config.shingle_hash == "identity":
         kwargs["hashfunc"] = operator.index  # the identity on ints, at C speed
     sketches = MinHash.bulk(shingle_sets, **kwargs)
     # Legacy values are below 2**32 by construction: the cast is exact.

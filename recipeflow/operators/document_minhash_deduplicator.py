@@ -154,6 +154,7 @@ class DocumentMinhashDeduplicator(MinHashLshDeduplicator):
             rows_per_band=rows,
             seed=_DJ_SEED,
             scheme="legacy",
+            shingle_hash="sha1",
             empty_documents_collide=True,
         )
 
