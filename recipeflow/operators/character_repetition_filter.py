@@ -37,7 +37,8 @@ def ngram_counts_per_text(texts: list[str], n: int) -> list[np.ndarray]:
             chunk.append(texts[start])
             size += len(texts[start])
             start += 1
-        code_points = np.frombuffer("".join(chunk).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+        joined = "".join(chunk).encode("utf-32-le", "surrogatepass")
+        code_points = np.frombuffer(joined, dtype=np.uint32).astype(np.uint64)
         grams = window_hashes(code_points, n) if size >= n else np.empty(0, dtype=np.uint64)
         offset = 0
         for text in chunk:
