@@ -23,7 +23,12 @@ import yaml
 from recipeflow.flows import execute, versions
 from recipeflow.flows.runner import run_recipe
 from recipeflow.operators import _dedup_text, registry
-from recipeflow.operators._dedup_lsh import bottom_k, bottom_k_jaccard, connected_components
+from recipeflow.operators._dedup_lsh import (
+    bottom_k,
+    bottom_k_jaccard,
+    connected_components,
+    legacy_minhash_values,
+)
 from recipeflow.operators.base import BarrierOperator, StepResult
 from recipeflow.operators.document_minhash_deduplicator import optimal_bands_and_rows
 from recipeflow.operators.url_dedup import normalize_url
@@ -457,6 +462,24 @@ def test_minhash_index_stays_small():
     assert band_bytes <= 14 * 8 + 14  # 8 bytes a band (plus validity bits)
     assert "text" not in signatures.column_names
     assert op.provenance()["minhash"]["permutation_scheme"] == "legacy"
+
+
+def test_legacy_minhash_values_are_datasketchs_bit_for_bit():
+    """The batch computation of the legacy scheme equals datasketch's MinHash.bulk: documents
+    of every length (one longer than a block), none, and shingles at the 32-bit extremes."""
+    import operator
+
+    from datasketch import MinHash
+
+    op = registry.get("minhash_dedup")({"seed": 7})
+    texts = [d["text"] for d in long_pages(30)] + ["", "one two", " ".join(["word"] * 9000)]
+    inputs = op.shingle_sets(texts).minhash_inputs
+    inputs.append(np.array([0, 1, 2**32 - 1, 2**31], dtype=np.uint32))
+    assert max(map(len, inputs)) > 2048 and min(map(len, inputs)) == 0
+    ours = legacy_minhash_values(inputs, op.lsh_config())
+    theirs = MinHash.bulk([list(map(int, s)) for s in inputs], num_perm=112, seed=7, scheme="legacy",
+                          hashfunc=operator.index)
+    assert np.array_equal(ours, np.stack([m.hashvalues for m in theirs]).astype(np.uint32))
 
 
 def test_connected_components_match_a_plain_union_find():

@@ -26,6 +26,7 @@ union of the pairs of all bands is the same however the bands are split.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import operator
 from dataclasses import dataclass
 from typing import Any, Literal, Sequence
@@ -108,27 +109,79 @@ class LshConfig:
 class Shingled:
     """What phase 1 makes of a batch's texts."""
 
-    minhash_inputs: list[list[Any]]  # per document, what MinHash.bulk takes
+    minhash_inputs: list[Sequence[Any]]  # per document: 32-bit hashes, or bytes for SHA-1
     has_shingles: np.ndarray  # bool per document
     sketches: list[np.ndarray] | None = None  # bottom-k sketches, when pairs are verified
 
 
-def minhash_values(shingle_sets: Sequence[list[Any]], config: LshConfig) -> np.ndarray:
-    """MinHash values (documents x permutations, uint32) with datasketch's ``MinHash.bulk``.
+def minhash_values(shingle_sets: Sequence[Sequence[Any]], config: LshConfig) -> np.ndarray:
+    """MinHash values (documents x permutations, uint32), datasketch's ``MinHash.bulk``'s.
 
     The shingles are 32-bit integers (already hashed) or, with ``shingle_hash: sha1``, bytes
-    hashed with datasketch's default SHA-1 (what Data-Juicer does).
+    hashed with datasketch's default SHA-1 (what Data-Juicer does). Integer shingles under the
+    legacy scheme are computed here for a whole batch at once (:func:`legacy_minhash_values`).
     """
-    from datasketch import MinHash  # imported here: it takes scipy with it (~1 s)
-
     if not shingle_sets:
         return np.zeros((0, config.num_perm), dtype=np.uint32)
+    if config.scheme == "legacy" and config.shingle_hash == "identity":
+        return legacy_minhash_values(shingle_sets, config)
+    from datasketch import MinHash  # imported here: it takes scipy with it (~1 s)
+
     kwargs: dict[str, Any] = {"num_perm": config.num_perm, "seed": config.seed, "scheme": config.scheme}
     if config.shingle_hash == "identity":
         kwargs["hashfunc"] = operator.index  # the identity on ints, at C speed
     sketches = MinHash.bulk(shingle_sets, **kwargs)
     # Legacy values are below 2**32 by construction: the cast is exact.
     return np.stack([m.hashvalues for m in sketches]).astype(np.uint32)
+
+
+_MERSENNE = np.uint64((1 << 61) - 1)
+_LOW32 = np.uint64((1 << 32) - 1)
+_BLOCK_ROWS = 2048  # shingles per block: a block's products stay in the CPU's cache
+
+
+@functools.lru_cache(maxsize=8)
+def _legacy_permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """datasketch's own (a, b) of the legacy scheme for this seed, as rows."""
+    from datasketch import MinHash
+
+    a, b = MinHash(num_perm=num_perm, seed=seed, scheme="legacy").permutations
+    return a.astype(np.uint64).reshape(1, -1), b.astype(np.uint64).reshape(1, -1)
+
+
+def legacy_minhash_values(shingle_sets: Sequence[Sequence[int]], config: LshConfig) -> np.ndarray:
+    """datasketch's legacy-scheme values of 32-bit integer shingles, bit for bit (tested):
+    ``(a * x + b)`` wrapping at 2**64, modulo the Mersenne prime 2**61 - 1, low 32 bits, the
+    minimum per permutation (2**32 - 1 for a document without shingles).
+
+    datasketch works one document at a time and divides; here the shingles of many documents
+    go through each step together, in cache-sized blocks, and the modulo is the Mersenne
+    reduction ``(x & p) + (x >> 61)``, then ``- p`` when that reaches ``p``."""
+    a, b = _legacy_permutations(config.num_perm, config.seed)
+    out = np.full((len(shingle_sets), config.num_perm), np.uint32((1 << 32) - 1), dtype=np.uint32)
+    lengths = np.fromiter(map(len, shingle_sets), dtype=np.int64, count=len(shingle_sets))
+    starts = np.zeros(len(shingle_sets) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=starts[1:])
+    flat = np.concatenate([np.asarray(s, dtype=np.uint64) for s in shingle_sets])
+    first = 0
+    while first < len(shingle_sets):
+        last = first + 1  # the documents [first, last) make one block (one, if it is long)
+        while last < len(shingle_sets) and starts[last + 1] - starts[first] <= _BLOCK_ROWS:
+            last += 1
+        low, high = starts[first], starts[last]
+        if high > low:
+            products = flat[low:high, None] * a
+            products += b
+            values = products & _MERSENNE
+            products >>= np.uint64(61)
+            values += products
+            np.subtract(values, _MERSENNE, out=values, where=values >= _MERSENNE)
+            values &= _LOW32
+            nonempty = lengths[first:last] > 0
+            offsets = starts[first:last][nonempty] - low
+            out[first:last][nonempty] = np.minimum.reduceat(values, offsets, axis=0)
+        first = last
+    return out
 
 
 def band_keys(values: np.ndarray, config: LshConfig) -> np.ndarray:

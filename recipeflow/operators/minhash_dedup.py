@@ -107,13 +107,13 @@ class MinhashDedup(HistoryScope, MinHashLshDeduplicator):
     def shingle_sets(self, texts: list[str]) -> Shingled:
         p = self.params
         verify = p.jaccard_threshold is not None
-        inputs: list[list[Any]] = []
+        inputs: list[np.ndarray] = []
         sketches: list[np.ndarray] = []
         for text in texts:
             hashes = shingle_hashes(text, p.ngram_size, p.tokens, p.lowercase)
             # MinHash takes 32-bit inputs: the low half of the 64-bit hash (the sketches take
             # the high half, so the two are independent).
-            inputs.append(hashes.astype(np.uint32).tolist())
+            inputs.append(hashes.astype(np.uint32))
             if verify:
                 sketches.append(bottom_k(hashes, p.sketch_size))
         has_shingles = np.fromiter((len(s) > 0 for s in inputs), dtype=bool, count=len(inputs))
