@@ -137,6 +137,7 @@ def wait_for_flow_run(api: str, flow_run_id: str, timeout: float = 300, logs: li
         try:
             run = httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=30).json()
         except httpx.TransportError:  # a server busy with the workers' writes: ask again
+            time.sleep(1)
             continue
         if run.get("state_type") in TERMINAL:
             break

@@ -3,13 +3,18 @@ output. Every expected text below is what py-data-juicer 1.6.1 returns for the s
 
 from __future__ import annotations
 
+import gzip
+import json
+import re
+
 import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
-from recipeflow.operators import registry
+from recipeflow.operators import _cleaning, registry
 from recipeflow.operators.base import Deduplicator
 from recipeflow.operators.document_deduplicator import DocumentDeduplicator
+from tests.conftest import CORPORA
 
 # (operator, parameters, input, Data-Juicer's output)
 CASES = [
@@ -150,13 +155,6 @@ PREFILTER_EDGES = [
 ])
 def test_prefilters_match_wherever_the_data_juicer_pattern_does(pattern, prefilter):
     """A prefilter may let a text through that has no match, never skip one that has."""
-    import gzip
-    import json
-    import re
-
-    from recipeflow.operators import _cleaning
-    from tests.conftest import CORPORA
-
     full = _cleaning.compile_datajuicer_pattern(getattr(_cleaning, pattern))
     cheap = re.compile(getattr(_cleaning, prefilter))
     with gzip.open(CORPORA / "debian-handbook.jsonl.gz", "rt", encoding="utf-8") as f:

@@ -35,6 +35,7 @@ DJ_IP_PATTERN = _DJ_IPV4_OCTET_DOT + "{3}" + _DJ_IPV4_OCTET + "|" + _DJ_IPV6
 # running the costlier pattern. An IP address has "d.d.d.d" (1-3 digits each), or eight groups
 # of up to four characters with seven colons between them.
 DJ_IP_PREFILTER = r"[0-9]\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]|[^:]:(?:[^:]{1,4}:){6}[^:]"
+
 # A scheme (http://, mailto:), www., or a host name followed by a slash; then the link's body,
 # with balanced parentheses; it never ends on punctuation that usually closes a sentence.
 DJ_LINK_PATTERN = (

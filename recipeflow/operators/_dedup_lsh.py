@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import operator
 from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
@@ -69,7 +68,7 @@ class LshConfig:
     num_bands: int
     rows_per_band: int
     seed: int
-    scheme: Literal["affine32", "legacy"]  # datasketch's permutation scheme
+    scheme: Literal["legacy"]  # datasketch's permutation scheme (FineWeb's and Data-Juicer's)
     # How a shingle becomes MinHash's input: it already is a 32-bit hash ("identity"), or it is
     # bytes hashed with datasketch's default SHA-1 (what Data-Juicer does).
     shingle_hash: Literal["identity", "sha1"] = "identity"
@@ -117,20 +116,17 @@ class Shingled:
 def minhash_values(shingle_sets: Sequence[Sequence[Any]], config: LshConfig) -> np.ndarray:
     """MinHash values (documents x permutations, uint32), datasketch's ``MinHash.bulk``'s.
 
-    The shingles are 32-bit integers (already hashed) or, with ``shingle_hash: sha1``, bytes
-    hashed with datasketch's default SHA-1 (what Data-Juicer does). Integer shingles under the
-    legacy scheme are computed here for a whole batch at once (:func:`legacy_minhash_values`).
+    The shingles are 32-bit integers (already hashed), computed here for a whole batch at once
+    (:func:`legacy_minhash_values`), or, with ``shingle_hash: sha1``, bytes hashed with
+    datasketch's default SHA-1 (what Data-Juicer does), through ``MinHash.bulk``.
     """
     if not shingle_sets:
         return np.zeros((0, config.num_perm), dtype=np.uint32)
-    if config.scheme == "legacy" and config.shingle_hash == "identity":
+    if config.shingle_hash == "identity":
         return legacy_minhash_values(shingle_sets, config)
     from datasketch import MinHash  # imported here: it takes scipy with it (~1 s)
 
-    kwargs: dict[str, Any] = {"num_perm": config.num_perm, "seed": config.seed, "scheme": config.scheme}
-    if config.shingle_hash == "identity":
-        kwargs["hashfunc"] = operator.index  # the identity on ints, at C speed
-    sketches = MinHash.bulk(shingle_sets, **kwargs)
+    sketches = MinHash.bulk(shingle_sets, num_perm=config.num_perm, seed=config.seed, scheme=config.scheme)
     # Legacy values are below 2**32 by construction: the cast is exact.
     return np.stack([m.hashvalues for m in sketches]).astype(np.uint32)
 

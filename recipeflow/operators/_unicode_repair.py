@@ -92,11 +92,27 @@ def _anchor_characters(pattern: re.Pattern) -> tuple[str, int] | None:
     return f"[{body}]", longest
 
 
+def _badness_is_local() -> bool:
+    """Whether a match of ftfy's mojibake pattern inside a line is also one inside the whole
+    text (and inside any window around it): true when its only anchor is the known "^[ÃÂ][ ]"
+    and it has no look-around, as in ftfy 6. If a later ftfy changes that, every line goes
+    through ftfy."""
+    pattern = badness.BADNESS_RE.pattern
+    anchors = re.findall(r"(?<!\[)\^", pattern)
+    return (
+        len(anchors) == 1
+        and "^[ÃÂ][ ]" in pattern
+        and "(?" not in pattern
+        and "$" not in pattern
+        and "\\b" not in pattern
+    )
+
+
 def _mojibake_search():
     """``text -> bool``, equal to ``badness.BADNESS_RE.search(text) is not None``."""
     bad = badness.BADNESS_RE
     try:
-        shape = _anchor_characters(bad)
+        shape = _anchor_characters(bad) if _badness_is_local() else None
     except Exception:  # a later ftfy or Python parses differently: search everything
         shape = None
     if shape is None:
@@ -119,22 +135,6 @@ def _mojibake_search():
         return False
 
     return looks_like_mojibake
-
-
-def _badness_is_local() -> bool:
-    """Whether a match of ftfy's mojibake pattern inside a line is also one inside the whole
-    text (and inside any window around it): true when its only anchor is the known "^[ÃÂ][ ]"
-    and it has no look-around, as in ftfy 6. If a later ftfy changes that, every line goes
-    through ftfy."""
-    pattern = badness.BADNESS_RE.pattern
-    anchors = re.findall(r"(?<!\[)\^", pattern)
-    return (
-        len(anchors) == 1
-        and "^[ÃÂ][ ]" in pattern
-        and "(?" not in pattern
-        and "$" not in pattern
-        and "\\b" not in pattern
-    )
 
 
 _FAST_PATH = _badness_is_local() and ftfy.__version__.startswith("6.")

@@ -65,9 +65,9 @@ class MinhashDedup(HistoryScope, MinHashLshDeduplicator):
     """Remove near-duplicate documents with MinHash-LSH (FineWeb's 5-gram, 14 x 8 setup).
 
     Text is simplified as DataTrove does (lower case, numbers as 0, no punctuation or
-    diacritics), cut into n-grams of words (or characters), and MinHashed with datasketch
-    (``MinHash.bulk``, permutation scheme ``legacy``, ``num_bands x rows_per_band``
-    permutations). Documents sharing a band are duplicates; clusters are the connected
+    diacritics), cut into n-grams of words (or characters), and MinHashed with datasketch's
+    ``legacy`` permutations (``num_bands x rows_per_band`` of them; values computed batch-wise,
+    bit for bit ``MinHash.bulk``'s). Documents sharing a band are duplicates; clusters are the connected
     components of duplicate pairs. Each cluster keeps one document (``keep``), the others are
     rejected (reason ``near_duplicate``, detail names the kept id). Every document gets
     ``dup_cluster_id`` (the kept document's id) and ``dup_cluster_size`` (1 when unique), so
@@ -82,7 +82,7 @@ class MinhashDedup(HistoryScope, MinHashLshDeduplicator):
     # The permutation scheme is part of the version. ``legacy`` is FineWeb's and Data-Juicer's
     # family, (a*x + b mod 2**64) mod (2**61 - 1): over 30 seeds on planted pairs its band
     # recall matched the ideal MinHash's, where datasketch 2.0's default ``affine32`` was 0.0006
-    # below (one standard error); computed batch-wise, it costs what affine32 does.
+    # below (one standard error); computed batch-wise, it costs what affine32 did.
     version = "2+datasketch2-legacy"
     Params = MinhashDedupParams
 
