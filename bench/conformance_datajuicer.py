@@ -46,9 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pyarrow as pa  # noqa: E402
 
 from bench.common import CORPORA, build_documents, reference_python, write_jsonl  # noqa: E402
-from recipeflow.flows.datajuicer import convert_datajuicer_recipe, supported_operators  # noqa: E402
+from recipeflow.recipe.datajuicer import convert_datajuicer_recipe, supported_operators  # noqa: E402
 from recipeflow.operators.base import BarrierOperator, Filter, Mapper, Operator  # noqa: E402
-from recipeflow.operators._fasttext_models import bundled_lid_path  # noqa: E402
+from recipeflow.operators.models.fasttext_models import bundled_lid_path  # noqa: E402
 
 REFERENCE_CLI = Path(__file__).resolve().parent / "datajuicer_reference.py"
 TARGET = 0.995

@@ -51,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pyarrow as pa  # noqa: E402
 
 from bench.common import build_documents, reference_python, write_jsonl  # noqa: E402
-from recipeflow.operators._fasttext_models import bundled_lid_path  # noqa: E402
+from recipeflow.operators.models.fasttext_models import bundled_lid_path  # noqa: E402
 from recipeflow.operators.registry import get  # noqa: E402
 
 # (check name, our operator, its parameters, DataTrove class, its parameters, language-aware)

@@ -41,7 +41,7 @@ import yaml  # noqa: E402
 
 from bench.common import REPO, build_documents, mib, reference_python, run_timed, write_jsonl  # noqa: E402
 from bench.conformance_datajuicer import make_language_models  # noqa: E402
-from recipeflow.operators._fasttext_models import bundled_lid_path  # noqa: E402
+from recipeflow.operators.models.fasttext_models import bundled_lid_path  # noqa: E402
 
 WORD_LISTS = REPO / "recipeflow" / "operators" / "data"
 
@@ -163,14 +163,14 @@ def main() -> int:
     startup_docs = work / "startup" / "docs.jsonl"
     write_jsonl(docs[:20], startup_docs)
     startup = run_timed(
-        [sys.executable, "-m", "recipeflow.flows.cli", "run", str(recipe), "--no-progress",
+        [sys.executable, "-m", "recipeflow.cli", "run", str(recipe), "--no-progress",
          "--set", f"dataset_path={startup_docs}", "--set", f"export_path={work / 'startup' / 'out.jsonl'}"],
         env=env, cwd=work)
     if startup.returncode != 0:
         print(startup.output[-4000:])
         return 1
     print(f"recipeflow start-up alone (20 documents): {startup.seconds:.1f} s")
-    ours = run_timed([sys.executable, "-m", "recipeflow.flows.cli", "run", str(recipe), "--no-progress"],
+    ours = run_timed([sys.executable, "-m", "recipeflow.cli", "run", str(recipe), "--no-progress"],
                      env=env, cwd=work)
     if ours.returncode != 0:
         print(ours.output[-4000:])

@@ -144,7 +144,7 @@ def _parquet_rows(root: Path) -> int:
 
 def run_datatrove(python: Path, input_dir: Path, workdir: Path, workers: int) -> tuple[TimedRun, int]:
     """Time DataTrove's LocalPipelineExecutor on the same files; documents kept."""
-    from recipeflow.operators._fasttext_models import bundled_lid_path
+    from recipeflow.operators.models.fasttext_models import bundled_lid_path
 
     script = workdir / "datatrove_fineweb.py"
     script.write_text(DATATROVE_SCRIPT)

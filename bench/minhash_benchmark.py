@@ -140,7 +140,7 @@ def _recipeflow_command(work: Path, name: str, inputs: str, output: Path, worker
     }
     recipe_path = work / f"{name}.yaml"
     recipe_path.write_text(json.dumps(recipe))  # JSON is YAML
-    return [sys.executable, "-m", "recipeflow.flows.cli", "run", str(recipe_path), "--no-progress"]
+    return [sys.executable, "-m", "recipeflow.cli", "run", str(recipe_path), "--no-progress"]
 
 
 def run_recipeflow(corpus: Corpus, work: Path, workers: int, shard_size: int, partitions: int) -> tuple[TimedRun, TimedRun, set[str]]:

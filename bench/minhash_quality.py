@@ -35,7 +35,7 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import corpus_pages, web_like_documents  # noqa: E402
-from recipeflow.operators._dedup_text import shingle_hashes  # noqa: E402
+from recipeflow.operators.dedup.text import shingle_hashes  # noqa: E402
 from recipeflow.operators.minhash_dedup import MinhashDedup  # noqa: E402
 
 THRESHOLD = 0.8

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import reference_python  # noqa: E402
 from recipeflow.operators import registry  # noqa: E402
-from recipeflow.operators._dedup_lsh import band_column  # noqa: E402
+from recipeflow.operators.dedup.lsh import band_column  # noqa: E402
 
 BANDS, ROWS, NGRAMS = 14, 8, 5
 

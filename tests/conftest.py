@@ -17,13 +17,14 @@ import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_WARC = REPO / "recipes" / "samples" / "debian-handbook-sample.warc.gz"
-CORPORA = REPO.parent / "shared" / "corpora"
+# Real text for tests, shipped trimmed in tests/data (see its NOTICE): a clone has no ../shared.
+CORPORA = REPO / "tests" / "data"
 
 
 @pytest.fixture(scope="session")
 def prefect_api():
     """One embedded Prefect server for the whole test session (as `recipeflow run` uses)."""
-    from recipeflow.flows.prefect_server import prefect_api as embedded
+    from recipeflow.orchestration.prefect_server import prefect_api as embedded
 
     with embedded() as url:
         yield url

@@ -7,7 +7,7 @@ import json
 import yaml
 from click.testing import CliRunner
 
-from recipeflow.flows.cli import main
+from recipeflow.cli import main
 from tests.conftest import REPO, SAMPLE_WARC
 
 

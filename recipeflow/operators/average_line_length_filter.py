@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
-from recipeflow.operators._datajuicer_text import DataJuicerFilterParams, RangeFilter
+from recipeflow.operators.text.datajuicer_text import DataJuicerFilterParams, RangeFilter
 from recipeflow.operators.registry import register
 
 

@@ -1,6 +1,6 @@
 """Operator base classes.
 
-Plain Python: this package never imports Prefect or ``recipeflow.flows``, so an operator can be
+Plain Python: this package never imports Prefect or the rest of recipeflow, so an operator can be
 used and tested on its own.
 
 A batch is a ``pyarrow.Table`` with at least the columns ``id`` and ``text`` (see
@@ -9,8 +9,9 @@ A batch is a ``pyarrow.Table`` with at least the columns ``id`` and ``text`` (se
 * :class:`Mapper` changes text or fields, one document at a time (or vectorized);
 * :class:`Filter` first computes named statistics per document, then decides from them
   (as Data-Juicer does), so ``analyze`` can show distributions without dropping anything;
-* :class:`Deduplicator` and :class:`Selector` need the whole dataset: they are barriers run in
-  three phases (per-shard signatures, one global resolve, per-shard apply).
+* :class:`BarrierOperator` needs the whole dataset, run in three phases (per-shard signatures,
+  one global resolve, per-shard apply): :class:`Selector` here, and the deduplicators' base
+  ``Deduplicator`` in :mod:`recipeflow.operators.dedup.deduplicator`.
 """
 
 from __future__ import annotations
@@ -18,15 +19,13 @@ from __future__ import annotations
 import enum
 import inspect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
 from recipeflow.operators import document as doc
 
-if TYPE_CHECKING:  # _dedup_keep builds on this module
-    from recipeflow.operators._dedup_keep import KeepParams
 
 
 class Resource(str, enum.Enum):
@@ -185,6 +184,111 @@ class Filter(StreamOperator):
         return split_by_decisions(annotated, decisions, self.name)
 
 
+class DocumentStatsFilter(Filter):
+    """A filter whose statistics are computed one document at a time: state ``statistics`` (their
+    names, in order) and :meth:`document_stats`; the base owns the loop over the batch."""
+
+    statistics: ClassVar[tuple[str, ...]] = ()
+
+    def statistic_names(self) -> Sequence[str]:
+        """The statistics :meth:`document_stats` returns, in order (``statistics`` unless they
+        depend on the parameters)."""
+        return self.statistics
+
+    def start_batch(self) -> None:
+        """Set-up shared by every document of a batch (e.g. the word splitter for a language)."""
+
+    def document_stats(self, text: str) -> Sequence[Any]:
+        """One value per statistic, in :meth:`statistic_names` order, for one document's text."""
+        raise NotImplementedError
+
+    def compute_stats(self, batch: pa.Table) -> dict[str, Sequence[Any]]:
+        names = list(self.statistic_names())
+        columns: dict[str, list[Any]] = {name: [] for name in names}
+        appenders = [columns[name].append for name in names]
+        self.start_batch()
+        for text in batch.column(doc.TEXT).to_pylist():
+            for append, value in zip(appenders, self.document_stats(text or "")):
+                append(value)
+        return columns
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of a rule table: drop a document (with ``reason``) when its ``statistic`` is below
+    ``bound`` (``minimum``) or above it. A rule whose bound is null or 0 is off, as DataTrove's
+    ``if self.threshold and ...``; ``fails`` replaces the comparison for rules of their own shape
+    (they are always on). ``param`` names the parameter holding the bound, for ``analyze``."""
+
+    reason: str
+    statistic: str
+    bound: float | None = None
+    minimum: bool = False
+    param: str | None = None
+    fails: Callable[[Any], bool] | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.fails is not None or bool(self.bound)
+
+    def failed(self, value: Any) -> bool:
+        if self.fails is not None:
+            return self.fails(value)
+        return value < self.bound if self.minimum else value > self.bound  # type: ignore[operator]
+
+
+class RuleTableFilter(Filter):
+    """A filter deciding by an ordered table of rules: the first rule a document fails is its
+    reason (DataTrove's filters). State :meth:`rules`; ``analyze`` draws their bounds."""
+
+    def rules(self) -> list[Rule]:
+        raise NotImplementedError
+
+    def decide(self, stats: dict[str, Sequence[Any]]) -> list[Rejection | None]:
+        rules = [rule for rule in self.rules() if rule.active]
+        size = len(next(iter(stats.values()))) if stats else 0
+        decisions: list[Rejection | None] = []
+        for i in range(size):
+            decision = None
+            for rule in rules:
+                value = stats[rule.statistic][i]
+                if rule.failed(value):
+                    decision = Rejection(rule.reason, rule.statistic, None if value is None else float(value))
+                    break
+            decisions.append(decision)
+        return decisions
+
+    def thresholds(self) -> dict[str, dict[str, float]]:
+        found: dict[str, dict[str, float]] = {}
+        for rule in self.rules():
+            if rule.param is not None and rule.bound is not None:
+                found.setdefault(rule.statistic, {})[rule.param] = float(rule.bound)
+        return found
+
+
+class RangeFilter(Filter):
+    """A filter over one named statistic, keeping documents whose value lies in ``bounds()``
+    (``min_*``/``max_*`` parameters): state ``statistic``, :meth:`measure` and :meth:`bounds`."""
+
+    statistic: ClassVar[str]
+
+    def measure(self, texts: list[str]) -> list[Any]:
+        """The statistic of each text."""
+        raise NotImplementedError
+
+    def bounds(self) -> tuple[float | None, float | None]:
+        """``(minimum, maximum)`` of the kept range; ``None`` is unbounded."""
+        raise NotImplementedError
+
+    def compute_stats(self, batch: pa.Table) -> dict[str, Sequence[Any]]:
+        texts = [t or "" for t in batch.column(doc.TEXT).to_pylist()]
+        return {self.statistic: self.measure(texts)}
+
+    def decide(self, stats: dict[str, Sequence[Any]]) -> list[Rejection | None]:
+        minimum, maximum = self.bounds()
+        return threshold_decisions(stats[self.statistic], self.statistic, minimum, maximum)
+
+
 def threshold_decisions(
     values: Sequence[float], statistic: str, minimum: float | None, maximum: float | None
 ) -> list[Rejection | None]:
@@ -302,34 +406,6 @@ def repeat_rows(
         for doc_id, copy in zip(out.column(doc.ID).to_pylist(), copy_numbers)
     ]
     return doc.set_column(out, doc.ID, pa.array(ids, type=pa.string()))
-
-
-class Deduplicator(BarrierOperator):
-    """Drops documents that duplicate others across the whole dataset."""
-
-    kind = Kind.deduplicator
-
-    def keep_params(self) -> KeepParams | None:
-        """The keep policy (``_dedup_keep``); None keeps the first document in input order."""
-        return None
-
-    @property
-    def with_priority(self) -> bool:
-        """Whether signatures carry a keep priority (every policy but `first`)."""
-        keep = self.keep_params()
-        return keep is not None and keep.needs_priority
-
-    def history_signature_params(self) -> dict[str, Any] | None:
-        """With ``scope: history``, the parameters this operator's signatures depend on: the
-        engine finds the signatures stored with earlier versions by them and passes them to
-        :meth:`resolve` / :meth:`resolve_partition` as leading shards (after
-        :meth:`as_history`). ``None``: only this run's documents are compared."""
-        return None
-
-    def as_history(self, signatures: pa.Table) -> pa.Table:
-        """Stored signatures of published documents, made ready to lead this run's shards so
-        that they win every group (see ``_dedup_history``)."""
-        return signatures
 
 
 class Selector(BarrierOperator):

@@ -15,11 +15,12 @@ import pyarrow as pa
 from pydantic import Field
 
 from recipeflow.operators import document as doc
-from recipeflow.operators._words import WordSplitter, splitter
+from recipeflow.operators.text.words import WordSplitter, splitter
 from recipeflow.operators.base import (
-    Filter,
     OperatorParams,
     Rejection,
+    Rule,
+    RuleTableFilter,
     StepResult,
     split_by_decisions,
 )
@@ -81,7 +82,7 @@ class _PageVerdict:
 
 
 @register
-class C4QualityFilter(Filter):
+class C4QualityFilter(RuleTableFilter):
     """Remove lines without terminal punctuation, too few words, javascript or cookie notices; drop pages with lorem ipsum, '{' or too few sentences (DataTrove's C4QualityFilter).
 
     Kept documents get the kept lines as their new text. Statistics: ``c4_sentences`` (in the
@@ -150,21 +151,15 @@ class C4QualityFilter(Filter):
                                  for v in verdicts],
         }
 
-    def decide(self, stats: dict[str, Sequence[Any]]) -> list[Rejection | None]:
+    def rules(self) -> list[Rule]:
+        """DataTrove's order: a page-level bad line first, then too few sentences."""
         minimum = self.params.min_num_sentences
-        decisions: list[Rejection | None] = []
-        for sentences, lorem, curly in zip(
-            stats[SENTENCES], stats[LOREM_IPSUM_LINE], stats[CURLY_BRACKET_LINE]
-        ):
-            if lorem is not None:
-                decisions.append(Rejection("lorem_ipsum", LOREM_IPSUM_LINE, float(lorem)))
-            elif curly is not None:
-                decisions.append(Rejection("curly_bracket", CURLY_BRACKET_LINE, float(curly)))
-            elif sentences < minimum:
-                decisions.append(Rejection("too_few_sentences", SENTENCES, float(sentences)))
-            else:
-                decisions.append(None)
-        return decisions
+        return [
+            Rule("lorem_ipsum", LOREM_IPSUM_LINE, fails=lambda line: line is not None),
+            Rule("curly_bracket", CURLY_BRACKET_LINE, fails=lambda line: line is not None),
+            Rule("too_few_sentences", SENTENCES, minimum, True, "min_num_sentences",
+                 fails=lambda sentences: sentences < minimum),
+        ]
 
     def annotate(self, batch: pa.Table) -> tuple[pa.Table, list[Rejection | None]]:
         """Statistics written into the batch, the kept documents' text rewritten, and the

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 from pydantic import Field, PositiveInt
 
-from recipeflow.operators._datajuicer_text import DataJuicerFilterParams, RangeFilter
-from recipeflow.operators._text_stats import window_hashes
+from recipeflow.operators.text.datajuicer_text import DataJuicerFilterParams, RangeFilter
+from recipeflow.operators.text.text_stats import window_hashes
 from recipeflow.operators.registry import register
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from recipeflow.operators._cleaning import DJ_EMAIL_PATTERN
-from recipeflow.operators._dj_pattern import PatternMapper, PatternMapperParams
+from recipeflow.operators.text.cleaning import DJ_EMAIL_PATTERN
+from recipeflow.operators.text.dj_pattern import PatternMapper, PatternMapperParams
 from recipeflow.operators.registry import register
 
 

@@ -10,7 +10,8 @@ import xxhash
 from pydantic import Field
 
 from recipeflow.operators import document as doc
-from recipeflow.operators.base import BarrierDecision, Deduplicator, OperatorParams, Rejection
+from recipeflow.operators.base import BarrierDecision, OperatorParams, Rejection
+from recipeflow.operators.dedup.deduplicator import Deduplicator
 from recipeflow.operators.registry import register
 
 _HASH = "hash"

@@ -10,7 +10,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, PositiveInt, field_validator, model_validator
 
-from recipeflow.operators._dedup_lsh import LshConfig, MinHashLshDeduplicator, Shingled
+from recipeflow.operators.dedup.lsh import LshConfig, MinHashLshDeduplicator, Shingled
 from recipeflow.operators.base import OperatorParams
 from recipeflow.operators.registry import register
 
@@ -106,7 +106,7 @@ def _punctuation_split() -> re.Pattern[str]:
     """Data-Juicer splits at any Unicode punctuation character (the `regex` module's \\p{P})."""
     global _PUNCTUATION_SPLIT
     if _PUNCTUATION_SPLIT is None:
-        from recipeflow.operators._dedup_text import _punctuation_mask
+        from recipeflow.operators.dedup.text import _punctuation_mask
 
         codepoints = np.flatnonzero(_punctuation_mask())
         _PUNCTUATION_SPLIT = re.compile("[" + "".join(re.escape(chr(c)) for c in codepoints) + "]")

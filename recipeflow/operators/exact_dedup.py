@@ -7,9 +7,9 @@ import xxhash
 from pydantic import Field
 
 from recipeflow.operators import document as doc
-from recipeflow.operators._dedup_history import HistoryScope, ScopeParams
-from recipeflow.operators._dedup_keys import KeyDeduplicator
-from recipeflow.operators._dedup_text import exact_key
+from recipeflow.operators.dedup.history import HistoryScope, ScopeParams
+from recipeflow.operators.dedup.keys import KeyDeduplicator
+from recipeflow.operators.dedup.text import exact_key
 from recipeflow.operators.registry import register
 
 

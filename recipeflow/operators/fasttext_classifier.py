@@ -26,8 +26,8 @@ import pyarrow as pa
 from pydantic import Field, field_validator
 
 from recipeflow.operators import document as doc
-from recipeflow.operators._fasttext_models import file_sha256, load_model, local_copy
-from recipeflow.operators._fasttext_training import LABEL_PREFIX, one_line
+from recipeflow.operators.models.fasttext_models import file_sha256, load_model, local_copy
+from recipeflow.operators.models.fasttext_training import LABEL_PREFIX, one_line
 from recipeflow.operators.base import Filter, OperatorParams, Rejection
 from recipeflow.operators.registry import register
 

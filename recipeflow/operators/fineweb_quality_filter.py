@@ -6,15 +6,12 @@ Parameters, defaults, rule order and reason codes are those of DataTrove's
 
 from __future__ import annotations
 
-from typing import Any, Sequence
 
-import pyarrow as pa
 from pydantic import Field
 
-from recipeflow.operators import document as doc
-from recipeflow.operators._text_stats import TERMINAL_PUNCTUATION, duplicates, safe_ratio
-from recipeflow.operators._words import splitter
-from recipeflow.operators.base import Filter, OperatorParams, Rejection
+from recipeflow.operators.text.text_stats import TERMINAL_PUNCTUATION, duplicates, safe_ratio
+from recipeflow.operators.text.words import splitter
+from recipeflow.operators.base import DocumentStatsFilter, OperatorParams, Rule, RuleTableFilter
 from recipeflow.operators.registry import register
 
 
@@ -46,7 +43,7 @@ STATISTICS = (LINES, LINE_PUNCT, SHORT_LINES, CHAR_DUPS, NEW_LINES)
 
 
 @register
-class FinewebQualityFilter(Filter):
+class FinewebQualityFilter(DocumentStatsFilter, RuleTableFilter):
     """Drop list-like, short-line and repetitive pages, and pages whose lines rarely end a sentence (DataTrove's FineWebQualityFilter).
 
     Statistics: ``fineweb_lines`` (non-blank lines), ``fineweb_line_punct_ratio``,
@@ -58,21 +55,17 @@ class FinewebQualityFilter(Filter):
     name = "fineweb_quality_filter"
     version = "1"
     Params = FinewebQualityFilterParams
+    statistics = STATISTICS
 
     def __init__(self, params=None):
         super().__init__(params)
         chars = self.params.stop_chars
         self._stop_chars = TERMINAL_PUNCTUATION if chars is None else tuple(chars)
 
-    def compute_stats(self, batch: pa.Table) -> dict[str, Sequence[Any]]:
-        words_of = splitter(self.params.language).split
-        columns: dict[str, list[float]] = {name: [] for name in STATISTICS}
-        for text in batch.column(doc.TEXT).to_pylist():
-            for name, value in zip(STATISTICS, self._document_stats(text or "", words_of)):
-                columns[name].append(value)
-        return columns
+    def start_batch(self) -> None:
+        self._words_of = splitter(self.params.language).split
 
-    def _document_stats(self, text: str, words_of) -> tuple[float, ...]:
+    def document_stats(self, text: str) -> tuple[float, ...]:
         lines = [line for line in text.split("\n") if line.strip()]
         n_lines = len(lines)
         if not n_lines:
@@ -87,25 +80,21 @@ class FinewebQualityFilter(Filter):
             ends_well / n_lines,
             short_lines / n_lines,
             safe_ratio(dup_chars, len(text) - text.count("\n")),
-            safe_ratio(text.count("\n"), len(words_of(text))),
+            safe_ratio(text.count("\n"), len(self._words_of(text))),
         )
 
-    def decide(self, stats: dict[str, Sequence[Any]]) -> list[Rejection | None]:
+    def rules(self) -> list[Rule]:
+        """DataTrove's order; every threshold applies, 0 included."""
         p = self.params
-        decisions: list[Rejection | None] = []
-        for i, n_lines in enumerate(stats[LINES]):
-            punct = stats[LINE_PUNCT][i]
-            if not n_lines:
-                decision = Rejection("empty", LINES, 0.0)
-            elif punct < p.line_punct_thr and not (punct == 0 and p.line_punct_exclude_zero):
-                decision = Rejection("line_punct_ratio", LINE_PUNCT, punct)
-            elif stats[SHORT_LINES][i] > p.short_line_thr:
-                decision = Rejection("short_line_ratio", SHORT_LINES, stats[SHORT_LINES][i])
-            elif stats[CHAR_DUPS][i] > p.char_duplicates_ratio:
-                decision = Rejection("char_dup_ratio", CHAR_DUPS, stats[CHAR_DUPS][i])
-            elif stats[NEW_LINES][i] > p.new_line_ratio:
-                decision = Rejection("list_ratio", NEW_LINES, stats[NEW_LINES][i])
-            else:
-                decision = None
-            decisions.append(decision)
-        return decisions
+        exclude_zero = p.line_punct_exclude_zero
+        return [
+            Rule("empty", LINES, fails=lambda n_lines: not n_lines),
+            Rule("line_punct_ratio", LINE_PUNCT, p.line_punct_thr, True, "line_punct_thr",
+                 fails=lambda v, t=p.line_punct_thr: v < t and not (v == 0 and exclude_zero)),
+            Rule("short_line_ratio", SHORT_LINES, p.short_line_thr, param="short_line_thr",
+                 fails=lambda v, t=p.short_line_thr: v > t),
+            Rule("char_dup_ratio", CHAR_DUPS, p.char_duplicates_ratio, param="char_duplicates_ratio",
+                 fails=lambda v, t=p.char_duplicates_ratio: v > t),
+            Rule("list_ratio", NEW_LINES, p.new_line_ratio, param="new_line_ratio",
+                 fails=lambda v, t=p.new_line_ratio: v > t),
+        ]

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from recipeflow.operators._unicode_repair import fix_unicode
+from recipeflow.operators.text.unicode_repair import fix_unicode
 from recipeflow.operators.base import Mapper, OperatorParams
 from recipeflow.operators.registry import register
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from recipeflow.operators._unicode_repair import UNICODE_NORMALIZATIONS, fix_unicode
+from recipeflow.operators.text.unicode_repair import UNICODE_NORMALIZATIONS, fix_unicode
 from recipeflow.operators.base import Mapper, OperatorParams
 from recipeflow.operators.registry import register
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from recipeflow.operators._datajuicer_text import WordListRatioFilter, WordsAugmentationParams
+from recipeflow.operators.text.datajuicer_text import WordListRatioFilter, WordsAugmentationParams
 from recipeflow.operators.registry import register
 
 

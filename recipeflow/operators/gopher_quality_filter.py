@@ -7,15 +7,12 @@ Parameters, defaults, rule order and reason codes are those of DataTrove's
 from __future__ import annotations
 
 from itertools import compress
-from typing import Any, Sequence
 
-import pyarrow as pa
 from pydantic import Field
 
-from recipeflow.operators import document as doc
-from recipeflow.operators._text_stats import HAS_ALPHA, NOT_SYMBOL, count_true, safe_ratio
-from recipeflow.operators._words import splitter
-from recipeflow.operators.base import Filter, OperatorParams, Rejection
+from recipeflow.operators.text.text_stats import HAS_ALPHA, NOT_SYMBOL, count_true, safe_ratio
+from recipeflow.operators.text.words import splitter
+from recipeflow.operators.base import DocumentStatsFilter, OperatorParams, Rule, RuleTableFilter
 from recipeflow.operators.registry import register
 
 # Gopher's English stop words: a document must hold at least two of them.
@@ -61,7 +58,7 @@ STATISTICS = (WORD_COUNT, AVG_WORD_LENGTH, HASH_RATIO, ELLIPSIS_RATIO, BULLET_LI
 
 
 @register
-class GopherQualityFilter(Filter):
+class GopherQualityFilter(DocumentStatsFilter, RuleTableFilter):
     """Drop documents failing Gopher's quality rules: length, word length, symbols, bullets, stop words (DataTrove's GopherQualityFilter).
 
     Statistics: ``gopher_word_count`` (words that are not only punctuation),
@@ -78,22 +75,18 @@ class GopherQualityFilter(Filter):
     name = "gopher_quality_filter"
     version = "1"
     Params = GopherQualityFilterParams
+    statistics = STATISTICS
 
     def __init__(self, params=None):
         super().__init__(params)
         words = DEFAULT_STOP_WORDS if self.params.stop_words is None else self.params.stop_words
         self._stop_words = frozenset(words)
 
-    def compute_stats(self, batch: pa.Table) -> dict[str, Sequence[Any]]:
-        words_of = splitter(self.params.language).split
-        columns: dict[str, list[float]] = {name: [] for name in STATISTICS}
-        for text in batch.column(doc.TEXT).to_pylist():
-            for name, value in zip(STATISTICS, self._document_stats(text or "", words_of)):
-                columns[name].append(value)
-        return columns
+    def start_batch(self) -> None:
+        self._words_of = splitter(self.params.language).split
 
-    def _document_stats(self, text: str, words_of) -> tuple[float, ...]:
-        words = words_of(text)
+    def document_stats(self, text: str) -> tuple[float, ...]:
+        words = self._words_of(text)
         n_words = len(words)
         content_words = list(compress(words, map(NOT_SYMBOL.__getitem__, words)))
         n_content = len(content_words)
@@ -112,29 +105,18 @@ class GopherQualityFilter(Filter):
             len(self._stop_words.intersection(words)),
         )
 
-    def decide(self, stats: dict[str, Sequence[Any]]) -> list[Rejection | None]:
+    def rules(self) -> list[Rule]:
+        """DataTrove's order; a null (or 0) threshold turns its rule off."""
         p = self.params
-        # (statistic, reason, bound, True when the bound is a minimum), in DataTrove's order.
-        rules = [
-            (WORD_COUNT, "gopher_short_doc", p.min_doc_words, True),
-            (WORD_COUNT, "gopher_long_doc", p.max_doc_words, False),
-            (AVG_WORD_LENGTH, "gopher_below_avg_threshold", p.min_avg_word_length, True),
-            (AVG_WORD_LENGTH, "gopher_above_avg_threshold", p.max_avg_word_length, False),
-            (HASH_RATIO, "gopher_too_many_hashes", p.max_symbol_word_ratio, False),
-            (ELLIPSIS_RATIO, "gopher_too_many_ellipsis", p.max_symbol_word_ratio, False),
-            (BULLET_LINES, "gopher_too_many_bullets", p.max_bullet_lines_ratio, False),
-            (ELLIPSIS_LINES, "gopher_too_many_end_ellipsis", p.max_ellipsis_lines_ratio, False),
-            (ALPHA_WORDS, "gopher_below_alpha_threshold", p.max_non_alpha_words_ratio, True),
-            (STOP_WORDS, "gopher_enough_stop_words", p.min_stop_words, True),
+        return [
+            Rule("gopher_short_doc", WORD_COUNT, p.min_doc_words, True, "min_doc_words"),
+            Rule("gopher_long_doc", WORD_COUNT, p.max_doc_words, False, "max_doc_words"),
+            Rule("gopher_below_avg_threshold", AVG_WORD_LENGTH, p.min_avg_word_length, True, "min_avg_word_length"),
+            Rule("gopher_above_avg_threshold", AVG_WORD_LENGTH, p.max_avg_word_length, False, "max_avg_word_length"),
+            Rule("gopher_too_many_hashes", HASH_RATIO, p.max_symbol_word_ratio, False, "max_symbol_word_ratio"),
+            Rule("gopher_too_many_ellipsis", ELLIPSIS_RATIO, p.max_symbol_word_ratio, False, "max_symbol_word_ratio"),
+            Rule("gopher_too_many_bullets", BULLET_LINES, p.max_bullet_lines_ratio, False, "max_bullet_lines_ratio"),
+            Rule("gopher_too_many_end_ellipsis", ELLIPSIS_LINES, p.max_ellipsis_lines_ratio, False, "max_ellipsis_lines_ratio"),
+            Rule("gopher_below_alpha_threshold", ALPHA_WORDS, p.max_non_alpha_words_ratio, True, "max_non_alpha_words_ratio"),
+            Rule("gopher_enough_stop_words", STOP_WORDS, p.min_stop_words, True, "min_stop_words"),
         ]
-        rules = [rule for rule in rules if rule[2]]  # null or 0 turns a rule off
-        decisions: list[Rejection | None] = []
-        for i in range(len(stats[WORD_COUNT])):
-            decision = None
-            for statistic, reason, bound, is_minimum in rules:
-                value = stats[statistic][i]
-                if (value < bound) if is_minimum else (value > bound):
-                    decision = Rejection(reason, statistic, float(value))
-                    break
-            decisions.append(decision)
-        return decisions

@@ -7,19 +7,16 @@ Parameters, defaults, rule order and reason codes are those of DataTrove's
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
 
-import pyarrow as pa
 from pydantic import Field, field_validator
 
-from recipeflow.operators import document as doc
-from recipeflow.operators._text_stats import (
+from recipeflow.operators.text.text_stats import (
     duplicates,
     repeated_ngram_chars_by_size,
     top_ngram_chars,
 )
-from recipeflow.operators._words import splitter
-from recipeflow.operators.base import Filter, OperatorParams, Rejection
+from recipeflow.operators.text.words import splitter
+from recipeflow.operators.base import DocumentStatsFilter, OperatorParams, Rule, RuleTableFilter
 from recipeflow.operators.registry import register
 
 _PARAGRAPH_BREAK = re.compile(r"\n{2,}")
@@ -75,7 +72,7 @@ def dup_ngram_stat(n: int) -> str:
 
 
 @register
-class GopherRepetitionFilter(Filter):
+class GopherRepetitionFilter(DocumentStatsFilter, RuleTableFilter):
     """Drop documents with repeated lines, paragraphs or word n-grams (DataTrove's GopherRepetitionFilter).
 
     Statistics (fractions of paragraphs, lines or characters; and ``gopher_rep_text_length``):
@@ -91,27 +88,21 @@ class GopherRepetitionFilter(Filter):
     version = "1"
     Params = GopherRepetitionFilterParams
 
-    def compute_stats(self, batch: pa.Table) -> dict[str, Sequence[Any]]:
+    def statistic_names(self) -> list[str]:
         p = self.params
         names = [PARA_FRAC, PARA_CHAR_FRAC, LINE_FRAC, LINE_CHAR_FRAC]
         names += [top_ngram_stat(n) for n, _ in p.top_n_grams]
         names += [dup_ngram_stat(n) for n, _ in p.dup_n_grams]
-        columns: dict[str, list[float]] = {name: [] for name in names}
-        columns[TEXT_LENGTH] = []
-        words_of = splitter(p.language).split
-        for text in batch.column(doc.TEXT).to_pylist():
-            text = text or ""
-            values = self._document_stats(text, words_of)
-            for name, value in zip(names, values):
-                columns[name].append(value)
-            columns[TEXT_LENGTH].append(len(text))
-        return columns
+        return names + [TEXT_LENGTH]
 
-    def _document_stats(self, text: str, words_of) -> list[float]:
+    def start_batch(self) -> None:
+        self._words_of = splitter(self.params.language).split
+
+    def document_stats(self, text: str) -> list[float]:
         p = self.params
         length = len(text)
         if not length:
-            return [0.0] * (4 + len(p.top_n_grams) + len(p.dup_n_grams))
+            return [0.0] * (4 + len(p.top_n_grams) + len(p.dup_n_grams)) + [0]
         paragraphs = _PARAGRAPH_BREAK.split(text.strip())
         para_dups, para_dup_chars = duplicates(paragraphs)
         lines = _LINE_BREAKS.split(text)
@@ -122,38 +113,29 @@ class GopherRepetitionFilter(Filter):
             line_dups / len(lines),
             line_dup_chars / length,
         ]
-        words = words_of(text)
+        words = self._words_of(text)
         values += [top_ngram_chars(words, n) / length for n, _ in p.top_n_grams]
         repeated = repeated_ngram_chars_by_size(words, [n for n, _ in p.dup_n_grams])
         values += [chars / length for chars in repeated]
-        return values
+        return values + [length]
 
-    def decide(self, stats: dict[str, Sequence[Any]]) -> list[Rejection | None]:
+    def rules(self) -> list[Rule]:
+        """DataTrove's order. The paragraph and line rules apply only when their threshold is
+        set (DataTrove's ``if self.dup_para_frac and ...``); the n-gram rules always apply."""
         p = self.params
-        rules: list[tuple[str, str, float | None]] = [
-            (PARA_FRAC, "dup_para_frac", p.dup_para_frac),
-            (PARA_CHAR_FRAC, "dup_para_char_frac", p.dup_para_char_frac),
-            (LINE_FRAC, "dup_line_frac", p.dup_line_frac),
-            (LINE_CHAR_FRAC, "dup_line_char_frac", p.dup_line_char_frac),
+        rules = [
+            Rule("empty", TEXT_LENGTH, fails=lambda length: not length),
+            Rule("dup_para_frac", PARA_FRAC, p.dup_para_frac, param="dup_para_frac"),
+            Rule("dup_para_char_frac", PARA_CHAR_FRAC, p.dup_para_char_frac, param="dup_para_char_frac"),
+            Rule("dup_line_frac", LINE_FRAC, p.dup_line_frac, param="dup_line_frac"),
+            Rule("dup_line_char_frac", LINE_CHAR_FRAC, p.dup_line_char_frac, param="dup_line_char_frac"),
         ]
-        rules += [(top_ngram_stat(n), f"top_{n}_gram", frac) for n, frac in p.top_n_grams]
-        rules += [(dup_ngram_stat(n), f"duplicated_{n}_n_grams", frac) for n, frac in p.dup_n_grams]
-        decisions: list[Rejection | None] = []
-        for i, length in enumerate(stats[TEXT_LENGTH]):
-            decisions.append(_first_failing(stats, i, length, rules))
-        return decisions
-
-
-def _first_failing(stats, i: int, length: int, rules) -> Rejection | None:
-    if not length:
-        return Rejection("empty", TEXT_LENGTH, 0.0)
-    for statistic, reason, threshold in rules:
-        value = stats[statistic][i]
-        # The n-gram rules apply whatever the threshold; the others only when it is set (as
-        # DataTrove's `if self.dup_para_frac and ...`).
-        if reason.startswith(("top_", "duplicated_")):
-            if value > threshold:
-                return Rejection(reason, statistic, value)
-        elif threshold and value > threshold:
-            return Rejection(reason, statistic, value)
-    return None
+        rules += [
+            Rule(f"top_{n}_gram", top_ngram_stat(n), frac, param="top_n_grams", fails=lambda v, t=frac: v > t)
+            for n, frac in p.top_n_grams
+        ]
+        rules += [
+            Rule(f"duplicated_{n}_n_grams", dup_ngram_stat(n), frac, param="dup_n_grams", fails=lambda v, t=frac: v > t)
+            for n, frac in p.dup_n_grams
+        ]
+        return rules

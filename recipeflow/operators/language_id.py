@@ -14,7 +14,7 @@ import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
 from recipeflow.operators import document as doc
-from recipeflow.operators._fasttext_models import BUNDLED_LID, load_model
+from recipeflow.operators.models.fasttext_models import BUNDLED_LID, load_model
 from recipeflow.operators.base import Filter, OperatorParams, Rejection
 from recipeflow.operators.registry import register
 

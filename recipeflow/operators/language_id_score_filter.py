@@ -8,13 +8,13 @@ from typing import Any, Sequence
 import pyarrow as pa
 from pydantic import Field
 
-from recipeflow.operators._datajuicer_text import (
+from recipeflow.operators.text.datajuicer_text import (
     DataJuicerFilterParams,
     range_rejection,
     stored_statistic,
     texts_of,
 )
-from recipeflow.operators._fasttext_models import BUNDLED_LID, load_model
+from recipeflow.operators.models.fasttext_models import BUNDLED_LID, load_model
 from recipeflow.operators.base import Filter, Rejection
 from recipeflow.operators.registry import register
 

@@ -12,15 +12,9 @@ import xxhash
 from pydantic import Field
 
 from recipeflow.operators import document as doc
-from recipeflow.operators._dedup_keep import shard_offsets, to_shard_rows
-from recipeflow.operators.base import (
-    BarrierDecision,
-    Deduplicator,
-    OperatorParams,
-    Rejection,
-    StepResult,
-    split_by_decisions,
-)
+from recipeflow.operators.dedup.keep import shard_offsets, to_shard_rows
+from recipeflow.operators.base import BarrierDecision, OperatorParams, Rejection, StepResult, split_by_decisions
+from recipeflow.operators.dedup.deduplicator import Deduplicator
 from recipeflow.operators.registry import register
 
 _UNITS = "units"

@@ -7,10 +7,10 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from recipeflow.operators._dedup_history import HistoryScope, ScopeParams
-from recipeflow.operators._dedup_keep import KeepParams
-from recipeflow.operators._dedup_lsh import LshConfig, MinHashLshDeduplicator, Shingled, bottom_k
-from recipeflow.operators._dedup_text import shingle_hashes
+from recipeflow.operators.dedup.history import HistoryScope, ScopeParams
+from recipeflow.operators.dedup.keep import KeepParams
+from recipeflow.operators.dedup.lsh import LshConfig, MinHashLshDeduplicator, Shingled, bottom_k
+from recipeflow.operators.dedup.text import shingle_hashes
 from recipeflow.operators.registry import register
 
 

@@ -7,7 +7,7 @@ import re
 
 from pydantic import Field, field_validator
 
-from recipeflow.operators._cleaning import (
+from recipeflow.operators.text.cleaning import (
     FINEWEB_EMAIL_PATTERN,
     FINEWEB_EMAIL_REPLACEMENTS,
     FINEWEB_IP_PATTERN,

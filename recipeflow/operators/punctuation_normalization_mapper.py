@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recipeflow.operators._cleaning import normalize_punctuation
+from recipeflow.operators.text.cleaning import normalize_punctuation
 from recipeflow.operators.base import Mapper, OperatorParams
 from recipeflow.operators.registry import register
 

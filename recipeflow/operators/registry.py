@@ -33,7 +33,8 @@ def _load_all() -> None:
         return
     package = importlib.import_module("recipeflow.operators")
     for module in pkgutil.iter_modules(package.__path__):
-        if module.name not in _NOT_OPERATORS and not module.name.startswith("_"):
+        # Subpackages (dedup/, text/, models/) hold machinery operators share, not operators.
+        if not module.ispkg and module.name not in _NOT_OPERATORS and not module.name.startswith("_"):
             importlib.import_module(f"recipeflow.operators.{module.name}")
     _LOADED = True
 

@@ -6,7 +6,7 @@ import re
 
 from pydantic import Field
 
-from recipeflow.operators._cleaning import (
+from recipeflow.operators.text.cleaning import (
     DJ_LINK_PATTERN,
     DJ_LINK_PREFILTER,
     PatternReplacer,

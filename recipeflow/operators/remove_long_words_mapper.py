@@ -6,7 +6,7 @@ import sys
 
 from pydantic import Field
 
-from recipeflow.operators._dj_text import SPECIAL_CHARACTERS, keep_words, strip_characters
+from recipeflow.operators.text.dj_text import SPECIAL_CHARACTERS, keep_words, strip_characters
 from recipeflow.operators.base import Mapper, OperatorParams
 from recipeflow.operators.registry import register
 

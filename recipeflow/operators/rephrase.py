@@ -27,9 +27,9 @@ import pyarrow as pa
 from pydantic import Field, model_validator
 
 from recipeflow.operators import document as doc
-from recipeflow.operators._chunking import join_chunks, split_into_chunks
-from recipeflow.operators._generation_cache import GenerationCache
-from recipeflow.operators._llm_backends import (
+from recipeflow.operators.text.chunking import join_chunks, split_into_chunks
+from recipeflow.operators.models.generation_cache import GenerationCache
+from recipeflow.operators.models.llm_backends import (
     Backend,
     Generation,
     OpenAIBackend,
@@ -38,9 +38,9 @@ from recipeflow.operators._llm_backends import (
     TransformersBackend,
     VllmBackend,
 )
-from recipeflow.operators._llm_models import local_model_path, model_fingerprint
-from recipeflow.operators._rephrase_output import clean_output, word_count
-from recipeflow.operators._rephrase_prompts import (
+from recipeflow.operators.models.llm_models import local_model_path, model_fingerprint
+from recipeflow.operators.models.rephrase_output import clean_output, word_count
+from recipeflow.operators.models.rephrase_prompts import (
     ENGLISH,
     STYLES,
     PromptTemplate,
@@ -376,7 +376,7 @@ class Rephrase(Generator):
 
     def _check_languages(self, outputs: list[str | None], documents: list[_Chunked],
                          decisions: list[Rejection | None]) -> list[Rejection | None]:
-        from recipeflow.operators._fasttext_models import load_model
+        from recipeflow.operators.models.fasttext_models import load_model
 
         model = load_model()
         todo = [i for i, d in enumerate(decisions) if d is None]

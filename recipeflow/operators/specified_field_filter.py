@@ -9,7 +9,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from recipeflow.operators import document as doc
-from recipeflow.operators._datajuicer_text import DataJuicerFilterParams
+from recipeflow.operators.text.datajuicer_text import DataJuicerFilterParams
 from recipeflow.operators.base import Filter, Rejection
 from recipeflow.operators.registry import register
 

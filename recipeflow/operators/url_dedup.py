@@ -8,9 +8,9 @@ import pyarrow as pa
 import xxhash
 from pydantic import Field
 
-from recipeflow.operators._dedup_history import HistoryScope, ScopeParams
-from recipeflow.operators._dedup_keep import KeepParams
-from recipeflow.operators._dedup_keys import KeyDeduplicator
+from recipeflow.operators.dedup.history import HistoryScope, ScopeParams
+from recipeflow.operators.dedup.keep import KeepParams
+from recipeflow.operators.dedup.keys import KeyDeduplicator
 from recipeflow.operators.registry import register
 
 # Ports that say nothing about which page a URL names.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recipeflow.operators._dj_text import OTHER_WHITESPACE
+from recipeflow.operators.text.dj_text import OTHER_WHITESPACE
 from recipeflow.operators.base import Mapper, OperatorParams
 from recipeflow.operators.registry import register
 

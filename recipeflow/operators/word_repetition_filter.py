@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field, PositiveInt
 
-from recipeflow.operators._datajuicer_text import (
+from recipeflow.operators.text.datajuicer_text import (
     RangeFilter,
     WordsParams,
     refined_words_of,

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from recipeflow.operators._datajuicer_text import (
+from recipeflow.operators.text.datajuicer_text import (
     RangeFilter,
     WordsParams,
     refined_words,

@@ -1,0 +1,373 @@
+"""The ``recipeflow`` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import NoReturn
+
+import click
+
+# Prefect's server must not phone home; set before Prefect is imported anywhere.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def _echo_json(value) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+@click.group()
+@click.version_option(package_name="recipeflow")
+def main() -> None:
+    """recipeflow: declarative data recipes for LLM training corpora, run as Prefect flows."""
+
+
+overrides_option = click.option(
+    "--set", "overrides", multiple=True, metavar="PATH=VALUE",
+    help="Override a recipe field, e.g. --set run.workers=4 (repeatable).",
+)
+
+
+@main.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@overrides_option
+@click.option("--no-progress", is_flag=True, help="Do not draw a progress bar.")
+def run(recipe: str, overrides: tuple[str, ...], no_progress: bool) -> None:
+    """Run RECIPE and commit a new version of each output dataset (none for an output whose
+    inputs, recipe and operators did not change since its latest version)."""
+    if not no_progress:
+        # One line per finished task would scroll the progress bar away; the UI still has them.
+        os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
+    from recipeflow.recipe.errors import RecipeInvalid
+    from recipeflow.orchestration.runner import RunRefused, run_recipe
+
+    try:
+        manifests = run_recipe(recipe, overrides, progress=not no_progress)
+    except (RecipeInvalid, RunRefused) as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    _print_results(manifests)
+
+
+def _print_results(manifests: list[dict]) -> None:
+    """What a run committed (or why it did not), per output, and per operator."""
+    from recipeflow.engine.refresh import committed
+
+    for m in manifests:
+        if not committed(m):
+            click.echo(f"\n{m['message']}")
+            continue
+        click.echo(f"\nversion {m['version']} written to {m['dataset']}/versions/{m['version']}")
+        if "model" in m:
+            metrics = ", ".join(f"{k} {v:.3f}" for k, v in m["metrics"].items() if isinstance(v, float))
+            click.echo(f"  model {m['model']['name']} trained on {m['rows']} documents; held-out: {metrics}")
+            continue
+        click.echo(f"  {m['rows']} documents in {len(m['files'])} files; parent: {m['parent']}")
+        tasks = m["run"].get("tasks")
+        if tasks:
+            click.echo(f"  tasks: {tasks['computed']} computed, {tasks['cached']} reused a stored result")
+        click.echo(f"  {'step':<34} {'operator':<22} {'in':>8} {'out':>8} {'rejected':>9}")
+        for op in m["operators"]:
+            # Documents a route leaves go to other branches: they are not rejected.
+            rejected = "" if op["operator"] == "route" else op["rejected"]
+            click.echo(
+                f"  {op['step']:<34} {op['operator']:<22} {op['docs_in']:>8} {op['docs_out']:>8} {rejected:>9}"
+            )
+
+
+schedule_options = [
+    click.option("--cron", default=None, metavar="EXPR", help="Cron schedule, e.g. '0 2 * * *' (02:00 daily)."),
+    click.option("--interval", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+                 help="Run every SECONDS seconds."),
+    click.option("--timezone", default=None, metavar="TZ", help="IANA timezone of the schedule [default: UTC]."),
+]
+
+
+def _with_schedule_options(command):
+    for option in reversed(schedule_options):
+        command = option(command)
+    return command
+
+
+@main.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--name", required=True, help="Deployment name (recipeflow-deployment/NAME); an existing one is updated.")
+@_with_schedule_options
+@click.option("--pool", default=None, help="Work pool of its runs [default: run.pools.cpu, else cpu]; created (process) if missing.")
+@overrides_option
+def deploy(recipe: str, name: str, cron: str | None, interval: float | None, timezone: str | None,
+           pool: str | None, overrides: tuple[str, ...]) -> None:
+    """Create or update a Prefect deployment of RECIPE with its schedule, run by a worker.
+
+    Each run is a refresh: only new or changed input files are computed, a version is committed
+    whose parent is the previous one, and nothing is committed when nothing changed. Needs a
+    Prefect server (PREFECT_API_URL) and a worker: `prefect worker start --pool POOL`.
+    """
+    from recipeflow.recipe.errors import RecipeInvalid
+
+    if not os.environ.get("PREFECT_API_URL"):
+        _fail("recipeflow deploy needs a Prefect server for its deployment: set PREFECT_API_URL "
+              "(e.g. http://127.0.0.1:4200/api after `prefect server start`), or use `recipeflow serve`")
+    from recipeflow.orchestration.deploy import DeployError, deploy_recipe
+
+    try:
+        done = deploy_recipe(recipe, overrides, name=name, cron=cron, interval=interval, timezone=timezone, pool=pool)
+    except (RecipeInvalid, DeployError) as exc:
+        _fail(str(exc))
+    for created in done.created_pools:
+        click.echo(f"created work pool {created!r} (process)")
+    click.echo(f"deployment {done.name} ({done.deployment_id}) on work pool {done.pool!r}: {done.schedule}")
+    if done.gpu_pool:
+        click.echo(f"GPU stages run as flow runs of recipeflow-stage/{done.gpu_pool} on work pool {done.gpu_pool!r}")
+    if done.gpu_limit is not None:
+        click.echo(f"GPU tasks (tag recipeflow-gpu) limited to {done.gpu_limit} at once")
+    for note in done.notes:
+        click.echo(f"note: {note}")
+    click.echo(f"start a worker: prefect worker start --pool {done.pool}")
+    click.echo(f"run it now:     prefect deployment run '{done.name}'")
+
+
+@main.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@_with_schedule_options
+@click.option("--name", default=None, help="Deployment name [default: the recipe's name].")
+@overrides_option
+def serve(recipe: str, cron: str | None, interval: float | None, timezone: str | None, name: str | None,
+          overrides: tuple[str, ...]) -> None:
+    """Run RECIPE on a schedule in this process (no work pool, no worker) until Ctrl-C.
+
+    Uses PREFECT_API_URL's server, or starts a local `prefect server` (UI included) for as long
+    as it runs.
+    """
+    from recipeflow.recipe.errors import RecipeInvalid
+
+    from recipeflow.orchestration.deploy import DeployError, serve_recipe
+
+    try:
+        serve_recipe(recipe, overrides, name=name, cron=cron, interval=interval, timezone=timezone,
+                     announce=lambda line: click.echo(line))
+    except (RecipeInvalid, DeployError) as exc:
+        _fail(str(exc))
+
+
+@main.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@overrides_option
+def validate(recipe: str, overrides: tuple[str, ...]) -> None:
+    """Check RECIPE without running it; list every error."""
+    from recipeflow.engine.planner import plan_recipe
+    from recipeflow.recipe.errors import RecipeInvalid
+    from recipeflow.recipe.loading import load_recipe
+
+    try:
+        parsed = load_recipe(recipe, overrides)
+    except RecipeInvalid as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    click.echo(f"{recipe}: valid")
+    click.echo(plan_recipe(parsed).describe())
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of recipes (operator parameters included), for editors."""
+    from recipeflow.recipe.schema import recipe_json_schema
+
+    _echo_json(recipe_json_schema())
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def ops(name: str | None, as_json: bool) -> None:
+    """List operators, or show one operator's parameters."""
+    from recipeflow.recipe.operator_docs import describe_operator, list_operators
+    from recipeflow.operators.registry import UnknownOperator
+
+    if name is None:
+        rows = list_operators()
+        if as_json:
+            _echo_json(rows)
+            return
+        for r in rows:
+            click.echo(f"{r['name']:<28} {r['kind']:<13} {r['resource']:<4} {r['summary']}")
+        return
+    try:
+        info = describe_operator(name)
+    except UnknownOperator as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    if as_json:
+        _echo_json(info)
+        return
+    click.echo(f"{info['name']} ({info['kind']}, {info['resource']}, version {info['version']})\n")
+    click.echo(info["doc"] + "\n")
+    click.echo("parameters:")
+    for p in info["parameters"]:
+        click.echo(f"  {p['name']}: {p['type']} = {json.dumps(p['default'])}")
+        if p["description"]:
+            click.echo(f"      {p['description']}")
+
+
+@main.command()
+@click.argument("root")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def versions(root: str, as_json: bool) -> None:
+    """List the committed versions of the dataset at ROOT, oldest first."""
+    from recipeflow.datasets.versions import list_versions
+
+    rows = list_versions(root)
+    if as_json:
+        _echo_json(rows)
+        return
+    if not rows:
+        click.echo(f"no committed version under {root}")
+        return
+    for r in rows:
+        click.echo(f"{r['version']}  {r['created_at']}  {r['rows']:>8} rows  {r['path']}")
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(message, err=True)
+    sys.exit(1)
+
+
+@main.command()
+@click.argument("root")
+@click.argument("a")
+@click.argument("b")
+@click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Ids listed for each of added, removed and changed.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def diff(root: str, a: str, b: str, limit: int, as_json: bool) -> None:
+    """Documents added, removed and changed from version A to version B of the dataset at ROOT,
+    and documents in/out per operator in each.
+
+    A and B are version ids, `latest`, or `parent` (the parent of the other one).
+    """
+    from recipeflow.datasets.diff import diff_versions, render_text
+    from recipeflow.datasets.version_reader import InspectError
+
+    try:
+        result = diff_versions(root, a, b, limit=limit)
+    except InspectError as exc:
+        _fail(str(exc))
+    if as_json:
+        _echo_json(result.as_json())
+        return
+    click.echo(render_text(result))
+
+
+@main.command()
+@click.argument("root")
+@click.argument("doc_id")
+@click.option("--version", "version", default=None, help="Version id or `latest` [default: latest].")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def trace(root: str, doc_id: str, version: str | None, as_json: bool) -> None:
+    """Where document DOC_ID of the dataset at ROOT came from: its input file and record, the
+    steps it passed, and for a rejected document the operator, reason and statistic."""
+    from recipeflow.datasets.trace import render_text, trace_document
+    from recipeflow.datasets.version_reader import InspectError
+
+    try:
+        result = trace_document(root, doc_id, version)
+    except InspectError as exc:
+        _fail(str(exc))
+    if as_json:
+        _echo_json(result.as_json())
+        return
+    click.echo(render_text(result))
+
+
+@main.command()
+@click.argument("ref", metavar="ROOT[@VERSION]")
+@click.option("--json", "as_json", is_flag=True, help="The lineage tree as JSON.")
+def lineage(ref: str, as_json: bool) -> None:
+    """The inputs of a version (files with sha256, or datasets' versions) and, recursively,
+    the versions of the datasets it read, with each recipe and parent version."""
+    from recipeflow.datasets.lineage import dataset_lineage, render_text
+    from recipeflow.datasets.version_reader import InspectError
+
+    try:
+        tree = dataset_lineage(ref)
+    except InspectError as exc:
+        _fail(str(exc))
+    if as_json:
+        _echo_json(tree)
+        return
+    click.echo(render_text(tree))
+
+
+@main.group()
+def cache() -> None:
+    """The stage cache of a dataset root (`<root>/cache/`)."""
+
+
+@cache.command("ls")
+@click.argument("root")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def cache_ls(root: str, as_json: bool) -> None:
+    """List the cache entries under ROOT: kind, address, size, modified time, versions using it."""
+    from recipeflow.datasets.cache_admin import list_entries, render_list, totals
+
+    entries = list_entries(root)
+    if as_json:
+        _echo_json({"entries": [e.as_json() for e in entries], "totals": totals(entries)})
+        return
+    click.echo(render_list(root, entries))
+
+
+@cache.command("gc")
+@click.argument("root")
+@click.option("--older-than", "older_than", type=click.FloatRange(min=0), default=24.0, show_default=True,
+              metavar="HOURS", help="Only remove entries last written more than HOURS ago.")
+@click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def cache_gc(root: str, older_than: float, dry_run: bool, as_json: bool) -> None:
+    """Remove the cache entries under ROOT that no committed version uses and that are older
+    than --older-than hours (newer ones may belong to a run in progress)."""
+    from recipeflow.datasets.cache_admin import collect_garbage, render_gc
+
+    result = collect_garbage(root, older_than_hours=older_than, dry_run=dry_run)
+    if as_json:
+        _echo_json(result.as_json())
+        return
+    click.echo(render_gc(root, result))
+
+
+@main.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@overrides_option
+@click.option(
+    "--sample", type=click.IntRange(min=0), default=10_000, show_default=True,
+    help="Analyse the first N documents in input order (0: all of them).",
+)
+@click.option(
+    "--report", type=click.Path(dir_okay=False), default=None,
+    help="Where to write the HTML report [default: analyze-<recipe name>.html].",
+)
+@click.option("--no-progress", is_flag=True, help="Do not draw a progress bar.")
+def analyze(recipe: str, overrides: tuple[str, ...], sample: int, report: str | None, no_progress: bool) -> None:
+    """Show what RECIPE's filters would drop: statistics, percentiles, drops alone and in sequence.
+
+    Nothing is dropped and no version is committed; barriers (dedup, selectors) are not run.
+    """
+    if not no_progress:
+        os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
+    from recipeflow.analyze.model import AnalyzeError
+    from recipeflow.orchestration.analyze_flow import analyze_recipe
+    from recipeflow.analyze.report import render_terminal
+    from recipeflow.recipe.errors import RecipeInvalid
+
+    try:
+        result = analyze_recipe(recipe, overrides, sample=sample, report=report, progress=not no_progress)
+    except (RecipeInvalid, AnalyzeError) as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    click.echo("\n" + render_terminal(result.analysis))
+    click.echo(f"\nreport written to {result.report}")
+
+
+if __name__ == "__main__":
+    main()

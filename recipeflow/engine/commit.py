@@ -1,0 +1,204 @@
+"""Commit one output of a run as a new dataset version: data files, rejected documents, then
+the manifest, last."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+import recipeflow
+from recipeflow.engine import history
+from recipeflow.io import readers
+from recipeflow.io import storage
+from recipeflow.datasets import versions
+from recipeflow.io import writers
+from recipeflow.engine.shard_input import StageOutput
+from recipeflow.engine.planner import NodePlan, Plan
+from recipeflow.recipe.models import OutputSpec, Recipe
+
+DATA_DIR = "data"
+REJECTED_DIR = "rejected"
+MANIFEST_FORMAT = "recipeflow.dataset/1"
+
+
+@dataclass
+class NodeResult:
+    """What one node's stages produced, shard by shard."""
+
+    plan: NodePlan
+    stages: list[list[StageOutput]] = field(default_factory=list)
+    summaries: dict[str, dict[str, Any]] = field(default_factory=dict)  # barrier step -> summary
+    cache_entries: set[str] = field(default_factory=set)  # "<kind>/<address>" used by this node
+    history: list[history.HistoryUse] = field(default_factory=list)  # scope: history barriers
+
+    def use_cache_files(self, paths: list[str]) -> None:
+        """Note the cache entries (``<work>/<kind>/<address>/<file>``) that ``paths`` live in."""
+        self.cache_entries.update("/".join(p.split("/")[-3:-1]) for p in paths)
+
+    @property
+    def final(self) -> list[StageOutput]:
+        return self.stages[-1] if self.stages else []
+
+    def counts(self) -> list[dict[str, Any]]:
+        """Documents in and out per step, summed over shards, in recipe order."""
+        totals: dict[str, dict[str, Any]] = {}
+        for outputs in self.stages:
+            for output in outputs:
+                for c in output.counts:
+                    row = totals.setdefault(
+                        c["step"],
+                        {"node": self.plan.name, "step": c["step"], "operator": c["operator"], "docs_in": 0, "docs_out": 0},
+                    )
+                    row["docs_in"] += c["docs_in"]
+                    row["docs_out"] += c["docs_out"]
+                    if c.get("docs_added"):  # a generator's new documents beside its input's
+                        row["docs_added"] = row.get("docs_added", 0) + c["docs_added"]
+        for row in totals.values():
+            row["rejected"] = row["docs_in"] + row.get("docs_added", 0) - row["docs_out"]
+        return list(totals.values())
+
+
+def _public_columns(table: pa.Table) -> pa.Table:
+    """Drop working columns (``__``-prefixed) that must not reach a dataset."""
+    return table.select([n for n in table.column_names if not n.startswith("__")])
+
+
+def _write_parts(paths: list[str], folder: str, fmt: str) -> list[writers.WrittenFile]:
+    """Copy stage outputs into the version folder, one part per non-empty shard, in order."""
+    written = []
+    extension = "parquet" if fmt == "parquet" else "jsonl.gz"
+    for path in paths:
+        table = _public_columns(writers.read_table(path))
+        if len(table) == 0:
+            continue
+        url = storage.join(folder, f"part-{len(written):05d}.{extension}")
+        written.append(writers.write_table(table, url, fmt))
+    return written
+
+
+def _file_entries(files: list[writers.WrittenFile], version_dir: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "path": f.path[len(version_dir) + 1:] if f.path.startswith(version_dir) else f.path,
+            "rows": f.rows,
+            "bytes": f.bytes,
+            "sha256": f.sha256,
+        }
+        for f in files
+    ]
+
+
+def _dataset_keys(dataset: versions.DatasetInput | None) -> dict[str, Any]:
+    """For an input that is a dataset: which one, and the exact version read."""
+    return {} if dataset is None else {"dataset": dataset.root, "version": dataset.version}
+
+
+def commit_output(
+    *,
+    recipe: Recipe,
+    plan: Plan,
+    node: str,
+    output: OutputSpec,
+    results: dict[str, NodeResult],
+    input_files: dict[str, list[readers.FileScan]],
+    run_info: dict[str, Any],
+    input_datasets: dict[str, versions.DatasetInput] | None = None,
+) -> dict[str, Any]:
+    """Write the version of ``output`` (whose path is absolute) and return its manifest."""
+    root = output.path
+    version = versions.new_version_id()
+    folder = versions.version_path(root, version)
+
+    data = _write_parts([o.kept for o in results[node].final], storage.join(folder, DATA_DIR), output.format)
+    lineage_nodes = recipe.ancestors(node)
+    rejected: list[writers.WrittenFile] = []
+    if output.keep_rejected:
+        rejected_paths = [
+            path
+            for name in lineage_nodes
+            for outputs in results[name].stages
+            for o in outputs
+            for path in (o.unreadable, o.rejected)
+            if path
+        ]
+        rejected = _write_parts(rejected_paths, storage.join(folder, REJECTED_DIR), output.format)
+
+    counts = [row for name in lineage_nodes for row in results[name].counts()]
+    step_refs = {ref.step: ref for n in plan.nodes for s in n.stages for ref in ((s.barrier,) if s.barrier else ()) + s.ops}
+    operators = []
+    for row in counts:
+        ref = step_refs.get(row["step"])
+        entry = dict(row)
+        if ref is not None:
+            entry.update(
+                params=ref.params,
+                version=ref.version,
+                kind=ref.cls.kind.value,
+                resource=ref.resource.value,
+            )
+            if ref.provenance:
+                entry["provenance"] = ref.provenance
+            summary = results[ref.node].summaries.get(ref.step)
+            if summary is not None:
+                entry["summary"] = summary
+        operators.append(entry)
+
+    used_inputs = {
+        src for name in lineage_nodes for src in recipe.nodes[name].sources if src in recipe.inputs
+    }
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "version": version,
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "dataset": root,
+        "parent": versions.latest_version(root),
+        "recipe_name": recipe.name,
+        "recipe_file": recipe.source,
+        "recipe_sha256": run_info["recipe_sha256"],
+        "recipe": run_info["recipe_resolved"],
+        "node": node,
+        "inputs": [
+            {
+                "name": name,
+                "path": spec.path,
+                "format": spec.format,
+                **_dataset_keys((input_datasets or {}).get(name)),
+                "files": [
+                    {"url": s.url, "size": s.size, "sha256": s.sha256, "records": s.records}
+                    for s in input_files[name]
+                ],
+            }
+            for name, spec in recipe.inputs.items()
+            if name in used_inputs
+        ],
+        "operators": operators,
+        "rows": sum(f.rows for f in data),
+        "rejected_rows": sum(f.rows for f in rejected),
+        "files": _file_entries(data, folder),
+        "rejected_files": _file_entries(rejected, folder),
+        "output": {"format": output.format, "keep_rejected": output.keep_rejected},
+        "run": run_info["run"],
+        "recipeflow_version": recipeflow.__version__,
+        # Stage-cache entries of this run (all its nodes: the cache beside the first output
+        # serves every output): `recipeflow cache gc` keeps them.
+        "cache_root": run_info.get("cache_root"),
+        "cache_entries": sorted(
+            {e for r in results.values() for e in r.cache_entries}
+            | {f"stages/{o.address}" for r in results.values() for outs in r.stages for o in outs}
+        ),
+    }
+    manifest["history"] = history.store(
+        root,
+        version,
+        manifest["parent"],
+        [use for name in lineage_nodes for use in results[name].history],
+        [o.kept for o in results[node].final],
+    )
+    # The manifest is written last: until then no reader sees this version.
+    versions.commit(root, version, manifest)
+    if output.keep_last:
+        manifest["deleted_versions"] = versions.apply_retention(root, output.keep_last)
+    return manifest

@@ -1,0 +1,321 @@
+"""The work of one task, in plain Python: run a stage on a shard, compute a barrier's
+signatures, resolve a barrier. The Prefect flow (:mod:`recipeflow.orchestration.flow`) only
+schedules these, each under the cache entry it computed once (:mod:`.cache_address`).
+
+Every result is written under a content address in the work folder, with ``result.json``
+written last; a task whose result exists returns it without doing the work again, so a
+re-run or a killed run resumes from finished shards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from recipeflow.io import storage
+from recipeflow.io import writers
+from recipeflow.engine.cache_address import RESULT, CacheEntry
+from recipeflow.engine.planner import OpRef, Stage
+from recipeflow.engine.shard_input import ShardInput, StageOutput, iter_batches
+from recipeflow.operators import document as doc
+from recipeflow.operators.base import BarrierDecision, BarrierOperator, Generator, Rejection
+from recipeflow.operators.dedup.deduplicator import Deduplicator
+from recipeflow.operators.chain import StepCounts, run_chain
+
+# Under the work root: what generators (LLM rewriting) generated, per chunk (not a task result,
+# so `cache gc` leaves it alone: see cache_admin).
+GENERATIONS = "generations"
+
+
+def _finished(address_dir: str, reuse: bool = True) -> dict[str, Any] | None:
+    """The stored result of a finished task at ``address_dir`` (unless ``reuse`` is off)."""
+    if not reuse:
+        return None
+    try:
+        return storage.read_json(storage.join(address_dir, RESULT))
+    except FileNotFoundError:
+        return None
+
+
+def _write_part(tables: list[pa.Table], url: str) -> tuple[str | None, int]:
+    if not tables:
+        return None, 0
+    table = writers.concat(tables)
+    written = writers.write_table(table, url)
+    return written.path, written.rows
+
+
+# -- stages ---------------------------------------------------------------------------------
+
+
+def file_digest(url: str | None) -> str | None:
+    """sha256 of a file's bytes (a decision file written before digests were stored)."""
+    return None if url is None else hashlib.sha256(storage.read_bytes(url)).hexdigest()
+
+
+def run_stage(
+    stage: Stage,
+    inp: ShardInput,
+    decision_url: str | None,
+    entry: CacheEntry,
+    work_root: str,
+    reuse: bool = True,
+) -> StageOutput:
+    """Run one stage on one shard: apply the barrier's decision (if any), then the fused ops.
+    ``entry`` is the stage cache entry (:func:`cache_address.stage_entry`) of this work."""
+    address = entry.address
+    folder = entry.folder(work_root)
+    done = _finished(folder, reuse)
+    if done is not None:
+        return StageOutput(**done)
+
+    steps = stage.build_ops()
+    for _, op in steps:
+        if isinstance(op, Generator):  # generations are cached beside the stage results
+            op.use_cache(storage.join(work_root, GENERATIONS) if reuse else None)
+    counts = [StepCounts(step=s, operator=op.name) for s, op in steps]
+    barrier_count = StepCounts(stage.barrier.step, stage.barrier.name) if stage.barrier else None
+    barrier_op = stage.barrier.build() if stage.barrier else None
+    decision_table = writers.read_table(decision_url) if decision_url else None
+    read_count = StepCounts(step=f"read:{inp.source.input_name}", operator="read") if inp.source else None
+    route_count = StepCounts(step=f"route:{stage.node}", operator="route") if inp.route else None
+
+    kept: list[pa.Table] = []
+    rejected: list[pa.Table] = []
+    unreadable: list[pa.Table] = []
+    row = 0
+    for batch, bad in iter_batches(inp, routed=route_count):
+        if read_count is not None:
+            bad_rows = len(bad) if bad is not None else 0
+            # Reading sees the documents before the route takes its share.
+            read_rows = route_count.docs_in - read_count.docs_out if route_count else len(batch)
+            read_count.docs_in += read_rows + bad_rows
+            read_count.docs_out += read_rows
+        if bad is not None and len(bad):
+            unreadable.append(bad)
+        if barrier_op is not None:
+            assert barrier_count is not None and decision_table is not None
+            decision = decision_slice(decision_table, row, len(batch))
+            row += len(batch)
+            barrier_count.docs_in += len(batch)
+            result = barrier_op.apply(batch, decision)  # type: ignore[attr-defined]
+            batch = result.kept
+            barrier_count.docs_out += len(batch)
+            if result.rejected is not None and len(result.rejected):
+                rejected.append(
+                    doc.set_column(result.rejected, doc.REJECTED_AT, [stage.barrier.step] * len(result.rejected))  # type: ignore[union-attr]
+                )
+        chained = run_chain(steps, batch, counts)
+        kept.append(chained.kept)
+        rejected.extend(chained.rejected)
+
+    if not kept:  # an empty shard still has an (empty) output, so downstream reads are uniform
+        kept.append(_empty_batch())
+    kept_path, kept_rows = _write_part(kept, storage.join(folder, "kept.parquet"))
+    rejected_path, rejected_rows = _write_part(rejected, storage.join(folder, "rejected.parquet"))
+    unreadable_path, unreadable_rows = _write_part(unreadable, storage.join(folder, "unreadable.parquet"))
+    all_counts = [c for c in (read_count, route_count, barrier_count) if c is not None] + counts
+    output = StageOutput(
+        key=inp.key,
+        address=address,
+        kept=kept_path,  # type: ignore[arg-type]
+        kept_rows=kept_rows,
+        rejected=rejected_path,
+        rejected_rows=rejected_rows,
+        unreadable=unreadable_path,
+        unreadable_rows=unreadable_rows,
+        counts=[dataclasses.asdict(c) for c in all_counts],
+    )
+    storage.write_json(storage.join(folder, RESULT), dataclasses.asdict(output))
+    return output
+
+
+# -- barriers -------------------------------------------------------------------------------
+
+_DROP = "__drop"
+_REPEAT = "__repeat"
+_DECISION_COLUMNS = {
+    "__reason": "reason",
+    "__statistic": "statistic",
+    "__value": "value",
+    "__detail": "detail",
+}
+
+
+def compute_signatures(
+    barrier: OpRef, inp: ShardInput, entry: CacheEntry, work_root: str, reuse: bool = True
+) -> str:
+    """Phase 1 of a barrier: the small per-document signatures of one shard."""
+    folder = entry.folder(work_root)
+    done = _finished(folder, reuse)
+    if done is not None:
+        return done["path"]
+    op = barrier.build()
+    assert isinstance(op, BarrierOperator)
+    parts = [op.signatures(batch) for batch, _ in iter_batches(inp)]
+    table = writers.concat(parts) if parts else op.signatures(_empty_batch())
+    return _store_table(table, folder, "signatures.parquet")
+
+
+def _store_table(table: pa.Table, folder: str, name: str) -> str:
+    """Write a task's one result table, then its result.json (last: the task is finished)."""
+    path = writers.write_table(table, storage.join(folder, name)).path
+    storage.write_json(storage.join(folder, RESULT), {"path": path})
+    return path
+
+
+def _read_signatures(
+    op: BarrierOperator, paths: list[str], history: int, columns: list[str] | None = None
+) -> list[pa.Table]:
+    """Signature tables in order; the first ``history`` are stored signatures of documents
+    earlier versions published (``scope: history``), made ready to lead by the operator."""
+    tables = []
+    for i, path in enumerate(paths):
+        if i < history:
+            assert isinstance(op, Deduplicator)
+            # Stored under other keep policies, a history file may lack the priority column.
+            stored = writers.column_names(path)
+            wanted = None if columns is None else [c for c in columns if c in stored]
+            table = op.as_history(writers.read_table(path, columns=wanted))
+            tables.append(table if columns is None else table.select(columns))
+        else:
+            tables.append(writers.read_table(path, columns=columns))
+    return tables
+
+
+def _write_this_run(
+    decisions: list[BarrierDecision], shard_sizes: list[int], history: int, folder: str, summary: dict[str, Any] | None
+) -> "Resolution":
+    """Store the decisions of this run's shards; those of the ``history`` leading shards are
+    discarded (their documents are published already). The summary gets the history's size."""
+    if history and summary is not None:
+        summary = {**summary, "history_documents": sum(shard_sizes[:history])}
+    return _write_decisions(decisions[history:], shard_sizes[history:], folder, summary)
+
+
+def resolve_barrier(
+    barrier: OpRef,
+    signature_paths: list[str],
+    entry: CacheEntry,
+    work_root: str,
+    reuse: bool = True,
+    history: int = 0,
+) -> "Resolution":
+    """Phase 2 of a barrier: one global decision, stored per shard. The first ``history``
+    signature files are the dataset's earlier versions (see ``_read_signatures``)."""
+    folder = entry.folder(work_root)
+    done = _finished(folder, reuse)
+    if done is not None:
+        return Resolution(**done)
+    op = barrier.build()
+    assert isinstance(op, BarrierOperator)
+    signatures = _read_signatures(op, signature_paths, history)
+    decisions = op.resolve(signatures)
+    return _write_this_run(decisions, [len(s) for s in signatures], history, folder, op.last_summary)
+
+
+def resolve_partition(
+    barrier: OpRef,
+    signature_paths: list[str],
+    partition: int,
+    partitions: int,
+    entry: CacheEntry,
+    work_root: str,
+    reuse: bool = True,
+    history: int = 0,
+) -> str:
+    """Phase 2a of a partitioned barrier: one partition's partial result."""
+    folder = entry.folder(work_root)
+    done = _finished(folder, reuse)
+    if done is not None:
+        return done["path"]
+    op = barrier.build()
+    assert isinstance(op, BarrierOperator)
+    columns = op.partition_columns(partition, partitions)
+    signatures = _read_signatures(op, signature_paths, history, columns)
+    partial = op.resolve_partition(signatures, partition, partitions)
+    return _store_table(partial, folder, "partial.parquet")
+
+
+def merge_partitions(
+    barrier: OpRef,
+    partial_paths: list[str],
+    signature_paths: list[str],
+    entry: CacheEntry,
+    work_root: str,
+    reuse: bool = True,
+    history: int = 0,
+) -> "Resolution":
+    """Phase 2b of a partitioned barrier: one decision per shard from the partial results."""
+    folder = entry.folder(work_root)
+    done = _finished(folder, reuse)
+    if done is not None:
+        return Resolution(**done)
+    op = barrier.build()
+    assert isinstance(op, BarrierOperator)
+    shard_sizes = [writers.row_count(p) for p in signature_paths]
+    decisions = op.merge([writers.read_table(p) for p in partial_paths], shard_sizes)
+    return _write_this_run(decisions, shard_sizes, history, folder, op.last_summary)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A barrier's global decision: one decision file per shard, and what it found."""
+
+    paths: list[str]
+    summary: dict[str, Any] | None = None
+    digests: list[str] = field(default_factory=list)  # sha256 of each decision file
+
+
+def _write_decisions(
+    decisions: list[BarrierDecision], shard_sizes: list[int], folder: str, summary: dict[str, Any] | None
+) -> Resolution:
+    written = [
+        writers.write_table(decision_table(decision, rows), storage.join(folder, f"shard-{i:05d}.parquet"))
+        for i, (decision, rows) in enumerate(zip(decisions, shard_sizes))
+    ]
+    resolution = Resolution(paths=[w.path for w in written], summary=summary, digests=[w.sha256 for w in written])
+    storage.write_json(storage.join(folder, RESULT), dataclasses.asdict(resolution))
+    return resolution
+
+
+def decision_table(decision: BarrierDecision, rows: int) -> pa.Table:
+    """A barrier decision for one shard as a table with one row per document."""
+    drops = [decision.drop.get(i) for i in range(rows)]
+    columns: dict[str, Any] = {_DROP: pa.array([d is not None for d in drops], pa.bool_())}
+    for column, attr in _DECISION_COLUMNS.items():
+        values = [getattr(d, attr) if d is not None else None for d in drops]
+        columns[column] = pa.array(values, pa.float64() if attr == "value" else pa.string())
+    repeats = decision.repeats or {}
+    columns[_REPEAT] = pa.array([repeats.get(i, 1) for i in range(rows)], pa.int32())
+    for name, values in (decision.fields or {}).items():
+        columns[name] = pa.array(values)
+    return pa.table(columns)
+
+
+def decision_slice(table: pa.Table, offset: int, length: int) -> BarrierDecision:
+    """The part of a shard's decision that covers rows [offset, offset + length)."""
+    part = table.slice(offset, length).to_pydict()
+    drop = {
+        i: Rejection(
+            reason=part["__reason"][i],
+            statistic=part["__statistic"][i],
+            value=part["__value"][i],
+            detail=part["__detail"][i],
+        )
+        for i, dropped in enumerate(part[_DROP])
+        if dropped
+    }
+    repeats = {i: n for i, n in enumerate(part.get(_REPEAT, [])) if n != 1}
+    fields = {
+        k: v for k, v in part.items() if k not in (_DROP, _REPEAT) and k not in _DECISION_COLUMNS
+    }
+    return BarrierDecision(drop=drop, fields=fields or None, repeats=repeats or None)
+
+
+def _empty_batch() -> pa.Table:
+    return pa.table({doc.ID: pa.array([], pa.string()), doc.TEXT: pa.array([], pa.string())})

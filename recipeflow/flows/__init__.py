@@ -1,1 +1,0 @@
-"""Everything around the operators: recipes, planner, Prefect flow, storage, versions, CLI."""

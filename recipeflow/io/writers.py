@@ -1,0 +1,203 @@
+"""Writing document tables: Parquet (default) or gzipped JSONL, byte-identical for identical
+tables, through fsspec (local paths by default, ``s3://`` and the like alike).
+
+Also :func:`concat`, which joins batches whose schemas drifted apart (a field missing in one
+batch, a null-only column, a field whose values changed type).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from typing import IO, Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fsspec.core import url_to_fs
+from fsspec.implementations.local import LocalFileSystem
+
+from recipeflow.io.arrow_json import json_default, json_strings
+from recipeflow.operators import document as doc
+
+OUTPUT_FORMATS = ("parquet", "jsonl.gz")
+
+# Rows per Parquet row group: small enough that a reader of a slice or one batch does not
+# load a whole large file, big enough for good compression.
+PARQUET_ROW_GROUP_ROWS = 16_384
+PARQUET_COMPRESSION = "zstd"
+# JSONL is serialised this many rows at a time, so memory stays bounded.
+_JSONL_BATCH_ROWS = 4_096
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    """A file as written: where, how many rows, its size and checksum (for manifests)."""
+
+    path: str
+    rows: int
+    bytes: int
+    sha256: str
+
+
+def write_table(table: pa.Table, url: str, fmt: str = "parquet") -> WrittenFile:
+    """Write ``table`` to ``url`` as ``parquet`` (zstd) or ``jsonl.gz``.
+
+    Identical tables give identical bytes: no timestamps in Parquet metadata, gzip mtime 0.
+    Parent folders are created on local filesystems.
+    """
+    if fmt not in OUTPUT_FORMATS:
+        raise ValueError(
+            f"unknown output format {fmt!r} for {url}; expected one of: {', '.join(OUTPUT_FORMATS)}"
+        )
+    _make_parent_dirs(url)
+    with fsspec.open(url, "wb") as target:
+        counted = _CountingWriter(target)
+        if fmt == "parquet":
+            _write_parquet(table, counted)
+        else:
+            _write_jsonl_gz(table, counted)
+    return WrittenFile(url, table.num_rows, counted.size, counted.sha256.hexdigest())
+
+
+def read_table(url: str, columns: list[str] | None = None) -> pa.Table:
+    """Read a Parquet file written by :func:`write_table` (only ``columns`` when given)."""
+    try:
+        with fsspec.open(url, "rb") as f:
+            return pq.read_table(f, columns=columns)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no stage output at {url}: it was not written or was removed")
+    except pa.ArrowInvalid as error:
+        raise ValueError(f"{url} is not a readable Parquet file: {error}") from error
+
+
+def column_names(url: str) -> list[str]:
+    """The columns of a Parquet file, from its footer alone."""
+    with fsspec.open(url, "rb") as f:
+        return pq.ParquetFile(f).schema_arrow.names
+
+
+def row_count(url: str) -> int:
+    """Rows of a Parquet file, from its footer alone."""
+    with fsspec.open(url, "rb") as f:
+        return pq.ParquetFile(f).metadata.num_rows
+
+
+def concat(tables: list[pa.Table]) -> pa.Table:
+    """Concatenate batches whose schemas may differ.
+
+    Missing columns become nulls and null-typed columns take the other batches' type
+    (Arrow's permissive promotion). A column whose types cannot be reconciled (int in one
+    batch, string in another) is JSON-encoded to strings in every batch. Columns come out as
+    ``id``, ``text``, then in order of first appearance.
+    """
+    if not tables:
+        return pa.table({doc.ID: pa.array([], pa.string()), doc.TEXT: pa.array([], pa.string())})
+    try:
+        joined = pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        conflicting = _conflicting_columns(tables)
+        tables = [_json_encode_columns(t, conflicting) for t in tables]
+        joined = pa.concat_tables(tables, promote_options="permissive")
+    return joined.select(_column_order(tables))
+
+
+def _column_order(tables: list[pa.Table]) -> list[str]:
+    names: dict[str, None] = {}
+    for table in tables:
+        names.update(dict.fromkeys(table.column_names))
+    first = [name for name in (doc.ID, doc.TEXT) if name in names]
+    return first + [name for name in names if name not in first]
+
+
+def _conflicting_columns(tables: list[pa.Table]) -> set[str]:
+    """Columns whose types across the tables cannot be unified."""
+    fields: dict[str, list[pa.Field]] = {}
+    for table in tables:
+        for f in table.schema:
+            fields.setdefault(f.name, []).append(f)
+    conflicting = set()
+    for name, versions in fields.items():
+        try:
+            pa.unify_schemas([pa.schema([f]) for f in versions], promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            conflicting.add(name)
+    return conflicting
+
+
+def _json_encode_columns(table: pa.Table, names: set[str]) -> pa.Table:
+    for name in names:
+        if name in table.column_names:
+            index = table.schema.get_field_index(name)
+            values = json_strings(table.column(name).to_pylist())
+            table = table.set_column(index, name, values)
+    return table
+
+
+# --- formats --------------------------------------------------------------------------------
+
+
+def _write_parquet(table: pa.Table, target: IO[bytes]) -> None:
+    # pyarrow writes no timestamps; the rest of the metadata is fixed by the table and version.
+    pq.write_table(
+        table,
+        target,
+        compression=PARQUET_COMPRESSION,
+        row_group_size=PARQUET_ROW_GROUP_ROWS,
+    )
+
+
+def _write_jsonl_gz(table: pa.Table, target: IO[bytes]) -> None:
+    # No file name and mtime 0 in the gzip header, so identical tables give identical bytes.
+    with gzip.GzipFile(filename="", mode="wb", fileobj=target, mtime=0, compresslevel=6) as gz:
+        for batch in table.to_batches(max_chunksize=_JSONL_BATCH_ROWS):
+            lines = [_json_line(row) for row in batch.to_pylist()]
+            if lines:
+                gz.write(("\n".join(lines) + "\n").encode("utf-8"))
+
+
+def _json_line(row: dict[str, Any]) -> str:
+    return json.dumps(row, ensure_ascii=False, default=json_default)
+
+
+# --- I/O helpers ----------------------------------------------------------------------------
+
+
+def _make_parent_dirs(url: str) -> None:
+    """Object stores have no folders; local filesystems need them before a file is opened."""
+    fs, path = url_to_fs(url)
+    if isinstance(fs, LocalFileSystem):
+        fs.makedirs(fs._parent(path), exist_ok=True)
+
+
+class _CountingWriter(io.RawIOBase):
+    """Passes bytes on to a file while counting and hashing them, so writing needs no second
+    pass to fill in a manifest's size and checksum."""
+
+    def __init__(self, target: IO[bytes]):
+        self._target = target
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.size
+
+    def write(self, data: Any) -> int:
+        data = bytes(data)
+        self._target.write(data)
+        self.sha256.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self._target.flush()
+
+    def close(self) -> None:
+        # Closing the target is the caller's business (it may still need flushing to storage).
+        super().close()

@@ -1,0 +1,115 @@
+"""What a committed version shows in Prefect: an asset materialization for the dataset (its
+inputs as upstream assets) and artifacts keyed by the dataset's name — a table of its versions
+and a lineage card — so the UI's Artifacts page holds each dataset's history."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.assets import Asset, AssetProperties, add_asset_metadata, materialize
+
+from recipeflow.datasets import versions
+from recipeflow.engine.commit import commit_output
+
+# Characters Prefect does not accept in asset keys.
+_NOT_IN_KEYS = re.compile(r"[\s#?&%\"'<>\[\]{}|\\^`]")
+MAX_UPSTREAM = 100  # an input glob of thousands of files names its first files only
+
+
+def asset_key(url: str) -> str:
+    """An asset key for a dataset root or input file: a URI (local paths become file://)."""
+    key = url if "://" in url else "file://" + url
+    return _NOT_IN_KEYS.sub("_", key)[:512]
+
+
+def dataset_name(root: str) -> str:
+    """The dataset's name, as artifact keys use it: its root's last folder, as a slug."""
+    last = root.rstrip("/").rsplit("/", 1)[-1]
+    return re.sub(r"[^a-z0-9]+", "-", last.lower()).strip("-") or "dataset"
+
+
+def upstream_assets(input_urls: list[str]) -> list[Asset]:
+    return [Asset(key=asset_key(u)) for u in input_urls[:MAX_UPSTREAM]]
+
+
+def commit_as_asset(task_run_name: str, upstream: list[str], **commit_kwargs: Any) -> dict[str, Any]:
+    """Commit a version inside a materializing task: the dataset is the asset, its inputs the
+    upstream assets, and the version's facts the materialization's metadata."""
+    root = commit_kwargs["output"].path
+    key = asset_key(root)
+    dataset = Asset(
+        key=key,
+        properties=AssetProperties(
+            name=dataset_name(root),
+            description=f"recipeflow dataset at {root} (recipe {commit_kwargs['recipe'].name})",
+        ),
+    )
+
+    def commit(**kwargs: Any) -> dict[str, Any]:
+        manifest = commit_output(**kwargs)
+        add_asset_metadata(
+            key,
+            {
+                "version": manifest["version"],
+                "rows": manifest["rows"],
+                "parent": manifest["parent"],
+                "recipe": manifest["recipe_name"],
+                "recipe_sha256": manifest["recipe_sha256"],
+            },
+        )
+        return manifest
+
+    task = materialize(
+        dataset, asset_deps=upstream_assets(upstream), name="commit", task_run_name=task_run_name
+    )(commit)
+    manifest = task(**commit_kwargs)
+    publish_dataset_artifacts(manifest)
+    return manifest
+
+
+def publish_dataset_artifacts(manifest: dict[str, Any]) -> None:
+    """The dataset's version table and the new version's lineage card."""
+    root = manifest["dataset"]
+    name = dataset_name(root)
+    rows = [
+        {k: v[k] for k in ("version", "created_at", "rows", "parent", "recipe", "path")}
+        for v in versions.list_versions(root)
+    ]
+    create_table_artifact(
+        key=f"{name}-versions", table=rows, description=f"Versions of the dataset {root}"
+    )
+    create_markdown_artifact(
+        key=f"{name}-lineage", markdown=lineage_card(manifest), description=f"Lineage of {root}"
+    )
+
+
+def lineage_card(manifest: dict[str, Any]) -> str:
+    """Inputs -> recipe -> outputs of one version, as markdown."""
+    lines = [
+        f"# {dataset_name(manifest['dataset'])} @ {manifest['version']}",
+        "",
+        f"**Dataset** `{manifest['dataset']}` · **version** `{manifest['version']}` · "
+        f"**parent** `{manifest['parent']}` · {manifest['rows']} documents",
+        "",
+        "## Inputs",
+    ]
+    for inp in manifest["inputs"]:
+        if "dataset" in inp:
+            lines.append(f"- `{inp['name']}`: dataset `{inp['dataset']}` version `{inp['version']}`")
+        else:
+            lines.append(f"- `{inp['name']}`: `{inp['path']}` ({len(inp['files'])} files)")
+            lines += [f"  - `{f['url']}` sha256 `{f['sha256'][:16]}…` {f['records']} records" for f in inp["files"][:20]]
+    lines += [
+        "",
+        "## Recipe",
+        f"`{manifest['recipe_name']}` sha256 `{manifest['recipe_sha256'][:16]}…` ({manifest.get('recipe_file')})",
+        "",
+        "| step | operator | in | out |",
+        "|---|---|---:|---:|",
+    ]
+    lines += [f"| {o['step']} | {o['operator']} | {o['docs_in']} | {o['docs_out']} |" for o in manifest["operators"]]
+    lines += ["", "## Outputs"]
+    lines += [f"- `{f['path']}`: {f['rows']} rows, {f['bytes']} bytes, sha256 `{f['sha256'][:16]}…`" for f in manifest["files"]]
+    return "\n".join(lines)

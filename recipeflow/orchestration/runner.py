@@ -1,0 +1,89 @@
+"""Run a recipe file: validate, check inputs and outputs before any work, then run the flow."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+from recipeflow.orchestration import credentials
+from recipeflow.engine.inputs import resolve_input
+from recipeflow.io import readers, storage
+from recipeflow.recipe.loading import load_recipe
+from recipeflow.recipe.models import Recipe
+from recipeflow.recipe.paths import with_absolute_paths
+
+
+class RunRefused(ValueError):
+    """The recipe is valid but cannot run: an input matches nothing, an output is not writable."""
+
+
+def preflight(runnable: Recipe) -> None:
+    """Clear errors before any work starts (and before Prefect starts); ``runnable``: the
+    recipe with absolute local paths."""
+    recipe = runnable
+    where = recipe.source or "<recipe>"
+    credentials.configure_credentials()
+    for name, spec in runnable.inputs.items():
+        try:
+            resolve_input(spec)
+        except (readers.InputNotFound, FileNotFoundError) as exc:
+            raise RunRefused(f"{where}: inputs.{name}.path: {exc}") from exc
+        except ValueError as exc:
+            raise RunRefused(f"{where}: inputs.{name}.format: {exc}") from exc
+    roots = [
+        ("output.path" if node == "main" else f"outputs.{node}.path", spec.path)
+        for node, spec in runnable.outputs.items()
+    ] + [(f"train.{name}.output.path", spec.output.path) for name, spec in runnable.train.items()]
+    for field, root in roots:
+        try:
+            storage.check_writable(root, recipe=where, field=field)
+        except storage.OutputNotWritable as exc:
+            raise RunRefused(str(exc)) from exc
+    if recipe.run.pools.gpu and not os.environ.get("PREFECT_API_URL"):
+        # The embedded server lives in this process: no worker of the GPU pool can reach it.
+        raise RunRefused(
+            f"{where}: run.pools.gpu: GPU stages on work pool {recipe.run.pools.gpu!r} need a Prefect "
+            "server that the pool's workers reach; set PREFECT_API_URL, or leave run.pools.gpu "
+            "unset to run GPU stages in this run"
+        )
+
+
+def run_recipe(
+    path: str, overrides: Sequence[str] = (), *, progress: bool = True, base_dir: str | None = None
+) -> list[dict[str, Any]]:
+    """Run the recipe at ``path``; returns, per output, the manifest of the version committed
+    (or, when nothing changed, what the latest version is: see ``refresh``)."""
+    recipe = load_recipe(path, overrides)  # validated here, once for the whole run
+    runnable = prepare(recipe, base_dir or os.getcwd())
+
+    # Imported only now: the embedded server starts while Prefect and the flow are imported.
+    from recipeflow.orchestration.prefect_server import prefect_api, start_embedded_server
+
+    server = start_embedded_server()
+    configured = configured_flow(runnable)
+    with prefect_api(server):
+        return configured(recipe=runnable, as_written=recipe.resolved(), progress=progress)
+
+
+def prepare(recipe: Recipe, base_dir: str) -> Recipe:
+    """Credentials for this process and its workers, and the checks before any work; returns
+    the recipe with its local paths made absolute from ``base_dir``."""
+    if recipe.run.aws_credentials_block:
+        os.environ[credentials.AWS_BLOCK_ENV] = recipe.run.aws_credentials_block
+    runnable = with_absolute_paths(recipe, base_dir)
+    preflight(runnable)
+    return runnable
+
+
+def configured_flow(recipe: Recipe) -> Any:
+    """The flow ``recipeflow-run`` with the recipe's executor."""
+    from recipeflow.orchestration.flow import recipe_flow, task_runner
+
+    return recipe_flow.with_options(task_runner=task_runner(recipe.run), flow_run_name=f"{recipe.name}")
+
+
+def start_flow(recipe: Recipe, base_dir: str, *, progress: bool = True) -> list[dict[str, Any]]:
+    """The recipe's flow run, where a Prefect API is set up already (a subflow when called in a
+    flow run, as a deployment's run does)."""
+    runnable = prepare(recipe, base_dir)
+    return configured_flow(runnable)(recipe=runnable, as_written=recipe.resolved(), progress=progress)

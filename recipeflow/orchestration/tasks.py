@@ -1,0 +1,113 @@
+"""The Prefect tasks of a run: thin wrappers around the engine, so the UI shows each unit of
+work. Each task is handed its :class:`~recipeflow.engine.cache_address.CacheEntry`, computed
+once by the flow; the task's Prefect cache key and the engine's result folder both come from it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+
+from recipeflow.orchestration import credentials
+from recipeflow.engine import execute
+from recipeflow.engine.cache_address import CacheEntry
+from recipeflow.engine.planner import OpRef, Stage, stable_hash
+from recipeflow.engine.shard_input import ShardInput, StageOutput
+from recipeflow.io import readers, storage
+from recipeflow.recipe.models import TrainSpec
+
+# Part of every Prefect cache key. Changed from "recipeflow" when the modules moved into
+# packages (0.2): results persisted by older runs are pickles naming the old module paths, and
+# must never be unpickled; the stage cache itself (JSON under the same content addresses) is
+# still reused, so an upgrade re-runs no operator work.
+CACHE_KEY_PREFIX = "recipeflow2"
+
+
+def entry_cache_key(_context: Any, parameters: dict[str, Any]) -> str:
+    """A Prefect cache key from the work's cache entry and the cache root it lives in, so a
+    re-run shows finished work as Cached in the UI (the stored result is a small reference)."""
+    entry: CacheEntry = parameters["entry"]
+    return f"{CACHE_KEY_PREFIX}-{entry.kind}-" + stable_hash([entry.address, parameters["work_root"]])
+
+
+def _scan_key(_context: Any, parameters: dict[str, Any]) -> str:
+    """An unchanged file (same size and modification time or ETag) is not scanned again."""
+    fs, path = storage.filesystem(parameters["url"])
+    info = fs.info(path)
+    stamp = [info.get(k) for k in ("size", "mtime", "ETag", "etag", "LastModified", "last_modified")]
+    return f"{CACHE_KEY_PREFIX}-scan-" + stable_hash(
+        [parameters["url"], parameters["fmt"], parameters["shard_size"], readers.__name__, stamp]
+    )
+
+
+# Results are persisted (small references) so re-runs show Cached; a transient storage error
+# is retried: every task writes under a content address, so running it again is safe.
+_CACHED = {"persist_result": True, "retries": 2, "retry_delay_seconds": 2}
+
+
+@task(name="scan-input", cache_key_fn=_scan_key, **_CACHED)
+def scan_task(url: str, fmt: str, shard_size: int) -> readers.FileScan:
+    credentials.configure_credentials()
+    return readers.scan_file(url, fmt, shard_size)
+
+
+@task(name="stage", cache_key_fn=entry_cache_key, **_CACHED)
+def stage_task(
+    stage: Stage, inp: ShardInput, decision: str | None, entry: CacheEntry, work_root: str, reuse: bool = True
+) -> StageOutput:
+    credentials.configure_credentials()
+    return execute.run_stage(stage, inp, decision, entry, work_root, reuse)
+
+
+@task(name="signatures", cache_key_fn=entry_cache_key, **_CACHED)
+def signatures_task(barrier: OpRef, inp: ShardInput, entry: CacheEntry, work_root: str, reuse: bool = True) -> str:
+    credentials.configure_credentials()
+    return execute.compute_signatures(barrier, inp, entry, work_root, reuse)
+
+
+@task(name="resolve", cache_key_fn=entry_cache_key, **_CACHED)
+def resolve_task(
+    barrier: OpRef, signature_paths: list[str], entry: CacheEntry, work_root: str, reuse: bool = True, history: int = 0
+) -> execute.Resolution:
+    credentials.configure_credentials()
+    return execute.resolve_barrier(barrier, signature_paths, entry, work_root, reuse, history)
+
+
+@task(name="resolve-partition", cache_key_fn=entry_cache_key, **_CACHED)
+def resolve_partition_task(
+    barrier: OpRef,
+    signature_paths: list[str],
+    partition: int,
+    partitions: int,
+    entry: CacheEntry,
+    work_root: str,
+    reuse: bool = True,
+    history: int = 0,
+) -> str:
+    credentials.configure_credentials()
+    return execute.resolve_partition(barrier, signature_paths, partition, partitions, entry, work_root, reuse, history)
+
+
+@task(name="merge-partitions", cache_key_fn=entry_cache_key, **_CACHED)
+def merge_task(
+    barrier: OpRef,
+    partial_paths: list[str],
+    signature_paths: list[str],
+    entry: CacheEntry,
+    work_root: str,
+    reuse: bool = True,
+    history: int = 0,
+) -> execute.Resolution:
+    credentials.configure_credentials()
+    return execute.merge_partitions(barrier, partial_paths, signature_paths, entry, work_root, reuse, history)
+
+
+@task(name="train")
+def train_task(
+    name: str, spec: TrainSpec, positives: list[ShardInput], negatives: list[ShardInput], run_info: dict[str, Any]
+) -> dict[str, Any]:
+    from recipeflow.engine.train import train_and_commit  # loads fastText only when training
+
+    credentials.configure_credentials()
+    return train_and_commit(name, spec, positives, negatives, run_info)
