@@ -86,3 +86,9 @@ def merge_entry(barrier: OpRef, partial_paths: list[str]) -> CacheEntry:
     return CacheEntry(
         "decisions", stable_hash({"barrier": barrier.identity(), "partials": partial_paths, "phase": "merge"})
     )
+
+
+def batch_entry(entries: list[CacheEntry]) -> CacheEntry:
+    """A batch of units of work (one task doing several shards): named by its members' entries.
+    Only a Prefect cache key: each member stores its result under its own entry."""
+    return CacheEntry("batches", stable_hash([e.key for e in entries]))

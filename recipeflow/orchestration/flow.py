@@ -1,4 +1,5 @@
-"""The Prefect flow: one flow run per recipe run, one task per (stage, shard).
+"""The Prefect flow: one flow run per recipe run; a stage's shards run as a few batch tasks
+(:mod:`.batches`), each shard under its own cache entry.
 
 The work itself lives in :mod:`recipeflow.engine.execute` and :mod:`recipeflow.engine.commit`;
 this module schedules it, shows progress and publishes artifacts.
@@ -25,15 +26,15 @@ from recipeflow.engine.planner import NodePlan, Plan, Stage, plan_recipe
 from recipeflow.engine.shard_input import ShardInput, StageOutput, source_input
 from recipeflow.io import readers, storage
 from recipeflow.operators.base import Resource
-from recipeflow.orchestration import pools
+from recipeflow.orchestration import batches, pools
 from recipeflow.orchestration.publish import commit_as_asset
 from recipeflow.orchestration.tasks import (
     merge_task,
     resolve_partition_task,
     resolve_task,
     scan_task,
-    signatures_task,
-    stage_task,
+    signatures_batch_task,
+    stage_batch_task,
     train_task,
 )
 from recipeflow.orchestration.work import ProgressBar, Work
@@ -166,16 +167,19 @@ def _resolve(
 def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeResult) -> list[StageOutput]:
     decisions: list[str | None] = [None] * len(inputs)
     digests: list[str | None] = [None] * len(inputs)
+    names = [inp.key for inp in inputs]
     if stage.barrier is not None:
-        signatures = work.bar.wait(
-            f"{stage.id} {stage.barrier.name}: signatures",
-            [
-                work.run(signatures_task, f"{stage.id} signatures {i.key}", entry).submit(
-                    stage.barrier, i, entry, work.root, work.reuse
-                )
-                for i in inputs
-                for entry in [cache_address.signatures_entry(stage.barrier, i)]
-            ],
+        barrier = stage.barrier
+        signature_entries = [cache_address.signatures_entry(barrier, i) for i in inputs]
+        signatures = work.map_batches(
+            signatures_batch_task,
+            f"{stage.id} {barrier.name}: signatures",
+            f"{stage.id} signatures",
+            names,
+            signature_entries,
+            lambda task, start, end, entry: task.submit(
+                barrier, inputs[start:end], signature_entries[start:end], entry, work.root, work.reuse
+            ),
         )
         target = work.history.get(stage.barrier.step)
         earlier = history.earlier_signatures(target) if target is not None else []
@@ -192,13 +196,17 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeR
     entries = [cache_address.stage_entry(stage, inp, digest) for inp, digest in zip(inputs, digests)]
     if gpu and work.gpu_pool is not None:
         return pools.run_on_pool(stage, inputs, decisions, entries, work, label)
-    futures = [
-        work.run(stage_task, f"{stage.id} {inp.key}", entry)
-        .with_options(tags=[pools.GPU_TAG] if gpu else [])
-        .submit(stage, inp, decision, entry, work.root, work.reuse)
-        for inp, decision, entry in zip(inputs, decisions, entries)
-    ]
-    return work.bar.wait(label, futures)
+    return work.map_batches(
+        stage_batch_task,
+        label,
+        stage.id,
+        names,
+        entries,
+        lambda task, start, end, entry: task.submit(
+            stage, inputs[start:end], decisions[start:end], entries[start:end], entry, work.root, work.reuse
+        ),
+        tags=[pools.GPU_TAG] if gpu else [],
+    )
 
 
 def _publish_artifacts(recipe: Recipe, manifests: list[dict[str, Any]], tasks: dict[str, Any]) -> None:
@@ -249,6 +257,7 @@ def recipe_flow(recipe: Recipe, as_written: dict[str, Any], progress: bool = Tru
         bar=ProgressBar.start(progress),
         history=history.history_targets(recipe, plan),
         gpu_pool=recipe.run.pools.gpu,
+        tasks_per_stage=batches.tasks_per_stage(recipe.run),
     )
     if any(s.resource == Resource.gpu for s in plan.stages):
         limit = pools.set_gpu_limit(recipe.run.gpu_concurrency, replace=False)

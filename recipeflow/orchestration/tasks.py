@@ -66,6 +66,37 @@ def signatures_task(barrier: OpRef, inp: ShardInput, entry: CacheEntry, work_roo
     return execute.compute_signatures(barrier, inp, entry, work_root, reuse)
 
 
+@task(name="stage-batch", cache_key_fn=entry_cache_key, **_CACHED)
+def stage_batch_task(
+    stage: Stage,
+    inputs: list[ShardInput],
+    decisions: list[str | None],
+    entries: list[CacheEntry],
+    entry: CacheEntry,
+    work_root: str,
+    reuse: bool = True,
+) -> list[StageOutput]:
+    """A stage on a run of shards, each under its own cache entry (a stored shard is reused, so
+    a retried or resumed batch does only its missing shards); ``entry`` names the batch."""
+    credentials.configure_credentials()
+    return [
+        execute.run_stage(stage, inp, decision, shard_entry, work_root, reuse)
+        for inp, decision, shard_entry in zip(inputs, decisions, entries)
+    ]
+
+
+@task(name="signatures-batch", cache_key_fn=entry_cache_key, **_CACHED)
+def signatures_batch_task(
+    barrier: OpRef, inputs: list[ShardInput], entries: list[CacheEntry], entry: CacheEntry, work_root: str, reuse: bool = True
+) -> list[str]:
+    """A barrier's signatures of a run of shards, each under its own cache entry."""
+    credentials.configure_credentials()
+    return [
+        execute.compute_signatures(barrier, inp, shard_entry, work_root, reuse)
+        for inp, shard_entry in zip(inputs, entries)
+    ]
+
+
 @task(name="resolve", cache_key_fn=entry_cache_key, **_CACHED)
 def resolve_task(
     barrier: OpRef, signature_paths: list[str], entry: CacheEntry, work_root: str, reuse: bool = True, history: int = 0

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from prefect.futures import PrefectFuture, as_completed
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from recipeflow.engine import cache_address
 from recipeflow.engine.cache_address import CacheEntry
 from recipeflow.engine.history import HistoryTarget
+from recipeflow.orchestration import batches
 
 
 @dataclass
@@ -35,13 +37,15 @@ class ProgressBar:
         progress.start()
         return cls(progress)
 
-    def wait(self, label: str, futures: Sequence[PrefectFuture]) -> list[Any]:
-        """Results of ``futures`` in submission order, advancing the bar as each finishes."""
-        bar = self.progress.add_task(label, total=len(futures)) if self.progress else None
+    def wait(self, label: str, futures: Sequence[PrefectFuture], sizes: Sequence[int] | None = None) -> list[Any]:
+        """Results of ``futures`` in submission order, advancing the bar as each finishes: by
+        one, or by ``sizes[i]`` (the shards a batch task did) so the bar counts shards."""
+        weight = {id(f): (sizes[i] if sizes is not None else 1) for i, f in enumerate(futures)}
+        bar = self.progress.add_task(label, total=sum(weight.values())) if self.progress else None
         for future in as_completed(list(futures)):
             future.result()  # raises at once if a task failed
             if self.progress is not None and bar is not None:
-                self.progress.advance(bar)
+                self.progress.advance(bar, weight[id(future)])
         return [f.result() for f in futures]
 
     def stop(self) -> None:
@@ -61,6 +65,7 @@ class Work:
     history: dict[str, HistoryTarget] = dataclasses.field(default_factory=dict)  # by barrier step
     reused: dict[str, bool] = dataclasses.field(default_factory=dict)  # task name -> result existed
     gpu_pool: str | None = None  # GPU stages run as flow runs there (run.pools.gpu)
+    tasks_per_stage: int = batches.TASKS_PER_WORKER  # Prefect tasks a stage's shards are batched into
 
     def stored(self, name: str, entry: CacheEntry) -> bool:
         """Whether the work's result is stored under ``entry``; noted, so the run can say which
@@ -74,6 +79,32 @@ class Work:
         and the work's stored result still exists — ``recipeflow cache gc`` may have removed it."""
         refresh = not self.reuse or (entry is not None and not self.stored(name, entry))
         return task_fn.with_options(task_run_name=name, refresh_cache=refresh)
+
+    def map_batches(
+        self,
+        task_fn: Any,
+        label: str,
+        prefix: str,
+        names: list[str],
+        entries: list[CacheEntry],
+        submit: Callable[[Any, int, int, CacheEntry], PrefectFuture],
+        tags: Sequence[str] = (),
+    ) -> list[Any]:
+        """Units of work, one per shard, run as at most ``tasks_per_stage`` batch tasks of
+        contiguous shards; the batches' results joined in shard order. ``submit(task, start,
+        end, entry)`` submits the (named, refresh-set) task on shards ``[start, end)`` under the
+        batch's entry. Each shard's stored result is noted by its own name, as one task each was."""
+        futures, sizes = [], []
+        for start, end in batches.spans(len(entries), self.tasks_per_stage):
+            part = entries[start:end]
+            stored = [self.stored(f"{prefix} {name}", e) for name, e in zip(names[start:end], part)]
+            refresh = not self.reuse or not all(stored)
+            task = task_fn.with_options(
+                task_run_name=batches.batch_name(prefix, names[start:end]), refresh_cache=refresh, tags=list(tags)
+            )
+            futures.append(submit(task, start, end, cache_address.batch_entry(part)))
+            sizes.append(end - start)
+        return [r for results in self.bar.wait(label, futures, sizes) for r in results]
 
     def tally(self) -> dict[str, Any]:
         """Tasks that did their work in this run, and how many reused a stored result."""
