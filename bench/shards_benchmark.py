@@ -1,0 +1,178 @@
+"""Orchestration cost of many shards: the same documents and one cheap filter, cut into few
+shards and into thousands, in one run, so the ratio says what the shard count costs.
+
+* Documents: ``--docs`` web-like documents cut from the shared corpora (``bench/common.py``),
+  in 8 JSONL files.
+* Recipe: ``text_length_filter`` (min 200 characters), Parquet output, ``processes``, 2 workers.
+* Runs, one after another on a fresh output: ``--few`` shards (``shard_size`` = docs / few),
+  ``--many`` shards (``shard_size`` = docs / many), each with the default batching (at most
+  ``4 x workers`` Prefect tasks per stage, ``run.tasks_per_stage``); with ``--per-shard N`` also
+  N shards run one Prefect task per shard (``tasks_per_stage`` = N: the behaviour before
+  batching), to measure what a task costs.
+
+Reported per run: wall time, CPU time of the process tree, peak resident memory of the whole
+process tree and of the flow run's own process (the ``recipeflow`` process; workers are its
+children), Prefect task runs, and the ratio of each run to the few-shard run. The machine's load
+average is printed before and after: on a shared machine compare ratios, not seconds.
+
+    python bench/shards_benchmark.py                               # 50,000 docs, 8 vs 5,000 shards
+    python bench/shards_benchmark.py --docs 5000 --many 500        # a quick look
+    python bench/shards_benchmark.py --per-shard 400               # + 400 shards, a task each
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import REPO, _rss_bytes, build_documents, mib, tree_pids, write_jsonl  # noqa: E402
+
+FILES = 8
+
+
+@dataclass
+class Measured:
+    label: str
+    shards: int
+    seconds: float
+    cpu_seconds: float
+    peak_tree: int
+    peak_flow: int
+    tasks: str
+    returncode: int
+    output: str
+
+
+def _cpu(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def run_measured(label: str, shards: int, command: list[str], cwd: Path) -> Measured:
+    """Run ``command``: wall time, peak RSS of its tree and of its own process, CPU seconds."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peaks = {"tree": 0, "flow": 0}
+    cpu: dict[int, float] = {}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            pids = tree_pids(process.pid)
+            peaks["tree"] = max(peaks["tree"], sum(map(_rss_bytes, pids)))
+            peaks["flow"] = max(peaks["flow"], _rss_bytes(process.pid))
+            for pid in pids:
+                cpu[pid] = max(cpu.get(pid, 0.0), _cpu(pid))
+            done.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    output, _ = process.communicate()
+    seconds = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    tasks = next((line.strip() for line in output.splitlines() if "tasks:" in line), "?")
+    return Measured(label, shards, seconds, sum(cpu.values()), peaks["tree"], peaks["flow"], tasks,
+                    process.returncode, output)
+
+
+def recipe_text(inputs: Path, out: Path) -> str:
+    return textwrap.dedent(
+        f"""\
+        name: shards-benchmark
+        inputs:
+          docs:
+            path: {inputs}/*.jsonl
+            format: jsonl
+        process:
+          - text_length_filter:
+              min_length: 200
+        output:
+          path: {out}
+          format: parquet
+        run:
+          executor: processes
+          workers: 2
+        """
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--docs", type=int, default=50_000)
+    parser.add_argument("--few", type=int, default=8, help="shards of the reference run")
+    parser.add_argument("--many", type=int, default=5_000, help="shards of the compared run")
+    parser.add_argument("--per-shard", type=int, default=0, help="also N shards at one Prefect task each")
+    parser.add_argument("--tasks-per-stage", type=int, default=0, help="run.tasks_per_stage of the batched runs")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="recipeflow-shards-"))
+    try:
+        docs = build_documents(args.docs)[: args.docs]
+        inputs = work / "inputs"
+        per_file = -(-len(docs) // FILES)
+        for i in range(FILES):
+            write_jsonl(docs[i * per_file : (i + 1) * per_file], inputs / f"part-{i:02d}.jsonl")
+        # This interpreter's recipeflow (the checkout it imports), not whichever is on PATH.
+        recipeflow = [sys.executable, "-m", "recipeflow.cli"]
+        print(f"{len(docs):,} documents in {FILES} JSONL files; load average before: {os.getloadavg()}")
+
+        plans = [("few shards", args.few, args.tasks_per_stage), ("many shards", args.many, args.tasks_per_stage)]
+        if args.per_shard:
+            plans.append(("a task per shard", args.per_shard, args.per_shard))
+        results: list[Measured] = []
+        for n, (label, shards, tasks_per_stage) in enumerate(plans):
+            out = work / f"out-{n}"
+            recipe = work / f"recipe-{n}.yaml"
+            recipe.write_text(recipe_text(inputs, out))
+            shard_size = -(-len(docs) // shards)
+            command = recipeflow + ["run", str(recipe), "--set", f"run.shard_size={shard_size}"]
+            if tasks_per_stage:
+                command += ["--set", f"run.tasks_per_stage={tasks_per_stage}"]
+            measured = run_measured(label, shards, command, REPO)
+            if measured.returncode != 0:
+                print(measured.output[-4000:])
+                raise SystemExit(f"{label}: recipeflow run failed ({measured.returncode})")
+            results.append(measured)
+        base = results[0]
+        print(f"\n{'run':<18}{'shards':>8}{'wall s':>9}{'ratio':>7}{'cpu s':>9}{'peak all':>11}{'peak flow':>11}  tasks")
+        for m in results:
+            print(
+                f"{m.label:<18}{m.shards:>8,}{m.seconds:>9.1f}{m.seconds / base.seconds:>7.2f}{m.cpu_seconds:>9.1f}"
+                f"{mib(m.peak_tree):>11}{mib(m.peak_flow):>11}  {m.tasks}"
+            )
+        many = results[1]
+        print(
+            f"\nwall time {many.shards:,} shards / {base.shards:,} shards: {many.seconds / base.seconds:.3f}"
+            f" (goal <= 1.10); flow-run process peak: {mib(many.peak_flow)} vs {mib(base.peak_flow)}"
+        )
+        if args.per_shard:
+            per = results[2]
+            print(f"orchestration per extra task (a task per shard): "
+                  f"{(per.seconds - base.seconds) / max(1, per.shards - base.shards):.3f} s")
+        print(f"load average after: {os.getloadavg()}")
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
