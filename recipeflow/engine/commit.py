@@ -4,6 +4,7 @@ the manifest, last."""
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,17 +67,26 @@ def _public_columns(table: pa.Table) -> pa.Table:
     return table.select([n for n in table.column_names if not n.startswith("__")])
 
 
+# Shard outputs copied at once: with thousands of small shards the copy is latency-bound (open,
+# read, write: milliseconds each), and Arrow's readers and writers release the GIL. A window of
+# this many shards is in memory at a time.
+_COPY_THREADS = 8
+
+
 def _write_parts(paths: list[str], folder: str, fmt: str) -> list[writers.WrittenFile]:
     """Copy stage outputs into the version folder, one part per non-empty shard, in order."""
-    written = []
+    written: list[writers.WrittenFile] = []
     extension = "parquet" if fmt == "parquet" else "jsonl.gz"
-    for path in paths:
-        table = _public_columns(writers.read_table(path))
-        if len(table) == 0:
-            continue
-        url = storage.join(folder, f"part-{len(written):05d}.{extension}")
-        written.append(writers.write_table(table, url, fmt))
+    with ThreadPoolExecutor(_COPY_THREADS) as pool:
+        for start in range(0, len(paths), _COPY_THREADS):
+            tables = [t for t in pool.map(_read_public, paths[start : start + _COPY_THREADS]) if len(t)]
+            urls = [storage.join(folder, f"part-{len(written) + i:05d}.{extension}") for i in range(len(tables))]
+            written += pool.map(lambda table, url: writers.write_table(table, url, fmt), tables, urls)
     return written
+
+
+def _read_public(path: str) -> pa.Table:
+    return _public_columns(writers.read_table(path))
 
 
 def _file_entries(files: list[writers.WrittenFile], version_dir: str) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote  # a batch's shard lists: Prefect need not walk them
 
 from recipeflow.orchestration import credentials
 from recipeflow.engine import cache_address, execute, history, refresh
@@ -178,7 +179,7 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeR
             names,
             signature_entries,
             lambda task, start, end, entry: task.submit(
-                barrier, inputs[start:end], signature_entries[start:end], entry, work.root, work.reuse
+                barrier, quote(inputs[start:end]), quote(signature_entries[start:end]), entry, work.root, work.reuse
             ),
         )
         target = work.history.get(stage.barrier.step)
@@ -203,7 +204,7 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeR
         names,
         entries,
         lambda task, start, end, entry: task.submit(
-            stage, inputs[start:end], decisions[start:end], entries[start:end], entry, work.root, work.reuse
+            stage, quote(inputs[start:end]), quote(decisions[start:end]), quote(entries[start:end]), entry, work.root, work.reuse
         ),
         tags=[pools.GPU_TAG] if gpu else [],
     )
