@@ -1,0 +1,82 @@
+"""Start-up of a run: how long `recipeflow run` takes before operator work starts, on a warm
+Prefect home (its database created by a first run, as after a user's first run).
+
+A one-shard recipe (20 documents, ``text_length_filter``, ``processes``, 2 workers) runs
+``--runs`` times after a warm-up run; for each run: the time from the command's start to the
+first stage result written (the earliest file under ``<output>/cache/stages``, written when the
+first shard's operator work is done: a 20-document shard takes milliseconds), and the whole
+run's wall time. Also the import time of ``recipeflow.cli`` and of ``prefect`` alone.
+
+    python bench/startup_benchmark.py --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import REPO, build_documents, write_jsonl  # noqa: E402
+
+
+def first_stage_file(out: Path) -> float | None:
+    times = [p.stat().st_mtime for p in (out / "cache" / "stages").rglob("*") if p.is_file()]
+    return min(times) if times else None
+
+
+def timed_import(module: str, env: dict) -> float:
+    start = time.time()
+    subprocess.run([sys.executable, "-c", f"import {module}"], env=env, check=True)
+    return time.time() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="recipeflow-startup-"))
+    try:
+        env = {**os.environ, "PREFECT_HOME": str(work / "prefect-home")}
+        env.pop("PREFECT_API_URL", None)
+        write_jsonl(build_documents(20)[:20], work / "in" / "docs.jsonl")
+        recipe = work / "r.yaml"
+        print(f"load average before: {os.getloadavg()}")
+        to_work, totals = [], []
+        for n in range(args.runs + 1):
+            out = work / f"out-{n}"
+            recipe.write_text(
+                f"name: startup\ninputs:\n  docs:\n    path: {work / 'in' / 'docs.jsonl'}\n    format: jsonl\n"
+                f"process:\n  - text_length_filter:\n      min_length: 10\n"
+                f"output:\n  path: {out}\n  format: parquet\n"
+                f"run:\n  executor: processes\n  workers: 2\n"
+            )
+            start = time.time()
+            done = subprocess.run([sys.executable, "-m", "recipeflow.cli", "run", str(recipe)], env=env, cwd=REPO,
+                                  capture_output=True, text=True)
+            total = time.time() - start
+            if done.returncode != 0:
+                raise SystemExit(done.stdout[-3000:] + done.stderr[-3000:])
+            first = first_stage_file(out)
+            label = "warm-up (creates the Prefect home)" if n == 0 else f"run {n}"
+            print(f"{label:<38} operator work after {first - start:6.2f} s; whole run {total:6.2f} s")
+            if n:
+                to_work.append(first - start)
+                totals.append(total)
+        imports = {m: timed_import(m, env) for m in ("recipeflow.cli", "prefect", "prefect.server.api.server")}
+        print(f"median: operator work after {statistics.median(to_work):.2f} s; whole run {statistics.median(totals):.2f} s")
+        print("import time in a fresh interpreter: " + ", ".join(f"{m} {s:.2f} s" for m, s in imports.items()))
+        print(f"load average after: {os.getloadavg()}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
