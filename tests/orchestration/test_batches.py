@@ -1,0 +1,71 @@
+"""Shards batched into few Prefect tasks: the same bytes as one task per shard, per-shard
+reuse across different batchings, and few task runs."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+from recipeflow.orchestration.batches import batch_name, spans
+from recipeflow.orchestration.runner import run_recipe
+from tests.conftest import SAMPLE_WARC
+
+
+def test_spans_cover_every_shard_once_in_order_and_balanced():
+    for count in (0, 1, 7, 16, 5000):
+        for batches in (1, 3, 8, 16, 10_000):
+            cut = spans(count, batches)
+            assert [i for start, end in cut for i in range(start, end)] == list(range(count))
+            assert len(cut) == min(batches, count)
+            sizes = [end - start for start, end in cut]
+            assert not sizes or max(sizes) - min(sizes) <= 1
+
+
+def test_batch_names_say_which_shards():
+    assert batch_name("s1", ["a"]) == "s1 a"
+    assert batch_name("s1", ["a", "b", "c"]) == "s1 a … c (3 shards)"
+
+
+def _recipe(tmp_path: Path, out: str, tasks_per_stage: int, keep_rejected: bool = True) -> str:
+    path = tmp_path / f"{out}-{tasks_per_stage}-{keep_rejected}.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "batched",
+        "inputs": {"pages": {"path": str(SAMPLE_WARC), "format": "warc"}},
+        "process": [{"html_extract": {}}, {"text_length_filter": {"min_length": 1500}}, {"exact_dedup": {}}],
+        "output": {"path": str(tmp_path / out), "keep_rejected": keep_rejected},
+        "run": {"executor": "threads", "workers": 2, "shard_size": 20, "tasks_per_stage": tasks_per_stage},
+    }))
+    return str(path)
+
+
+def _task_names(flow_run_id: str) -> Counter:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return Counter(run.name.split(" ")[0] + (" batch" if "shards)" in run.name else "") for run in runs)
+
+
+def test_batched_run_is_byte_identical_to_a_task_per_shard_and_reuses_per_shard(tmp_path, prefect_api):
+    # 308 records in shards of 20: 16 shards.
+    [per_shard] = run_recipe(_recipe(tmp_path, "per-shard", 16), progress=False)
+    [batched] = run_recipe(_recipe(tmp_path, "batched", 3), progress=False)
+    assert [f["sha256"] for f in batched["files"]] == [f["sha256"] for f in per_shard["files"]]
+    assert batched["rows"] == per_shard["rows"] and batched["rejected_rows"] == per_shard["rejected_rows"]
+    # Every shard's unit of work counted by its own name, as with one task per shard.
+    assert batched["run"]["tasks"]["computed"] == per_shard["run"]["tasks"]["computed"] == 16 * 3 + 1
+
+    names = _task_names(batched["run"]["flow_run_id"])
+    # stage before the barrier, its signatures, the stage after: 3 batch tasks each.
+    assert sum(n for name, n in names.items() if name.endswith("batch")) == 9, names
+    assert sum(names.values()) <= 1 + 9 + 1 + 1, names  # + scan, resolve, commit
+
+    # A new version (keep_rejected changed, stages unchanged) batched otherwise: every shard's
+    # stored result is reused although no batch is the same.
+    [again] = run_recipe(_recipe(tmp_path, "batched", 5, keep_rejected=False), progress=False)
+    assert again["parent"] == batched["version"]
+    assert again["run"]["tasks"]["computed"] == 0
+    assert [f["sha256"] for f in again["files"]] == [f["sha256"] for f in batched["files"]]
