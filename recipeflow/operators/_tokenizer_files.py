@@ -66,9 +66,10 @@ class LoadedTokenizer:
         import tokenizers
 
         serialized = self.tokenizer.to_str().encode("utf-8")
+        # No local path here: these facts are part of cache addresses, which must not depend on
+        # where a virtual environment or a copy of the files lives.
         return {
             "tokenizer": self.spec,
-            "source": self.source,
             "format": self.source_format,
             "sha256": self.source_sha256,
             # The tokenizer itself, whatever file it came in: equal for the same vocabulary,
@@ -222,6 +223,10 @@ def _special_tokens_from_config(config_path: str) -> tuple[str | None, str | Non
 
 # -- GGUF ---------------------------------------------------------------------------------------
 
+# Part of the conversion cache's file names: bump when tokenizer_from_gguf builds differently
+# (and bump the tokenize operator's version with it).
+GGUF_CONVERSION_VERSION = 1
+
 # llama.cpp's token types (tokenizer.ggml.token_type).
 _CONTROL, _USER_DEFINED = 3, 4
 
@@ -299,7 +304,8 @@ def tokenizer_from_gguf(path: str, sha256: str):
     """(tokenizer, bos token, eos token) of a GGUF file, from its cached conversion if any."""
     from tokenizers import Tokenizer
 
-    cache = os.path.join(tempfile.gettempdir(), "recipeflow-tokenizers", f"{sha256}.json")
+    cache = os.path.join(tempfile.gettempdir(), "recipeflow-tokenizers",
+                         f"{sha256}-v{GGUF_CONVERSION_VERSION}.json")
     if os.path.isfile(cache):
         with open(cache, encoding="utf-8") as f:
             cached = json.load(f)

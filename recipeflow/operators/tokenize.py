@@ -123,14 +123,14 @@ class Tokenize(Mapper):
         decisions: list[Rejection | None] = [self._precheck(text) for text in texts]
         todo = [i for i, decision in enumerate(decisions) if decision is None]
         encoded = self._encode([texts[i] for i in todo])
-        ids_per_doc: list[Sequence[int]] = []
-        for i, result in zip(todo, encoded):
-            if isinstance(result, Rejection):
-                decisions[i] = result
+        encodings = []
+        for i, encoding in zip(todo, encoded):
+            if isinstance(encoding, Rejection):
+                decisions[i] = encoding
             else:
-                ids_per_doc.append(result)
+                encodings.append(encoding)
         result = split_by_decisions(batch, decisions, self.name)
-        result.kept = self._with_token_columns(result.kept, ids_per_doc)
+        result.kept = self._with_token_columns(result.kept, encodings)
         return result
 
     def _precheck(self, text: str | None) -> Rejection | None:
@@ -142,35 +142,36 @@ class Tokenize(Mapper):
                              f"{len(text)} characters, over max_chars={limit}")
         return None
 
-    def _encode(self, texts: list[str]) -> list[Sequence[int] | Rejection]:
-        """Token ids per text; a text the tokenizer fails on becomes a rejection. A failing
+    def _encode(self, texts: list[str]) -> list[Any]:
+        """An ``Encoding`` per text; a text the tokenizer fails on becomes a rejection. A failing
         batch is retried one text at a time to find which (rare: most tokenizers encode any
         Unicode text)."""
         tokenizer = self.loaded.tokenizer
         encode_batch = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)  # no offsets
-        out: list[Sequence[int] | Rejection] = []
+        out: list[Any] = []
         size = self.params.batch_size
         for start in range(0, len(texts), size):
             chunk = texts[start:start + size]
             try:
-                out.extend(e.ids for e in encode_batch(chunk, add_special_tokens=False))
+                out.extend(encode_batch(chunk, add_special_tokens=False))
                 continue
             except Exception:  # tokenizers raises plain Exception; find the text(s) at fault
                 pass
             for text in chunk:
                 try:
-                    out.append(tokenizer.encode(text, add_special_tokens=False).ids)
+                    out.append(tokenizer.encode(text, add_special_tokens=False))
                 except Exception as error:
                     out.append(Rejection(TOKENIZER_ERROR, detail=f"{type(error).__name__}: {error}"[:500]))
         return out
 
-    def _with_token_columns(self, kept: pa.Table, ids_per_doc: list[Sequence[int]]) -> pa.Table:
+    def _with_token_columns(self, kept: pa.Table, encodings: list[Any]) -> pa.Table:
         bos_id, eos_id = self.special_ids()
         extra = (bos_id is not None) + (eos_id is not None)
-        text_lengths = np.fromiter((len(ids) for ids in ids_per_doc), dtype=np.int64, count=len(ids_per_doc))
-        n_tokens = text_lengths + extra
-        kept = doc.set_column(kept, N_TOKENS, pa.array(n_tokens, type=pa.int64()))
+        # len(encoding) counts without building a Python list of ids.
+        text_lengths = np.fromiter((len(e) for e in encodings), dtype=np.int64, count=len(encodings))
+        kept = doc.set_column(kept, N_TOKENS, pa.array(text_lengths + extra, type=pa.int64()))
         if self.params.keep_ids:
+            ids_per_doc = [e.ids for e in encodings]
             kept = doc.set_column(kept, TOKEN_IDS, _token_lists(ids_per_doc, text_lengths, bos_id, eos_id))
         return kept
 

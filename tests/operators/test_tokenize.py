@@ -221,6 +221,55 @@ def test_smollm2_counts_equal_calling_tokenizers_on_its_converted_json(smollm2, 
     assert kept.column(N_TOKENS).to_pylist() == [len(ids) + 1 for ids in _direct_ids(path, some)]
 
 
+def _write_gguf(path: Path, tokenizer_json: Path, pre: str) -> None:
+    """A GGUF file (metadata only, no tensors) carrying a tokenizer.json's byte-level BPE the way
+    llama.cpp's converter stores it."""
+    gguf = pytest.importorskip("gguf")
+    spec = json.loads(tokenizer_json.read_text())
+    vocab = spec["model"]["vocab"]
+    tokens = sorted(vocab, key=vocab.get)
+    special = {added["content"] for added in spec["added_tokens"] if added["special"]}
+    merges = [m if isinstance(m, str) else " ".join(m) for m in spec["model"]["merges"]]
+    writer = gguf.GGUFWriter(str(path), arch="llama")
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre(pre)
+    writer.add_token_list(tokens)
+    writer.add_token_types([3 if t in special else 1 for t in tokens])
+    writer.add_token_merges(merges)
+    writer.add_bos_token_id(vocab["<s>"])
+    writer.add_eos_token_id(vocab["</s>"])
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def test_a_gguf_file_gives_the_ids_of_the_tokenizer_it_was_made_from(tmp_path, trained_bpe, texts):
+    path = tmp_path / "tiny.gguf"
+    _write_gguf(path, trained_bpe, pre="gpt2")
+    op = Tokenize({"tokenizer": str(path), "keep_ids": True, "add_bos": True, "add_eos": True})
+    facts = op.provenance()
+    assert (facts["format"], facts["vocab_size"]) == ("gguf", 2000)
+    assert (facts["bos_token"], facts["eos_token"]) == ("<s>", "</s>")  # from the GGUF metadata
+    some = texts[:40] + EXTRA_TEXTS + ["<s> and </s> written in the text"]
+    got = op.process(_batch(some)).kept.column(TOKEN_IDS).to_pylist()
+    bos, eos = facts["bos_id"], facts["eos_id"]
+    assert got == [[bos, *ids, eos] for ids in _direct_ids(trained_bpe, some)]
+
+
+def test_a_gguf_file_with_an_unknown_pre_tokenizer_needs_transformers_or_says_so(tmp_path, trained_bpe):
+    path = tmp_path / "odd.gguf"
+    _write_gguf(path, trained_bpe, pre="some-future-model")
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        with pytest.raises(ValueError, match="does not rebuild itself.*pip install"):
+            Tokenize({"tokenizer": str(path)}).provenance()
+    else:  # transformers' GGUF conversion takes over (GPT-2's split for byte-level BPE)
+        kept = Tokenize({"tokenizer": str(path), "keep_ids": True}).process(_batch(["plain words here"])).kept
+        assert kept.column(TOKEN_IDS).to_pylist() == _direct_ids(trained_bpe, ["plain words here"])
+
+
 # -- validation ---------------------------------------------------------------------------------
 
 
