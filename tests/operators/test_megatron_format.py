@@ -152,3 +152,17 @@ def test_same_bytes_as_megatron_cores_builder(tmp_path, vocab_size):
     for suffix in (".bin", ".idx"):
         assert (tmp_path / f"ours{suffix}").read_bytes() == (tmp_path / f"theirs{suffix}").read_bytes()
     assert len(IndexedDataset(str(tmp_path / "ours"))) == len(docs)
+
+
+def test_written_through_fsspec_like_other_outputs(tmp_path):
+    """Any fsspec URL (here the in-memory filesystem; s3:// alike) gets the same bytes."""
+    import fsspec
+
+    docs = _documents(30, 49152, seed=4)
+    remote = write_megatron("memory://megatron-test/shard-00000", docs, 49152)
+    local = write_megatron(str(tmp_path / "local"), docs, 49152)
+    fs = fsspec.filesystem("memory")
+    for suffix, remote_file, local_file in ((".bin", remote.bin, local.bin), (".idx", remote.idx, local.idx)):
+        assert fs.cat(f"/megatron-test/shard-00000{suffix}") == (tmp_path / f"local{suffix}").read_bytes()
+        assert (remote_file.bytes, remote_file.sha256) == (local_file.bytes, local_file.sha256)
+    fs.rm("/megatron-test", recursive=True)
