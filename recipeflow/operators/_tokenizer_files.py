@@ -87,10 +87,11 @@ def hub_name_message(spec: str) -> str:
     return (
         f"tokenizer {spec!r} is not a local file or folder (relative to {os.getcwd()}), and "
         f"recipeflow downloads nothing: a model hub name is never looked up. Get the tokenizer "
-        f"files once, e.g. `huggingface-cli download {spec} tokenizer.json tokenizer_config.json "
-        f"--local-dir models/{local}`, then set `tokenizer: models/{local}` (a folder holding "
-        f"tokenizer.json; a tokenizer.json or .gguf file also works), or use the bundled "
-        f"{BUNDLED_SMOLLM2!r}"
+        f"files once on a machine with access to the hub, e.g. `hf download {spec} "
+        f"tokenizer.json tokenizer_config.json --local-dir models/{local}` (older "
+        f"huggingface_hub: `huggingface-cli download`, same arguments), then set "
+        f"`tokenizer: models/{local}` (a folder holding tokenizer.json; a tokenizer.json or .gguf "
+        f"file also works), or use the bundled {BUNDLED_SMOLLM2!r}"
     )
 
 

@@ -281,7 +281,7 @@ def test_hub_name_is_a_validation_error_saying_how_to_get_the_files(hub_name, tm
     [problem] = error.value.errors()
     assert problem["loc"] == ("tokenizer",)
     assert "downloads nothing" in problem["msg"]
-    assert f"huggingface-cli download {hub_name}" in problem["msg"] and "--local-dir" in problem["msg"]
+    assert f"hf download {hub_name}" in problem["msg"] and "--local-dir" in problem["msg"]
 
 
 def test_missing_path_is_a_validation_error_naming_the_field(tmp_path):
