@@ -188,7 +188,7 @@ class MegatronWriter:
             ids = values.to_numpy(zero_copy_only=False)
             self._write(ids, np.diff(offsets).astype(np.int64))
 
-    def add_table(self, table: pa.Table, column: str = "token_ids") -> None:
+    def add_table(self, table: pa.Table | pa.RecordBatch, column: str = "token_ids") -> None:
         if column not in table.column_names:
             raise MegatronFormatError(
                 f"the documents have no {column!r} column: the Megatron format needs the token "
@@ -253,6 +253,16 @@ class MegatronWriter:
                 path = url_to_fs(url, **(self._storage_options or {}))[1]
                 if fs.exists(path):
                     fs.rm(path)
+
+
+def write_tables(prefix: str, tables: Iterable[pa.Table | pa.RecordBatch], vocab_size: int, column: str = "token_ids",
+                 storage_options: dict | None = None) -> MegatronShard:
+    """Write one output shard from its batches (streamed: one batch in memory at a time)."""
+    with MegatronWriter(prefix, vocab_size, storage_options) as writer:
+        for table in tables:
+            writer.add_table(table, column)
+    assert writer.shard is not None
+    return writer.shard
 
 
 def write_megatron(prefix: str, documents: Iterable[Sequence[int]], vocab_size: int) -> MegatronShard:

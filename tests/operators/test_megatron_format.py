@@ -17,6 +17,7 @@ from recipeflow.io.megatron import (
     MegatronWriter,
     dtype_for_vocab,
     write_megatron,
+    write_tables,
 )
 
 
@@ -82,8 +83,14 @@ def test_streaming_arrow_batches_equals_one_document_at_a_time(tmp_path):
         for start in range(0, len(table), 25):
             writer.add_table(table.slice(start, 25))
     write_megatron(str(tmp_path / "single"), docs, vocab_size=1000)
+    shard = write_tables(str(tmp_path / "tables"), table.to_batches(max_chunksize=17), vocab_size=1000)
+    assert (shard.documents, shard.tokens) == (len(docs), sum(len(d) for d in docs))
+    assert shard.manifest()["files"][0] == {"path": str(tmp_path / "tables.bin"), "bytes": shard.bin.bytes,
+                                            "sha256": shard.bin.sha256}
     for suffix in (".bin", ".idx"):
-        assert (tmp_path / f"batched{suffix}").read_bytes() == (tmp_path / f"single{suffix}").read_bytes()
+        single = (tmp_path / f"single{suffix}").read_bytes()
+        assert (tmp_path / f"batched{suffix}").read_bytes() == single
+        assert (tmp_path / f"tables{suffix}").read_bytes() == single
 
 
 def test_ids_outside_the_vocabulary_are_an_error_and_leave_no_files(tmp_path):
