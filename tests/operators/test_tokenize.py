@@ -132,6 +132,34 @@ def test_save_pretrained_folder_gives_the_same_ids_as_its_tokenizer_json(pretrai
     assert folder_facts["sha256"] != file_facts["sha256"]  # the folder's files, names and contents
 
 
+def test_a_folders_weights_are_not_part_of_the_tokenizers_sha256(tmp_path, pretrained_folder):
+    import shutil
+
+    folder = tmp_path / "with-weights"
+    shutil.copytree(pretrained_folder, folder)
+    (folder / "model.safetensors").write_bytes(b"weights, version 1")
+    before = Tokenize({"tokenizer": str(folder)}).provenance()["sha256"]
+    (folder / "model.safetensors").write_bytes(b"weights, version 2, retrained")
+    assert Tokenize({"tokenizer": str(folder)}).provenance()["sha256"] == before
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps({**config, "eos_token": "<s>"}))
+    changed = Tokenize({"tokenizer": str(folder)}).provenance()
+    assert changed["sha256"] != before and changed["eos_token"] == "<s>"
+
+
+def test_a_tokenizer_on_object_storage_is_copied_once_and_used(tmp_path, trained_bpe, texts):
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/tokenizers/bpe/tokenizer.json", trained_bpe.read_bytes())
+    try:
+        op = Tokenize({"tokenizer": "memory://tokenizers/bpe/tokenizer.json", "keep_ids": True})
+        assert op.process(_batch(texts[:5])).kept.column(TOKEN_IDS).to_pylist() == _direct_ids(trained_bpe, texts[:5])
+        assert op.provenance()["sha256"] == hashlib.sha256(trained_bpe.read_bytes()).hexdigest()
+    finally:
+        fs.rm("/tokenizers", recursive=True)
+
+
 def test_folder_without_tokenizer_json_is_converted_by_transformers(tmp_path, pretrained_folder, texts):
     """Only a slow tokenizer's files (vocab.json + merges.txt + tokenizer_config.json)."""
     transformers = pytest.importorskip("transformers")
