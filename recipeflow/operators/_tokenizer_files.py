@@ -319,6 +319,11 @@ def _gguf_metadata(path: str) -> dict[str, Any]:
     return metadata
 
 
+# Pre-tokenizers whose models look a whole word up in the vocabulary before merging (llama.cpp's
+# tokenizer_ignore_merges; `ignore_merges` in their tokenizer.json).
+_IGNORE_MERGES_PRE = {"llama3", "llama-bpe", "llama-v3"}
+
+
 def _build_byte_level_bpe(metadata: dict[str, Any], pre_tokenizer):
     from tokenizers import AddedToken, Tokenizer, decoders, models
 
@@ -326,7 +331,8 @@ def _build_byte_level_bpe(metadata: dict[str, Any], pre_tokenizer):
     vocab = {token: index for index, token in enumerate(tokens)}
     # Byte-level tokens spell a space as "Ġ", so a merge "a b" splits on its one real space.
     merges = [tuple(merge.split(" ", 1)) for merge in metadata["merges"]]
-    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False))
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False,
+                                     ignore_merges=metadata.get("pre") in _IGNORE_MERGES_PRE))
     tokenizer.pre_tokenizer = pre_tokenizer
     tokenizer.decoder = decoders.ByteLevel()
     types = metadata.get("token_type") or [0] * len(tokens)
