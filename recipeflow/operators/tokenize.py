@@ -119,6 +119,7 @@ class Tokenize(Mapper):
         return described
 
     def process(self, batch: pa.Table) -> StepResult:
+        special_ids = self.special_ids()  # a missing bos/eos fails before any work
         texts = batch.column(doc.TEXT).to_pylist()
         decisions: list[Rejection | None] = [self._precheck(text) for text in texts]
         todo = [i for i, decision in enumerate(decisions) if decision is None]
@@ -130,7 +131,7 @@ class Tokenize(Mapper):
             else:
                 encodings.append(encoding)
         result = split_by_decisions(batch, decisions, self.name)
-        result.kept = self._with_token_columns(result.kept, encodings)
+        result.kept = self._with_token_columns(result.kept, encodings, *special_ids)
         return result
 
     def _precheck(self, text: str | None) -> Rejection | None:
@@ -164,8 +165,8 @@ class Tokenize(Mapper):
                     out.append(Rejection(TOKENIZER_ERROR, detail=f"{type(error).__name__}: {error}"[:500]))
         return out
 
-    def _with_token_columns(self, kept: pa.Table, encodings: list[Any]) -> pa.Table:
-        bos_id, eos_id = self.special_ids()
+    def _with_token_columns(self, kept: pa.Table, encodings: list[Any], bos_id: int | None,
+                            eos_id: int | None) -> pa.Table:
         extra = (bos_id is not None) + (eos_id is not None)
         # len(encoding) counts without building a Python list of ids.
         text_lengths = np.fromiter((len(e) for e in encodings), dtype=np.int64, count=len(encodings))
