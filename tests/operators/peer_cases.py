@@ -1,0 +1,77 @@
+"""Read a peer's unit-test file (kept as text under tests/data/) and pull out its cases: for
+each test method, the literal lists it builds (inputs, targets) and the operator constructor
+calls with their literal keyword arguments. Only literals are read (``ast.literal_eval``):
+nothing of the peer's file runs."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+@dataclass
+class PeerCase:
+    source: str  # "<file>::<Class>.<method>"
+    literals: dict[str, Any] = field(default_factory=dict)  # name -> value, in order of assignment
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (callee, literal kwargs)
+
+
+def _literal(node: ast.AST) -> Any:
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, SyntaxError, TypeError):
+        return _NOT_LITERAL
+
+
+_NOT_LITERAL = object()
+
+
+def _callee(node: ast.Call) -> str:
+    func = node.func
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return ""
+
+
+def _collect(body: list[ast.stmt], case: PeerCase) -> None:
+    for statement in ast.walk(ast.Module(body=body, type_ignores=[])):
+        if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+            target = statement.targets[0]
+            name = target.id if isinstance(target, ast.Name) else (
+                target.attr if isinstance(target, ast.Attribute) else None
+            )
+            value = _literal(statement.value)
+            if name and value is not _NOT_LITERAL:
+                case.literals[name] = value
+        if isinstance(statement, ast.Call):
+            kwargs = {}
+            for keyword in statement.keywords:
+                value = _literal(keyword.value)
+                if keyword.arg and value is not _NOT_LITERAL:
+                    kwargs[keyword.arg] = value
+            case.calls.append((_callee(statement), kwargs))
+
+
+def peer_cases(relative_path: str) -> list[PeerCase]:
+    """The test methods of a peer's test file, with setUp's literals and calls first."""
+    path = DATA / relative_path
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    cases = []
+    for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+        setup = [m for m in cls.body if isinstance(m, ast.FunctionDef) and m.name == "setUp"]
+        helpers = {m.name: m for m in cls.body if isinstance(m, ast.FunctionDef) and not m.name.startswith("test")}
+        for method in cls.body:
+            if isinstance(method, ast.FunctionDef) and method.name.startswith("test"):
+                case = PeerCase(f"{path.name.removesuffix('.txt')}::{cls.name}.{method.name}")
+                for s in setup:
+                    _collect(s.body, case)
+                _collect(method.body, case)
+                case.helpers = helpers  # type: ignore[attr-defined]
+                cases.append(case)
+    return cases
