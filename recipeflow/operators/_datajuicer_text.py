@@ -489,8 +489,12 @@ def words_tokenizer(params: WordsParams) -> Any | None:
     """The sentencepiece model when ``tokenization`` is on, else ``None`` (whitespace)."""
     if not params.tokenization:
         return None
-    url = params.sp_model_path or datajuicer_model_path(f"{params.lang}.sp.model")
-    return load_sentencepiece(url, "sp_model_path")
+    if params.sp_model_path:
+        return load_sentencepiece(params.sp_model_path, "sp_model_path")
+    # `<lang>.sp.model` found, or fetched, where Data-Juicer keeps it (see _dj_models).
+    from recipeflow.operators._dj_models import load_datajuicer_sentencepiece
+
+    return load_datajuicer_sentencepiece(params.lang)
 
 
 class WordListRatioFilter(RangeFilter):
