@@ -18,6 +18,7 @@ class PeerCase:
     source: str  # "<file>::<Class>.<method>"
     literals: dict[str, Any] = field(default_factory=dict)  # name -> value, in order of assignment
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (callee, literal kwargs)
+    expects_error: bool = False  # the peer's test asserts that something raises
 
 
 def _literal(node: ast.AST) -> Any:
@@ -72,6 +73,16 @@ def peer_cases(relative_path: str) -> list[PeerCase]:
                 for s in setup:
                     _collect(s.body, case)
                 _collect(method.body, case)
-                case.helpers = helpers  # type: ignore[attr-defined]
+                # Test methods that only call a shared `_test_*` helper (e.g. with context=True):
+                # the helper's literals and calls belong to the case too.
+                for node in ast.walk(method):
+                    if (
+                        isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                        and node.func.attr.startswith("_test") and node.func.attr in helpers
+                    ):
+                        _collect(helpers[node.func.attr].body, case)
+                case.expects_error = any(
+                    isinstance(n, ast.Attribute) and n.attr == "assertRaises" for n in ast.walk(method)
+                )
                 cases.append(case)
     return cases
