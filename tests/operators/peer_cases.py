@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.operators.peer_literals import Evaluator
+
 DATA = Path(__file__).resolve().parent.parent / "data"
 
 
@@ -21,10 +23,17 @@ class PeerCase:
     expects_error: bool = False  # the peer's test asserts that something raises
 
 
-def _literal(node: ast.AST) -> Any:
+def _literal(node: ast.AST, names: dict[str, Any] | None = None) -> Any:
+    """The value of a literal expression; names (class attributes) may appear in it."""
     try:
         return ast.literal_eval(node)
     except (ValueError, SyntaxError, TypeError):
+        pass
+    evaluator = Evaluator()
+    evaluator.names = dict(names or {})
+    try:
+        return evaluator.value(node)
+    except (ValueError, KeyError, TypeError, AttributeError):
         return _NOT_LITERAL
 
 
@@ -40,20 +49,20 @@ def _callee(node: ast.Call) -> str:
     return ""
 
 
-def _collect(body: list[ast.stmt], case: PeerCase) -> None:
+def _collect(body: list[ast.stmt], case: PeerCase, names: dict[str, Any] | None = None) -> None:
     for statement in ast.walk(ast.Module(body=body, type_ignores=[])):
         if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
             target = statement.targets[0]
             name = target.id if isinstance(target, ast.Name) else (
                 target.attr if isinstance(target, ast.Attribute) else None
             )
-            value = _literal(statement.value)
+            value = _literal(statement.value, {**(names or {}), **case.literals})
             if name and value is not _NOT_LITERAL:
                 case.literals[name] = value
         if isinstance(statement, ast.Call):
             kwargs = {}
             for keyword in statement.keywords:
-                value = _literal(keyword.value)
+                value = _literal(keyword.value, {**(names or {}), **case.literals})
                 if keyword.arg and value is not _NOT_LITERAL:
                     kwargs[keyword.arg] = value
             case.calls.append((_callee(statement), kwargs))
@@ -65,14 +74,18 @@ def peer_cases(relative_path: str) -> list[PeerCase]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     cases = []
     for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+        class_attributes = PeerCase("class")
+        _collect([m for m in cls.body if isinstance(m, ast.Assign)], class_attributes)
+        attributes = class_attributes.literals
         setup = [m for m in cls.body if isinstance(m, ast.FunctionDef) and m.name == "setUp"]
         helpers = {m.name: m for m in cls.body if isinstance(m, ast.FunctionDef) and not m.name.startswith("test")}
         for method in cls.body:
             if isinstance(method, ast.FunctionDef) and method.name.startswith("test"):
                 case = PeerCase(f"{path.name.removesuffix('.txt')}::{cls.name}.{method.name}")
+                case.literals.update(attributes)  # a method's own assignments come later and win
                 for s in setup:
-                    _collect(s.body, case)
-                _collect(method.body, case)
+                    _collect(s.body, case, attributes)
+                _collect(method.body, case, attributes)
                 # Test methods that only call a shared `_test_*` helper (e.g. with context=True):
                 # the helper's literals and calls belong to the case too.
                 for node in ast.walk(method):
@@ -80,7 +93,7 @@ def peer_cases(relative_path: str) -> list[PeerCase]:
                         isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                         and node.func.attr.startswith("_test") and node.func.attr in helpers
                     ):
-                        _collect(helpers[node.func.attr].body, case)
+                        _collect(helpers[node.func.attr].body, case, attributes)
                 case.expects_error = any(
                     isinstance(n, ast.Attribute) and n.attr == "assertRaises" for n in ast.walk(method)
                 )

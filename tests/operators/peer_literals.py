@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 DATA = Path(__file__).resolve().parent.parent / "data"
+# Data-Juicer's field names (data_juicer/utils/constant.py: Fields), as its tests write them.
+DATAJUICER_FIELDS = {"stats": "__dj__stats__", "suffix": "__dj__suffix__", "meta": "__dj__meta__", "context": "__dj__context__"}
 
 
-class _Evaluator:
+class Evaluator:
     def __init__(self) -> None:
         self.names: dict[str, Any] = {}
         self._random = random.Random(20)
@@ -29,6 +31,14 @@ class _Evaluator:
             return left + right if isinstance(node.op, ast.Add) else left * right
         if isinstance(node, (ast.List, ast.Tuple)):
             return [self.value(e) for e in node.elts]
+        if isinstance(node, ast.Dict):
+            return {self.value(k): self.value(v) for k, v in zip(node.keys, node.values)}
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "Fields":
+            return DATAJUICER_FIELDS[node.attr]
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+            return self.names[node.attr]  # a class attribute defined earlier
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -self.value(node.operand)
         if isinstance(node, ast.Call):
             func = node.func
             if isinstance(func, ast.Attribute) and func.attr == "join":
@@ -44,7 +54,7 @@ class _Evaluator:
 
 def module_constants(relative_path: str) -> dict[str, Any]:
     """name -> value of every top-level assignment that can be evaluated."""
-    evaluator = _Evaluator()
+    evaluator = Evaluator()
     tree = ast.parse((DATA / relative_path).read_text(encoding="utf-8"))
     for statement in tree.body:
         if isinstance(statement, ast.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0], ast.Name):

@@ -23,37 +23,12 @@ import pytest
 from recipeflow.operators import registry
 from recipeflow.operators._dj_models import find_model, required_models
 from tests.operators.barrier_runner import run_dedup
-from tests.operators.peer_cases import PeerCase, peer_cases
+from tests.operators.peer_cases import DATA, PeerCase, peer_cases
 
-# Data-Juicer's class -> recipeflow's operator.
-OPERATORS = {
-    "DocumentSimhashDeduplicator": "document_simhash_deduplicator",
-    "DocumentMinhashDeduplicator": "document_minhash_deduplicator",
-    "RayBTSMinhashDeduplicator": "ray_bts_minhash_deduplicator",
-    "StopWordsFilter": "stopwords_filter",
-    "WordsNumFilter": "words_num_filter",
-    "AlphanumericFilter": "alphanumeric_filter",
-    "PerplexityFilter": "perplexity_filter",
-    "RemoveHeaderMapper": "remove_header_mapper",
-    "RemoveCommentsMapper": "remove_comments_mapper",
-    "RemoveBibliographyMapper": "remove_bibliography_mapper",
-    "ExpandMacroMapper": "expand_macro_mapper",
-    "RemoveWordsWithIncorrectSubstringsMapper": "remove_words_with_incorrect_substrings_mapper",
-}
-FILES = [
-    "deduplicator/test_document_simhash_deduplicator",
-    "deduplicator/test_document_minhash_deduplicator",
-    "deduplicator/test_ray_bts_minhash_deduplicator",
-    "filter/test_stopwords_filter",
-    "filter/test_words_num_filter",
-    "filter/test_alphanumeric_filter",
-    "filter/test_perplexity_filter",
-    "mapper/test_remove_header_mapper",
-    "mapper/test_remove_comments_mapper",
-    "mapper/test_remove_bibliography_mapper",
-    "mapper/test_expand_macro_mapper",
-    "mapper/test_remove_words_with_incorrect_substrings_mapper",
-]
+# Every Data-Juicer test file kept under tests/data/datajuicer_tests: test_<operator>.py.txt tests
+# Data-Juicer's operator of that name, which recipeflow registers under the same name.
+FILES = sorted(p.name.removesuffix(".py.txt") for p in (DATA / "datajuicer_tests").glob("test_*.py.txt"))
+_OPERATOR_SUFFIXES = ("Filter", "Mapper", "Deduplicator")
 # Data-Juicer's scheduling arguments of every operator: no effect on decisions.
 ENGINE_ARGUMENTS = {"batch_size", "num_proc", "work_dir", "accelerator", "text_key"}
 
@@ -61,19 +36,23 @@ ENGINE_ARGUMENTS = {"batch_size", "num_proc", "work_dir", "accelerator", "text_k
 def _cases() -> list[tuple[str, PeerCase]]:
     out = []
     for name in FILES:
-        for case in peer_cases(f"datajuicer_tests/{name.split('/')[1]}.py.txt"):
-            out.append((name, case))
+        for case in peer_cases(f"datajuicer_tests/{name}.py.txt"):
+            out.append((name.removeprefix("test_"), case))
     return out
 
 
 CASES = _cases()
 
 
-def _operator_call(case: PeerCase) -> tuple[str, dict]:
+def _operator_params(case: PeerCase) -> dict:
+    """The keyword arguments of the case's (last) operator construction."""
+    found = None
     for callee, kwargs in case.calls:
-        if callee in OPERATORS:
-            return OPERATORS[callee], {k: v for k, v in kwargs.items() if k not in ENGINE_ARGUMENTS}
-    raise AssertionError(f"{case.source}: no Data-Juicer operator call found")
+        if callee.endswith(_OPERATOR_SUFFIXES) and not callee.startswith("_"):
+            found = kwargs
+    if found is None:
+        raise AssertionError(f"{case.source}: no Data-Juicer operator call found")
+    return {k: v for k, v in found.items() if k not in ENGINE_ARGUMENTS}
 
 
 def _skip_without_models(operator: str, params: dict) -> None:
@@ -89,22 +68,32 @@ def _skip_without_models(operator: str, params: dict) -> None:
             pytest.skip(f"needs the Hugging Face tokenizer {requirement.file_name} in the Hugging Face cache")
 
 
-def _kept_texts(operator: str, params: dict, rows: list[dict]) -> list[str]:
-    docs = [dict(id=str(i), text=row["text"]) for i, row in enumerate(rows)]
+# Cases that test Data-Juicer's machinery rather than an operator's decisions.
+NOT_APPLICABLE = {
+    "test_character_repetition_filter.py::CharacterRepetitionFilterTest.test_existing_stats":
+        "tests that Data-Juicer reuses statistics already in __dj__stats__; recipeflow always computes them",
+}
+
+
+def _kept_rows(operator: str, params: dict, rows: list[dict], fields: list[str]) -> list[dict]:
+    """The kept documents (their ``fields``), every field of the peer's rows passed through."""
+    docs = [dict(row, id=str(i)) for i, row in enumerate(rows)]
     op_class = registry.get(operator)
     if op_class.kind.value == "deduplicator":
         kept, _ = run_dedup(operator, params, docs)
-        return [d["text"] for d in kept]
-    result = op_class(params).process(pa.Table.from_pylist(docs))
-    return result.kept.column("text").to_pylist()
+    else:
+        kept = op_class(params).process(pa.Table.from_pylist(docs)).kept.to_pylist()
+    return [{f: row.get(f) for f in fields} for row in kept]
 
 
 @pytest.mark.parametrize("name, case", CASES, ids=[c.source for _, c in CASES])
 def test_datajuicer_case(name, case):
-    operator, params = _operator_call(case)
+    if case.source in NOT_APPLICABLE:
+        pytest.skip("not applicable: " + NOT_APPLICABLE[case.source])
+    operator, params = name, _operator_params(case)
     if case.expects_error:  # Data-Juicer raises; recipeflow refuses the parameters up front
         with pytest.raises(Exception):
-            _kept_texts(operator, params, case.literals.get("ds_list", [{"text": "x"}]))
+            _kept_rows(operator, params, case.literals.get("ds_list", [{"text": "x"}]), ["text"])
         return
     _skip_without_models(operator, params)
     if "samples" in case.literals:  # mappers: each sample's text becomes its target
@@ -112,5 +101,6 @@ def test_datajuicer_case(name, case):
         samples = case.literals["samples"]
         assert [op.map_text(s["text"]) for s in samples] == [s["target"] for s in samples]
         return
-    expected = [row["text"] for row in case.literals["tgt_list"]]
-    assert _kept_texts(operator, params, case.literals["ds_list"]) == expected
+    expected = case.literals["tgt_list"]
+    fields = sorted({f for row in expected for f in row}) or ["text"]
+    assert _kept_rows(operator, params, case.literals["ds_list"], fields) == expected
