@@ -127,17 +127,18 @@ def expected_sha256(path: str) -> str | None:
     return None
 
 
-def verify(path: str, loader: Callable[[str], Any] | None) -> str | None:
-    """Why the file at ``path`` is not good (checksum, or it does not load), or ``None``."""
+def verify(path: str, loader: Callable[[str], Any] | None) -> tuple[Any, str | None]:
+    """(the loaded model, ``None``) when the file at ``path`` is good, else (``None``, why
+    not: its checksum, or it does not load). The model is loaded once, here."""
     expected = expected_sha256(path)
     if expected is not None and file_sha256(path) != expected:
-        return f"its SHA-256 is not the recorded {expected}"
-    if loader is not None:
-        try:
-            loader(path)
-        except Exception as error:  # noqa: BLE001 - any load failure means a bad file
-            return f"it does not load: {error}"
-    return None
+        return None, f"its SHA-256 is not the recorded {expected}"
+    if loader is None:
+        return None, None
+    try:
+        return loader(path), None
+    except Exception as error:  # noqa: BLE001 - any load failure means a bad file
+        return None, f"it does not load: {error}"
 
 
 def _download(url: str, target: str) -> None:
@@ -161,11 +162,19 @@ def ensure_model(file_name: str, loader: Callable[[str], Any] | None = None, par
     """The local path of Data-Juicer's model ``file_name``: found where Data-Juicer looks, else
     downloaded into its cache as Data-Juicer does (checked: size, checksum, loads).
     :class:`ModelUnavailable` when that cannot be done."""
+    return obtain_model(file_name, loader, parameter)[0]
+
+
+def obtain_model(
+    file_name: str, loader: Callable[[str], Any] | None = None, parameter: str | None = None
+) -> tuple[str, Any]:
+    """(path, model loaded by ``loader``) of Data-Juicer's model ``file_name``, found or
+    fetched as :func:`ensure_model` says; the model is loaded once (KenLM models are large)."""
     found = find_model(file_name)
     if found is not None:
-        problem = verify(found, loader)
+        model, problem = verify(found, loader)
         if problem is None:
-            return found
+            return found, model
         if os.path.dirname(os.path.abspath(found)) != os.path.abspath(models_cache()):
             raise ModelUnavailable(f"model file {found} is not usable: {problem}")
         why = f"the cached copy is not usable: {problem}"
@@ -181,11 +190,14 @@ def ensure_model(file_name: str, loader: Callable[[str], Any] | None = None, par
         except (OSError, urllib.error.URLError, ValueError) as error:
             failures.append(f"{url}: {error}")
             continue
-        problem = verify(target, loader)
+        # A fresh download has no recorded checksum yet: a stale sidecar must not veto it.
+        if os.path.exists(target + ".sha256") and file_name not in KNOWN_SHA256:
+            os.remove(target + ".sha256")
+        model, problem = verify(target, loader)
         if problem is None:
             with open(target + ".sha256", "w", encoding="utf-8") as sidecar:
                 sidecar.write(file_sha256(target) + "  " + file_name + "\n")
-            return target
+            return target, model
         os.remove(target)
         failures.append(f"{url}: downloaded, but {problem}")
     raise ModelUnavailable(unavailable_message(file_name, why + "; download failed: " + "; ".join(failures), parameter))
@@ -218,8 +230,7 @@ def load_datajuicer_kenlm(lang: str, model_path: str | None = None):
         from recipeflow.operators._datajuicer_text import load_kenlm
 
         return load_kenlm(model_path, "model_path")
-    path = ensure_model(f"{lang}.arpa.bin", _load_kenlm_file, "model_path")
-    return _load_kenlm_file(path)
+    return obtain_model(f"{lang}.arpa.bin", _load_kenlm_file, "model_path")[1]
 
 
 @functools.lru_cache(maxsize=8)
@@ -229,8 +240,7 @@ def load_datajuicer_sentencepiece(lang: str, sp_model_path: str | None = None):
         from recipeflow.operators._datajuicer_text import load_sentencepiece
 
         return load_sentencepiece(sp_model_path, "sp_model_path")
-    path = ensure_model(f"{lang}.sp.model", _load_sentencepiece_file, "sp_model_path")
-    return _load_sentencepiece_file(path)
+    return obtain_model(f"{lang}.sp.model", _load_sentencepiece_file, "sp_model_path")[1]
 
 
 def hf_tokenizer_file(name_or_path: str) -> str:
