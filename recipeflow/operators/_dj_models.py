@@ -370,6 +370,8 @@ def required_models(operator: str, params: Mapping[str, Any]) -> list[ModelRequi
         sentencepiece()
     elif operator == "alphanumeric_filter" and params.get("tokenization"):
         out.append(_hf(str(params.get("hf_tokenizer") or DEFAULT_HF_TOKENIZER), "hf_tokenizer"))
+    elif operator == "token_num_filter":
+        out.append(_hf(str(params.get("hf_tokenizer") or DEFAULT_HF_TOKENIZER), "hf_tokenizer"))
     return out
 
 

@@ -38,6 +38,29 @@ def _literal(node: ast.AST, names: dict[str, Any] | None = None) -> Any:
 
 
 _NOT_LITERAL = object()
+# Where a call's positional arguments are kept (in order) among its keyword arguments.
+POSITIONAL = "__positional__"
+
+
+def _setup_arguments(setup: ast.FunctionDef, method: ast.FunctionDef, names: dict[str, Any]) -> dict[str, Any]:
+    """setUp's parameters as this test method calls it (``self.setUp(False, True)``), defaults
+    filled in: what setUp's body then refers to by name."""
+    parameters = [a.arg for a in setup.args.args[1:]]
+    defaults = setup.args.defaults
+    bound = {
+        name: _literal(default, names)
+        for name, default in zip(parameters[len(parameters) - len(defaults):], defaults)
+    }
+    for node in ast.walk(method):
+        if (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "setUp" and isinstance(node.func.value, ast.Name)
+        ):
+            for name, arg in zip(parameters, node.args):
+                bound[name] = _literal(arg, names)
+            for keyword in node.keywords:
+                bound[keyword.arg] = _literal(keyword.value, names)
+    return {k: v for k, v in bound.items() if v is not _NOT_LITERAL}
 
 
 def _callee(node: ast.Call) -> str:
@@ -61,6 +84,9 @@ def _collect(body: list[ast.stmt], case: PeerCase, names: dict[str, Any] | None 
                 case.literals[name] = value
         if isinstance(statement, ast.Call):
             kwargs = {}
+            positional = [_literal(a, {**(names or {}), **case.literals}) for a in statement.args]
+            if positional and all(v is not _NOT_LITERAL for v in positional):
+                kwargs[POSITIONAL] = positional
             for keyword in statement.keywords:
                 value = _literal(keyword.value, {**(names or {}), **case.literals})
                 if keyword.arg and value is not _NOT_LITERAL:
@@ -84,7 +110,7 @@ def peer_cases(relative_path: str) -> list[PeerCase]:
                 case = PeerCase(f"{path.name.removesuffix('.txt')}::{cls.name}.{method.name}")
                 case.literals.update(attributes)  # a method's own assignments come later and win
                 for s in setup:
-                    _collect(s.body, case, attributes)
+                    _collect(s.body, case, {**attributes, **_setup_arguments(s, method, attributes)})
                 _collect(method.body, case, attributes)
                 # Test methods that only call a shared `_test_*` helper (e.g. with context=True):
                 # the helper's literals and calls belong to the case too.

@@ -23,7 +23,7 @@ import pytest
 from recipeflow.operators import registry
 from recipeflow.operators._dj_models import find_model, required_models
 from tests.operators.barrier_runner import run_dedup
-from tests.operators.peer_cases import DATA, PeerCase, peer_cases
+from tests.operators.peer_cases import DATA, POSITIONAL, PeerCase, peer_cases
 
 # Every Data-Juicer test file kept under tests/data/datajuicer_tests: test_<operator>.py.txt tests
 # Data-Juicer's operator of that name, which recipeflow registers under the same name.
@@ -44,14 +44,19 @@ def _cases() -> list[tuple[str, PeerCase]]:
 CASES = _cases()
 
 
-def _operator_params(case: PeerCase) -> dict:
-    """The keyword arguments of the case's (last) operator construction."""
+def _operator_params(case: PeerCase, operator: str) -> dict:
+    """The keyword arguments of the case's (last) operator construction. Positional arguments
+    take the names of the operator's parameters in order (recipeflow declares Data-Juicer's
+    parameters in Data-Juicer's order)."""
     found = None
     for callee, kwargs in case.calls:
         if callee.endswith(_OPERATOR_SUFFIXES) and not callee.startswith("_"):
-            found = kwargs
+            found = dict(kwargs)
     if found is None:
         raise AssertionError(f"{case.source}: no Data-Juicer operator call found")
+    names = list(registry.get(operator).Params.model_fields)
+    for name, value in zip(names, found.pop(POSITIONAL, [])):
+        found[name] = value
     return {k: v for k, v in found.items() if k not in ENGINE_ARGUMENTS}
 
 
@@ -90,7 +95,7 @@ def _kept_rows(operator: str, params: dict, rows: list[dict], fields: list[str])
 def test_datajuicer_case(name, case):
     if case.source in NOT_APPLICABLE:
         pytest.skip("not applicable: " + NOT_APPLICABLE[case.source])
-    operator, params = name, _operator_params(case)
+    operator, params = name, _operator_params(case, name)
     if case.expects_error:  # Data-Juicer raises; recipeflow refuses the parameters up front
         with pytest.raises(Exception):
             _kept_rows(operator, params, case.literals.get("ds_list", [{"text": "x"}]), ["text"])

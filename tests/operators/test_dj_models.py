@@ -205,3 +205,17 @@ def test_alphanumeric_hub_tokenizer_offline_error(tmp_path, monkeypatch):
     with pytest.raises(ModelUnavailable) as error:
         op.compute_stats(_batch(TEXTS))
     assert "EleutherAI/pythia-6.9b-deduped" in str(error.value) and "hf_tokenizer" in str(error.value)
+
+
+def test_token_num_filter_counts_tokens_of_a_local_tokenizer(standins):
+    from tokenizers import Tokenizer
+
+    folder = str(standins / "hf-tokenizer")
+    op = registry.get("token_num_filter")({"hf_tokenizer": folder, "min_num": 10, "max_num": 20})
+    tokenizer = Tokenizer.from_file(str(standins / "hf-tokenizer" / "tokenizer.json"))
+    counts = op.compute_stats(_batch(TEXTS))["num_token"]
+    assert counts == [len(tokenizer.encode(t, add_special_tokens=False).ids) for t in TEXTS]
+    kept = op.process(_batch(TEXTS)).kept.column("text").to_pylist()
+    assert kept == [t for t, n in zip(TEXTS, counts) if 10 <= n <= 20]
+    assert [r.kind for r in required_models("token_num_filter", {"hf_tokenizer": folder})] == ["hf_tokenizer"]
+    assert required_models("token_num_filter", {"hf_tokenizer": folder})[0].path is not None
