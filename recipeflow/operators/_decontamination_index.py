@@ -23,17 +23,12 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal
+from typing import Any, Literal, Sequence
 
 import numpy as np
 
 from recipeflow.operators._decontamination_benchmarks import Benchmark
-from recipeflow.operators._decontamination_text import (
-    NORMALIZATION,
-    WordHasher,
-    normalized_words,
-    window_hashes,
-)
+from recipeflow.operators._decontamination_text import NORMALIZATION, window_hashes, word_hashes
 
 MAGIC = b"RFDECONTAM1\n"
 FORMAT_VERSION = 1
@@ -56,12 +51,9 @@ class ItemGrams:
     short_lengths: list[int]  # word counts < n of items used whole
 
 
-def item_grams(texts: Iterable[str], n: int, hasher: WordHasher | None = None) -> ItemGrams:
-    hasher = hasher or WordHasher()
-    words_per_item = [normalized_words(t) for t in texts]
-    lengths = np.array([len(w) for w in words_per_item], dtype=np.int64)
-    all_hashes = hasher.hash_words([w for ws in words_per_item for w in ws])
-    item_of_word = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+def item_grams(texts: Sequence[str], n: int) -> ItemGrams:
+    all_hashes, item_of_word = word_hashes(texts)
+    lengths = np.bincount(item_of_word, minlength=len(texts)).astype(np.int64)
     starts_of_item = np.concatenate([[0], np.cumsum(lengths)])[:-1]
     pieces_h, pieces_i = [], []
     # Items of n words or more: their n-grams.
@@ -105,7 +97,9 @@ class Index:
     postings: np.ndarray  # int32 item indices
     bloom: Any = None
     normalization: str = NORMALIZATION
-    # Bloom backend: document grams the filter passed, and how many of them were not in `keys`.
+    # Bloom backend: document grams asked, those the filter passed, and how many of those were
+    # not in `keys` (false positives, dropped by the verification).
+    bloom_queries: int = field(default=0, compare=False)
     bloom_positives: int = field(default=0, compare=False)
     bloom_false_positives: int = field(default=0, compare=False)
 
@@ -120,6 +114,7 @@ class Index:
         contains = self.bloom.__contains__
         candidate = np.fromiter((contains(h) for h in hashes.tolist()), bool, len(hashes))
         out = np.zeros(len(hashes), bool)
+        self.bloom_queries += len(hashes)
         where = np.nonzero(candidate)[0]
         if len(where):
             verified = self._in_keys(hashes[where])
@@ -133,14 +128,17 @@ class Index:
         pos[pos == len(self.keys)] = 0
         return self.keys[pos] == hashes
 
-    def items_holding(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For distinct item-gram hashes: the items holding any of them, and how many of the
-        hashes each holds."""
+    def postings_of(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For distinct item-gram hashes: every (position in ``hashes``, item holding it) pair,
+        as two arrays."""
         pos = np.searchsorted(self.keys, hashes)
-        chunks = [self.postings[self.offsets[p]:self.offsets[p + 1]] for p in pos.tolist()]
-        if not chunks:
-            return np.empty(0, np.int32), np.empty(0, np.int64)
-        return np.unique(np.concatenate(chunks), return_counts=True)
+        starts = np.asarray(self.offsets[pos])
+        counts = np.asarray(self.offsets[pos + 1]) - starts
+        which = np.repeat(np.arange(len(hashes)), counts)
+        # Indices of every posting: each run start .. start + count.
+        run_starts = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+        items = np.asarray(self.postings[run_starts + np.arange(counts.sum())])
+        return which, items
 
     # -- facts -----------------------------------------------------------------------------------
 

@@ -46,9 +46,8 @@ from recipeflow.operators._decontamination_paraphrase import (
 )
 from recipeflow.operators._decontamination_text import (
     NORMALIZATION,
-    WordHasher,
-    normalized_words,
     window_hashes,
+    word_hashes,
     words_with_spans,
 )
 from recipeflow.operators.base import Filter, OperatorParams, Rejection, StepResult, split_by_decisions
@@ -129,7 +128,6 @@ class Decontaminate(Filter):
             self.benchmarks[name] = load_benchmark(name, spec)
         self._index: Index | None = None
         self._index_path: str | None = None
-        self._hasher = WordHasher()
         self._judge = Judge(self.params.paraphrase_check.judge) if self.params.paraphrase_check else None
         self._item_vectors = None
         self._counts: dict[str, _Counts] = {}
@@ -205,13 +203,17 @@ class Decontaminate(Filter):
 
     # -- matching --------------------------------------------------------------------------------
 
-    def _exact_matches(self, word_lists: Sequence[Sequence[str | bytes]]) -> list[dict[int, list[tuple[int, int]]]]:
-        """Per document: distinct matched gram hash -> its windows (first word, length)."""
+    def _exact_matches(self, texts: Sequence[str], word_lists: Sequence[Sequence[str]] | None = None
+                       ) -> list[dict[int, list[tuple[int, int]]]]:
+        """Per document: distinct matched gram hash -> its windows (first word, length). With
+        ``word_lists`` (remove mode), the documents' normalized words are given."""
         index = self.index
-        lengths = np.array([len(w) for w in word_lists], np.int64)
-        hashes = self._hasher.hash_words([w for ws in word_lists for w in ws])
-        doc_of_word = np.repeat(np.arange(len(word_lists), dtype=np.int64), lengths)
-        out: list[dict[int, list[tuple[int, int]]]] = [{} for _ in word_lists]
+        if word_lists is None:
+            hashes, doc_of_word = word_hashes(texts)
+        else:
+            hashes, doc_of_word = word_hashes([" ".join(w) for w in word_lists], prepared=True)
+        lengths = np.bincount(doc_of_word, minlength=len(texts)).astype(np.int64)
+        out: list[dict[int, list[tuple[int, int]]]] = [{} for _ in texts]
         word_base = np.concatenate([[0], np.cumsum(lengths)])
         for k in [index.n, *index.short_lengths]:
             window, starts = window_hashes(hashes, doc_of_word, k)
@@ -227,18 +229,15 @@ class Decontaminate(Filter):
             return [], set()
         index = self.index
         grams = np.array(sorted(matched), dtype=np.uint64)
-        items, counts = index.items_holding(grams)
-        needed = np.minimum(self.params.min_overlap, index.item_gram_counts[items])
-        hit = items[counts >= needed]
+        which, items = index.postings_of(grams)
+        # Each item's count of distinct matched grams (pairs are distinct: grams are).
+        hit_items, counts = np.unique(items, return_counts=True)
+        needed = np.minimum(self.params.min_overlap, index.item_gram_counts[hit_items])
+        hit = hit_items[counts >= needed]
         if len(hit) == 0:
             return [], set()
-        hit_set = set(hit.tolist())
-        hit_grams = set()
-        for g in grams.tolist():
-            p = int(np.searchsorted(index.keys, np.uint64(g)))
-            if hit_set.intersection(index.postings[index.offsets[p]:index.offsets[p + 1]].tolist()):
-                hit_grams.add(g)
-        return sorted(hit_set), hit_grams
+        hit_grams = set(grams[np.unique(which[np.isin(items, hit)])].tolist())
+        return hit.tolist(), hit_grams
 
     def _paraphrases(self, texts: Sequence[str], exclude: list[set[int]]) -> list[list[tuple[int, tuple[int, int]]]]:
         """Per document: (item, passage span) judged to be a rephrasing."""
@@ -262,10 +261,9 @@ class Decontaminate(Filter):
         spans_mode = self.params.mode == "remove"
         if spans_mode:
             with_spans = [words_with_spans(t) for t in texts]
-            word_lists = [w for w, _, _ in with_spans]
+            matches = self._exact_matches(texts, [w for w, _, _ in with_spans])
         else:
-            word_lists = [normalized_words(t) for t in texts]
-        matches = self._exact_matches(word_lists)
+            matches = self._exact_matches(texts)
         hits: list[list[_Hit]] = []
         ngrams: list[int] = []
         cuts: list[list[tuple[int, int]]] = []
