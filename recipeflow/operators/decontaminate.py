@@ -9,7 +9,8 @@ than ``n`` words is one gram (all its words). The index of the items' n-grams is
 verified exactly.
 
 Paraphrases (``paraphrase_check``): nearest items by a bag-of-n-grams cosine, confirmed by an
-LLM judge (``_decontamination_paraphrase``).
+LLM judge (``_decontamination_paraphrase``). In drop mode, documents already matched exactly are
+not sent to the judge (they are dropped anyway).
 
 Modes: ``drop`` (reason ``contaminated``, the detail names the items), ``annotate`` (fields
 ``contaminated_by``, a list of ``"<benchmark>:<item id> (exact|paraphrase)"``, and
@@ -50,6 +51,7 @@ from recipeflow.operators._decontamination_text import (
     word_hashes,
     words_with_spans,
 )
+from recipeflow.operators._fasttext_models import local_copy
 from recipeflow.operators.base import Filter, OperatorParams, Rejection, StepResult, split_by_decisions
 from recipeflow.operators.registry import register
 
@@ -168,7 +170,8 @@ class Decontaminate(Filter):
     def index(self) -> Index:
         if self._index is None:
             if self._index_path is not None:
-                index = Index.load(self._index_path)
+                # Object storage: copied once per machine, then memory-mapped like a local file.
+                index = Index.load(local_copy(self._index_path))
                 self._check_index(index)
                 self._index = index
             else:
@@ -176,8 +179,11 @@ class Decontaminate(Filter):
         return self._index
 
     def _check_index(self, index: Index) -> None:
-        expected = {name: b.sha256s for name, b in self.benchmarks.items()}
-        if (index.n, index.backend, index.normalization, index.benchmark_files) != (
+        # Compared by content (sha256 in order), not by path: the engine may resolve paths
+        # differently in the task that built the index.
+        expected = {name: [sha for _, sha in b.files] for name, b in self.benchmarks.items()}
+        found = {name: list(files.values()) for name, files in index.benchmark_files.items()}
+        if (index.n, index.backend, index.normalization, found) != (
                 self.params.n, self.params.index, NORMALIZATION, expected):
             raise ValueError(
                 f"decontaminate: the index file {self._index_path} was built for other benchmarks "
@@ -280,7 +286,9 @@ class Decontaminate(Filter):
                     for first, k in matched[g]:
                         spans.append((starts[first], ends[first + k - 1]))
             cuts.append(spans)
-        for d, found in enumerate(self._paraphrases(texts, exact_items)):
+        # In drop mode a document matched exactly is dropped anyway: the judge is not asked.
+        judged_texts = [("" if items and self.params.mode == "drop" else t) for t, items in zip(texts, exact_items)]
+        for d, found in enumerate(self._paraphrases(judged_texts, exact_items)):
             for item, span in found:
                 hits[d].append(_Hit(item, PARAPHRASE))
                 cuts[d].append(span)
