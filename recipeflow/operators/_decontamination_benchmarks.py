@@ -111,6 +111,9 @@ def _load(name: str, spec_json: str, stamps: tuple) -> Benchmark:
                 ids.append(str(len(ids)))
         if len(texts) == before:
             raise BenchmarkError(f"benchmark {name!r}: file {path} holds no items")
+    if not any(t.strip() for t in texts):
+        raise BenchmarkError(f"benchmark {name!r}: the fields {', '.join(spec.fields)} are empty in every "
+                             f"item of {', '.join(p for p, _, _ in stamps)}: check `fields`")
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
         raise BenchmarkError(f"benchmark {name!r}: id_field {spec.id_field!r} is not unique "

@@ -80,7 +80,13 @@ def words_with_spans(text: str) -> tuple[list[str], list[int], list[int]]:
     words, starts, ends = [], [], []
     run_starts, run_ends = _runs(~_boundary_table()[_code_points(text)])
     for a, b in zip(run_starts.tolist(), run_ends.tolist()):
-        for word in normalized_words(text[a:b]):
+        run = text[a:b]
+        if run.isascii():  # NFKC changes no ASCII letter or digit: one word, lowercased
+            words.append(run.lower())
+            starts.append(a)
+            ends.append(b)
+            continue
+        for word in normalized_words(run):
             words.append(word)
             starts.append(a)
             ends.append(b)

@@ -17,7 +17,7 @@ import pytest
 from recipeflow.operators import registry
 from recipeflow.operators._decontamination_benchmarks import BenchmarkError
 from recipeflow.operators._decontamination_index import Index
-from recipeflow.operators._decontamination_text import normalize, normalized_words, words_with_spans
+from recipeflow.operators._decontamination_text import normalize, normalized_words, word_hashes, words_with_spans
 from recipeflow.operators.decontaminate import Decontaminate, merge_reports
 
 REPO = Path(__file__).resolve().parents[2]
@@ -173,7 +173,11 @@ def test_normalization_is_documented_and_shared():
 def test_normalization_paths_agree_on_real_text():
     """The fast path (whole text) and the span path (remove mode) give the same words."""
     for page in _pages()[::7]:
-        assert words_with_spans(page["text"])[0] == normalized_words(page["text"]), page["id"]
+        words = words_with_spans(page["text"])[0]
+        assert words == normalized_words(page["text"]), page["id"]
+        from_text, _ = word_hashes([page["text"]])
+        from_words, _ = word_hashes([" ".join(words)], prepared=True)
+        assert np.array_equal(from_text, from_words) and len(from_text) == len(words)
 
 
 # -- decisions -----------------------------------------------------------------------------------------
@@ -332,6 +336,9 @@ def test_empty_file_is_an_error(tmp_path):
     (tmp_path / "blank.jsonl").write_text("\n\n")
     with pytest.raises(BenchmarkError, match=r"blank\.jsonl holds no items"):
         _bad(tmp_path / "blank.jsonl")
+    (tmp_path / "nulls.jsonl").write_text('{"question": null}\n{"question": "  "}\n')
+    with pytest.raises(BenchmarkError, match=r"benchmark 'mmlu': the fields question are empty in every item"):
+        _bad(tmp_path / "nulls.jsonl")
 
 
 def test_missing_field_is_an_error_naming_file_line_and_field(tmp_path):
