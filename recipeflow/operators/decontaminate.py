@@ -52,7 +52,14 @@ from recipeflow.operators._decontamination_text import (
     words_with_spans,
 )
 from recipeflow.operators._fasttext_models import local_copy
-from recipeflow.operators.base import Filter, OperatorParams, Rejection, StepResult, split_by_decisions
+from recipeflow.operators.base import (
+    Filter,
+    OperatorParams,
+    Rejection,
+    Resource,
+    StepResult,
+    split_by_decisions,
+)
 from recipeflow.operators.registry import register
 
 CONTAMINATED_BY = "contaminated_by"
@@ -133,6 +140,13 @@ class Decontaminate(Filter):
         self._judge = Judge(self.params.paraphrase_check.judge) if self.params.paraphrase_check else None
         self._item_vectors = None
         self._counts: dict[str, _Counts] = {}
+
+    @classmethod
+    def resource_for(cls, params: DecontaminateParams) -> Resource:
+        """gpu when the paraphrase judge runs vLLM in the task's process, else cpu (the planner
+        reads the class's ``resource``; this is the hook for placing the stage on the GPU pool)."""
+        check = params.paraphrase_check
+        return Resource.gpu if check is not None and check.judge.backend == "vllm" else Resource.cpu
 
     # -- the index -------------------------------------------------------------------------------
 

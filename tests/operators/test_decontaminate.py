@@ -447,3 +447,14 @@ def test_paraphrase_judge_plumbing(paraphrase_setup):
     assert parse_answer(" yes, it does") is True and parse_answer("No.") is False
     assert parse_answer("maybe") is None
     assert Judge.messages("ITEM", "PASSAGE")[1]["content"].count("ITEM") == 1
+
+
+def test_the_judge_on_vllm_puts_the_operator_on_the_gpu_pool(bench_file):
+    from recipeflow.operators.base import Kind, Resource
+
+    spec = {"toyqa": {"path": str(bench_file), "fields": ["question", "answer"]}}
+    params = Decontaminate.Params.model_validate(
+        {"benchmarks": spec, "paraphrase_check": {"judge": {"backend": "vllm", "model": "/models/judge"}}})
+    assert Decontaminate.resource_for(params) == Resource.gpu
+    assert Decontaminate.resource_for(Decontaminate.Params.model_validate({"benchmarks": spec})) == Resource.cpu
+    assert Decontaminate.kind == Kind.filter and Decontaminate.resource == Resource.cpu
