@@ -23,7 +23,6 @@ from typing import Any, Literal, Sequence
 import numpy as np
 import xxhash
 from pydantic import Field, model_validator
-from scipy import sparse
 
 from recipeflow.operators._decontamination_text import normalized_words, words_with_spans
 from recipeflow.operators._generation_cache import GenerationCache
@@ -109,8 +108,10 @@ def _features(words: Sequence[str | bytes]) -> list[int]:
     return out
 
 
-def vectors(word_lists: Sequence[Sequence[str | bytes]]) -> sparse.csr_matrix:
-    """L2-normalized hashed feature vectors, one row per word list."""
+def vectors(word_lists: Sequence[Sequence[str | bytes]]):
+    """L2-normalized hashed feature vectors, one row per word list (a scipy CSR matrix)."""
+    from scipy import sparse  # only with a paraphrase check
+
     rows, cols = [], []
     for row, words in enumerate(word_lists):
         features = _features(words)
@@ -159,7 +160,7 @@ class Candidate:
     passage: Passage
 
 
-def nearest_items(texts: Sequence[str], item_vectors: sparse.csr_matrix, params: ParaphraseParams,
+def nearest_items(texts: Sequence[str], item_vectors, params: ParaphraseParams,
                   exclude: Sequence[set[int]]) -> list[Candidate]:
     """Per document, its ``top_k`` items above ``min_similarity`` (best passage each), leaving
     out the items in ``exclude[doc]`` (already matched exactly)."""
