@@ -21,7 +21,12 @@ recipeflow's min_overlap=1); DataTrove's TextNormConfig(lowercase, whitespace, p
 numbers and diacritics off), recipeflow's own normalization. What still differs: DataTrove
 removes its fixed punctuation list and tokenizes with spaCy's English rules ("cannot" -> "can
 not"), recipeflow applies NFKC and splits on every Unicode punctuation/symbol character; the
-documents the two decide differently are counted and the first few printed.
+documents the two decide differently are counted and the first few printed. (Seen: symbols
+outside DataTrove's list, such as "→" between two URLs, are words to DataTrove and boundaries to
+recipeflow, so a 13-gram spanning them exists only for DataTrove.)
+
+Also timed: the operator alone in ``workers`` processes (one JSONL file per task, no Prefect),
+which must decide exactly as the ``recipeflow run``.
 
     python bench/decontamination_benchmark.py [--docs 50000] [--workers 2] [--items 2000]
 """
