@@ -175,6 +175,8 @@ def commit_output(
             if name in used_inputs
         ],
         "operators": operators,
+        # Records that could not be read, per input, with their commonest reasons.
+        "unreadable": {n: s for n, s in (run_info.get("unreadable") or {}).items() if n in used_inputs},
         "rows": sum(f.rows for f in data),
         "rejected_rows": sum(f.rows for f in rejected),
         "files": _file_entries(data, folder),

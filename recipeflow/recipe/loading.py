@@ -13,7 +13,8 @@ from recipeflow.recipe.errors import IssueCollector, RecipeInvalid, RecipeIssue,
 
 from recipeflow.recipe.models import Recipe
 
-from recipeflow.recipe import datajuicer
+from recipeflow.operators.base import recipe_folder
+from recipeflow.recipe import datajuicer, paths
 from recipeflow.recipe.validate import recipe_or_raise
 
 def load_recipe(path: str, overrides: Sequence[str] = ()) -> Recipe:
@@ -36,9 +37,14 @@ def load_recipe(path: str, overrides: Sequence[str] = ()) -> Recipe:
         issues.found.append(RecipeIssue(source, line, format_path(loc), message))
     data = _apply_overrides(document.data, overrides, issues)
 
-    if datajuicer.is_datajuicer_recipe(data):
-        return datajuicer.parse_datajuicer_recipe(data, issues)
-    return recipe_or_raise(data, issues)
+    # Parameters that name files are checked from the recipe's folder, as the run reads them.
+    token = recipe_folder.set(paths.recipe_folder(source))
+    try:
+        if datajuicer.is_datajuicer_recipe(data):
+            return datajuicer.parse_datajuicer_recipe(data, issues)
+        return recipe_or_raise(data, issues)
+    finally:
+        recipe_folder.reset(token)
 
 
 def _read_text(source: str) -> str:
