@@ -79,6 +79,8 @@ def _print_results(manifests: list[dict]) -> None:
             click.echo(
                 f"  {op['step']:<34} {op['operator']:<22} {op['docs_in']:>8} {op['docs_out']:>8} {rejected:>9}"
             )
+            if op.get("overwrote"):
+                click.echo(f"  {'':<34} overwrote the input's {', '.join(op['overwrote'])}")
 
 
 schedule_options = [

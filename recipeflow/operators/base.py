@@ -104,6 +104,11 @@ class Operator:
         ``mix`` weight naming no source), found when the recipe is validated."""
         return []
 
+    def written_fields(self) -> tuple[str, ...]:
+        """Fields (besides ``text`` and ``stat_*`` statistics) this operator writes into every
+        document: one an input already has is overwritten, and the manifest says so."""
+        return ()
+
     def provenance(self) -> dict[str, Any]:
         """Facts about what this operator used (a model's path and sha256...), recorded in the
         manifest beside its parameters."""
