@@ -52,7 +52,7 @@ def train_head(
     holdout_fraction: float = 0.2,
     min_holdout: int = 10,
     seed: int = 0,
-    l2: float = 1e-2,
+    l2: float | None = None,
     max_length: int | None = None,
     batch_size: int = 64,
     grade_range: tuple[int, int] = (0, 5),
@@ -61,7 +61,8 @@ def train_head(
 ) -> TrainingResult:
     """A head over ``embedding_model``'s embeddings of ``texts`` (or the given ``embeddings``,
     which must then come from that model, whose sha256 is ``embedding_sha256``), fitted to
-    ``grades``, with held-out metrics. ``field`` names the recipe field in errors."""
+    ``grades``, with held-out metrics. ``l2``: the penalty per training document (default
+    1e-3 for ridge, 1e-2 for logistic). ``field`` names the recipe field in errors."""
     y = np.asarray(grades, np.float64)
     if (texts is None) == (embeddings is None):
         raise ValueError("give texts or embeddings (exactly one)")
@@ -92,9 +93,9 @@ def train_head(
             f"`{field}`: every training document has the same grade ({y[~holdout][0]:g}); a head "
             "needs documents of at least two grades")
     if task == "regression":
-        weight, bias, labels = _fit_ridge(x[~holdout], y[~holdout], l2)
+        weight, bias, labels = _fit_ridge(x[~holdout], y[~holdout], 1e-3 if l2 is None else l2)
     else:
-        weight, bias, labels = _fit_logistic(x[~holdout], y[~holdout], l2)
+        weight, bias, labels = _fit_logistic(x[~holdout], y[~holdout], 1e-2 if l2 is None else l2)
     head = ClassifierHead(task=task, weight=weight, bias=bias, embedding_model=embedding_model,
                           embedding_sha256=embedding_sha256, normalize=True,
                           max_length=max_length, labels=labels)
