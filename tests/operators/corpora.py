@@ -57,3 +57,59 @@ def stdlib_paragraphs(min_words: int = 20) -> list[str]:
         for doc in docs:
             out.extend(_paragraphs(doc, min_words))
     return list(dict.fromkeys(out))
+
+
+def _near_copy(text: str, rng, kind: str) -> str:
+    """A near copy of ``text``: ``edit`` drops ~8% of its words and changes a few cases;
+    ``reorder`` swaps sentence order and adds a short boilerplate phrase."""
+    if kind == "edit":
+        words = text.split()
+        kept = [w for w in words if rng.random() > 0.08] or words
+        return " ".join(w.lower() if rng.random() < 0.1 else w for w in kept)
+    sentences = re.split(r"(?<=[.!?])\s+", text)
+    if len(sentences) > 1:
+        i = int(rng.integers(len(sentences) - 1))
+        sentences[i], sentences[i + 1] = sentences[i + 1], sentences[i]
+    return " ".join(sentences) + " " + ["(Read more below.)", "See also the next section.",
+                                        "Updated recently."][int(rng.integers(3))]
+
+
+def _without_natural_duplicates(texts: list[str], overlap: float = 0.1) -> list[str]:
+    """``texts`` less those sharing over ``overlap`` of their word 4-grams with an earlier one
+    (the standard library documents some things twice, in nearly the same words): so the only
+    duplicates in a planted set are the planted ones."""
+    from collections import Counter
+
+    kept: list[str] = []
+    owners: dict[tuple[str, ...], list[int]] = {}
+    for text in texts:
+        words = re.findall(r"\w+", text.lower())
+        grams = {tuple(words[i:i + 4]) for i in range(max(len(words) - 3, 1))}
+        shared = Counter(k for g in grams for k in owners.get(g, ()))
+        if any(count > overlap * len(grams) for count in shared.values()):
+            continue
+        for g in grams:
+            owners.setdefault(g, []).append(len(kept))
+        kept.append(text)
+    return kept
+
+
+def planted_duplicates(originals: int, copied: int, seed: int = 0):
+    """Documents with planted near copies: (texts, group of each text). ``originals`` distinct
+    paragraphs (handbook and standard-library docs alternating), then ``copied`` of them get
+    one near copy each (half word edits, half reorderings), appended at the end; a text's
+    group is the index of the original it was made from."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    pool = [t for pair in zip(handbook_paragraphs(), stdlib_paragraphs()) for t in pair]
+    pool += stdlib_paragraphs()[len(handbook_paragraphs()):]
+    pool = _without_natural_duplicates(pool)
+    if originals > len(pool):
+        raise ValueError(f"only {len(pool)} distinct paragraphs ship with the repo and Python")
+    texts = pool[:originals]
+    groups = list(range(originals))
+    for number, source in enumerate(sorted(rng.choice(originals, copied, replace=False).tolist())):
+        texts.append(_near_copy(texts[source], rng, "edit" if number % 2 == 0 else "reorder"))
+        groups.append(source)
+    return texts, groups
