@@ -130,6 +130,23 @@ class EncoderInfo:
     dim: int
 
 
+def describe_encoder(model: str, field: str = "model") -> EncoderInfo:
+    """The identity of an encoder from its files alone (no weights loaded, no torch): what
+    planning needs for manifests, cache addresses and a head's compatibility check."""
+    import json
+
+    path = resolve_model_path(model, field)
+    dim = None
+    pooling = os.path.join(path, "1_Pooling", "config.json")
+    for candidate, key in ((pooling, "word_embedding_dimension"), (os.path.join(path, "config.json"), "hidden_size")):
+        if os.path.isfile(candidate):
+            with open(candidate, encoding="utf-8") as f:
+                dim = json.load(f).get(key)
+            if dim:
+                break
+    return EncoderInfo(model, model_fingerprint(path), int(dim or 0))
+
+
 class TextEncoder:
     """Texts -> float32 vectors with one loaded model; unit length when ``normalize``."""
 

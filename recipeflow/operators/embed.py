@@ -16,7 +16,12 @@ import pyarrow as pa
 from pydantic import Field, field_validator
 
 from recipeflow.operators import document as doc
-from recipeflow.operators._embedding_models import BUNDLED_MINILM, TextEncoder, encoder
+from recipeflow.operators._embedding_models import (
+    BUNDLED_MINILM,
+    TextEncoder,
+    describe_encoder,
+    encoder,
+)
 from recipeflow.operators.base import Mapper, OperatorParams, Resource
 from recipeflow.operators.registry import register
 
@@ -94,8 +99,10 @@ class Embed(Mapper):
         return self.params.field if self.params.keep else f"__{self.params.field}"
 
     def provenance(self) -> dict[str, Any]:
-        enc = self.encoder
-        return {"model": self.params.model, "sha256": enc.sha256, "dim": enc.dim,
+        """From the model's files (planning loads no weights); a missing or wrong model
+        folder is an error naming `model` here, before any work."""
+        info = describe_encoder(self.params.model)
+        return {"model": self.params.model, "sha256": info.sha256, "dim": info.dim,
                 "normalize": self.params.normalize, "column": self.column}
 
     def map_batch(self, batch: pa.Table) -> pa.Table:

@@ -35,6 +35,8 @@ from recipeflow.operators import document as doc
 from recipeflow.operators._classifier_head import HEAD_FILE, ClassifierHead, load_head
 from recipeflow.operators._embedding_models import (
     EmbeddingModelError,
+    EncoderInfo,
+    describe_encoder,
     TextEncoder,
     embedding_column,
     embeddings_matrix,
@@ -202,6 +204,7 @@ class ModelClassifier(Filter):
         super().__init__(params)
         self._resolved: ResolvedClassifier | None = None
         self._head: ClassifierHead | None = None
+        self._checked: EncoderInfo | None = None
 
     @property
     def resolved(self) -> ResolvedClassifier:
@@ -215,37 +218,49 @@ class ModelClassifier(Filter):
             self._head = load_head(self.resolved.path)
         return self._head
 
-    def head_encoder(self) -> TextEncoder:
-        """The head's encoder, checked to be the one it was trained on."""
-        head, p = self.head, self.params
+    def check_head(self) -> EncoderInfo:
+        """The head's encoder, from its files, checked to be the one the head was trained on
+        (sha256 and dimension); no weights are loaded."""
+        if self._checked is not None:
+            return self._checked
+        head = self.head
         try:
-            enc = encoder(head.embedding_model, p.device, p.dtype, p.max_length or head.max_length)
+            info = describe_encoder(head.embedding_model)
         except EmbeddingModelError as error:
             raise ModelClassifierError(
                 f"`model`: the head {self.resolved.path} was trained on embeddings of "
                 f"{head.embedding_model!r}, which cannot be loaded here: {error}") from error
-        if enc.sha256 != head.embedding_sha256:
+        if info.sha256 != head.embedding_sha256:
             raise ModelClassifierError(
                 f"`model`: the head {self.resolved.path} was trained on {head.embedding_model!r} "
                 f"with sha256 {head.embedding_sha256}, but that model here has sha256 "
-                f"{enc.sha256}: retrain the head on this model or use the original one")
-        if enc.dim != head.dim:
+                f"{info.sha256}: retrain the head on this model or use the original one")
+        if info.dim and info.dim != head.dim:
             raise ModelClassifierError(
                 f"`model`: the head expects {head.dim}-dimensional embeddings, but "
-                f"{head.embedding_model!r} makes {enc.dim}-dimensional ones")
-        return enc
+                f"{head.embedding_model!r} makes {info.dim}-dimensional ones")
+        self._checked = info
+        return info
+
+    def head_encoder(self) -> TextEncoder:
+        """The head's encoder, loaded (after :meth:`check_head`)."""
+        self.check_head()
+        head, p = self.head, self.params
+        return encoder(head.embedding_model, p.device, p.dtype, p.max_length or head.max_length)
 
     def provenance(self) -> dict[str, Any]:
-        """Resolves and checks the model (files only, no weights loaded for a HF folder)."""
+        """Resolves and checks the model from its files (no weights loaded): the errors of a
+        missing model, a folder of the wrong kind, or a head that does not fit its encoder
+        come here, at planning, before any GPU work."""
         r = self.resolved
         facts: dict[str, Any] = {"model": self.params.model, "kind": r.kind,
                                  "model_root": r.root, "model_version": r.version}
         if r.kind == "huggingface":
             facts["sha256"] = model_fingerprint(r.path)
         else:
-            enc = self.head_encoder()
+            info = self.check_head()
             facts.update(sha256=file_sha256(r.path), embedding_model=self.head.embedding_model,
-                         embedding_sha256=enc.sha256, task=self.head.task)
+                         embedding_sha256=info.sha256, task=self.head.task)
         return facts
 
     # -- scoring -----------------------------------------------------------------------------
@@ -263,6 +278,7 @@ class ModelClassifier(Filter):
 
     def _score_head(self, batch: pa.Table, texts: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
         head, p = self.head, self.params
+        self.check_head()
         column = embedding_column(batch.column_names, p.embedding_field) if p.embedding_field else None
         if p.embedding_field and column is None and len(batch):
             raise ModelClassifierError(

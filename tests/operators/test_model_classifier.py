@@ -173,12 +173,19 @@ def test_head_against_another_encoder_or_dimension_is_an_error(tmp_path, graded,
     with pytest.raises(ModelClassifierError, match="`model`.*sha256"):
         ModelClassifier({"model": str(path)}).provenance()
     head = train_head(grades, embeddings=np.random.default_rng(0).normal(size=(len(grades), 16)),
-                      ids=ids, embedding_sha256="1" * 64).head
+                      ids=ids, embedding_sha256=embedded[1]).head
     path = tmp_path / "small.safetensors"
     head.save(str(path))
-    wide = Embed({"keep": True}).process(batch(texts[:3])).kept
-    with pytest.raises(ValueError, match="384-dimensional.*16 are expected"):
-        ModelClassifier({"model": str(path), "embedding_field": "embedding"}).process(wide)
+    with pytest.raises(ModelClassifierError, match="expects 16-dimensional embeddings.*384"):
+        ModelClassifier({"model": str(path)}).provenance()
+    # Embeddings of the wrong size in the documents: named too.
+    small = pa.table({"id": ["a"], "text": ["x"],
+                      "embedding": pa.array([[0.0] * 8], pa.list_(pa.float32(), 8))})
+    head = train_head(grades, embeddings=np.random.default_rng(0).normal(size=(len(grades), 384)),
+                      ids=ids, embedding_sha256=embedded[1]).head
+    head.save(str(path))
+    with pytest.raises(ValueError, match="8-dimensional.*384 are expected"):
+        ModelClassifier({"model": str(path), "embedding_field": "embedding"}).process(small)
 
 
 def test_model_root_versions(tmp_path, graded, embedded):
