@@ -20,6 +20,12 @@ Reads the embeddings ``embed`` wrote (kept or not). A barrier:
 Memory: the float16 signatures of the node, plus one cluster's float32 vectors and one block
 of its similarity rows (``block_rows x cluster size``): bounded by the largest cluster, not
 by the corpus. Documents without an embedding are kept, in no cluster.
+
+With ``scope: history``, the signatures of every document the dataset published before lead
+the run's shards (:meth:`SemanticDedup.as_history`) and rank first in their clusters: a
+refresh drops new documents that duplicate published ones, embeds only the new documents
+(the published ones' vectors are the stored float16 signatures), and runs k-means again on a
+sample of at most ``256 x clusters`` vectors (centroids are not stored).
 """
 
 from __future__ import annotations
@@ -32,8 +38,9 @@ import pyarrow as pa
 from pydantic import Field, model_validator
 
 from recipeflow.operators import document as doc
+from recipeflow.operators._dedup_history import SIGNATURE_NEUTRAL_PARAMS, ScopeParams
 from recipeflow.operators._embedding_models import embedding_column, embeddings_matrix
-from recipeflow.operators.base import BarrierDecision, Deduplicator, OperatorParams, Rejection
+from recipeflow.operators.base import BarrierDecision, Deduplicator, Rejection
 from recipeflow.operators.registry import register
 from recipeflow.operators.top_k import concat_column, field_values
 
@@ -42,11 +49,14 @@ CLUSTER_ID = "dup_cluster_id"
 CLUSTER_SIZE = "dup_cluster_size"
 REASON = "semantic_duplicate"
 
-_ID, _VECTOR, _PRIORITY = "id", "vector", "priority"
+_ID, _VECTOR, _PRIORITY, _HISTORY = "id", "vector", "priority", "history"
+# Parameters that decide which documents are duplicates but not what a signature holds:
+# stored signatures made under other values still serve as history.
+_RESOLVE_ONLY_PARAMS = frozenset({"eps", "clusters", "iterations", "seed", "device"})
 _BLOCK_ROWS = 1024
 
 
-class SemanticDedupParams(OperatorParams):
+class SemanticDedupParams(ScopeParams):
     embedding_field: str = Field(
         "embedding", description="The embeddings `embed` wrote (its `field`), kept or not.")
     eps: float = Field(
@@ -115,6 +125,21 @@ class SemanticDedup(Deduplicator):
 
     last_summary: dict[str, Any] | None = None
 
+    # -- scope: history (the engine stores signatures with each version and hands them back) --
+
+    def history_signature_params(self) -> dict[str, Any] | None:
+        if self.params.scope != "history":
+            return None
+        dumped = self.params.model_dump(mode="json")
+        return {k: v for k, v in dumped.items()
+                if k not in SIGNATURE_NEUTRAL_PARAMS | _RESOLVE_ONLY_PARAMS}
+
+    def as_history(self, signatures: pa.Table) -> pa.Table:
+        """Published documents: ranked before every new one in their cluster, so a new
+        document is dropped as their duplicate, never the reverse. Their embeddings come from
+        the stored signatures: a refresh embeds only new documents."""
+        return doc.set_column(signatures, _HISTORY, pa.array([True] * len(signatures), pa.bool_()))
+
     def signatures(self, batch: pa.Table) -> pa.Table:
         p = self.params
         column = embedding_column(batch.column_names, p.embedding_field)
@@ -150,8 +175,10 @@ class SemanticDedup(Deduplicator):
             assigned, centroid_similarity = self._assign(vectors16, index)
             cluster_of[present] = assigned
             priority = self._priority(signatures, present, centroid_similarity)
+            published = _history_flags(signatures)[present]
             for members in _groups(assigned):
-                self._dedup_cluster(vectors16[members], present[members], priority[members], root, similarity)
+                self._dedup_cluster(vectors16[members], present[members], priority[members],
+                                    published[members], root, similarity)
         else:
             clusters = 0
         duplicate = root != np.arange(n)
@@ -196,9 +223,10 @@ class SemanticDedup(Deduplicator):
         return np.zeros(len(present))
 
     def _dedup_cluster(self, vectors16: np.ndarray, positions: np.ndarray, priority: np.ndarray,
-                       root: np.ndarray, similarity: np.ndarray) -> None:
-        """SemDeDup within one cluster: rank, then compare each with the better-ranked."""
-        order = np.lexsort((positions, -priority))
+                       published: np.ndarray, root: np.ndarray, similarity: np.ndarray) -> None:
+        """SemDeDup within one cluster: rank (published documents first), then compare each
+        with the better-ranked."""
+        order = np.lexsort((positions, -priority, ~published))
         x = _unit(vectors16[order].astype(np.float32))
         ranked = positions[order]
         threshold = 1.0 - self.params.eps
@@ -235,6 +263,13 @@ class SemanticDedup(Deduplicator):
             decisions.append(BarrierDecision(drop=drop, fields=fields))
             start += shard_size
         return decisions
+
+
+def _history_flags(signatures: list[pa.Table]) -> np.ndarray:
+    """Whether each document is a published one (from :meth:`SemanticDedup.as_history`)."""
+    parts = [s.column(_HISTORY).to_numpy(zero_copy_only=False).astype(bool) if _HISTORY in s.column_names
+             else np.zeros(len(s), bool) for s in signatures]
+    return np.concatenate(parts) if parts else np.zeros(0, bool)
 
 
 def _groups(labels: np.ndarray) -> list[np.ndarray]:

@@ -90,3 +90,24 @@ def test_without_embeddings_is_a_clear_error_and_missing_vectors_are_kept():
     assert result.kept.column("semantic_cluster").to_pylist()[1] is None
     with pytest.raises(ValueError, match="keep: score needs score_field"):
         SemanticDedup({"keep": "score"})
+
+
+def test_history_scope_published_documents_always_win(planted):
+    everything = pa.concat_tables(planted)
+    published, new = everything.slice(0, 240), everything.slice(240)  # originals, then copies
+    for keep in ("closest", "farthest"):
+        op = SemanticDedup({"scope": "history", "keep": keep})
+        assert op.history_signature_params() == {"embedding_field": "embedding"}
+        history = op.as_history(op.signatures(published))
+        decisions = op.resolve([history, op.signatures(new)])
+        assert decisions[0].drop == {}  # no published document loses to a new one
+        result = op.apply(new, decisions[1])
+        rejected = result.rejected
+        assert rejected is not None and len(rejected) >= 50  # most of the 60 copies
+        published_ids = set(published.column("id").to_pylist())
+        assert set(rejected.column("dup_cluster_id").to_pylist()) <= published_ids
+    # Scope run: only the new documents, which duplicate nothing among themselves.
+    op = SemanticDedup({})
+    assert op.history_signature_params() is None
+    (alone,) = op.resolve([op.signatures(new)])
+    assert len(alone.drop) <= 2
