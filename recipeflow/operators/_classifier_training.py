@@ -190,3 +190,32 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
     if np.std(ra) == 0 or np.std(rb) == 0:
         return None
     return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def train_head_from_documents(documents, grade_field: str = "grade", embedding_field: str | None = None,
+                              **options: Any) -> TrainingResult:
+    """:func:`train_head` on a table of graded documents (``llm_grade``'s output): ids, texts
+    and grades from its columns; embeddings from ``embedding_field`` (the field ``embed``
+    wrote, kept or not) when given, in which case ``embedding_model`` / ``embedding_sha256``
+    in ``options`` must name the model that made them. Documents without a grade are left
+    out."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from recipeflow.operators._embedding_models import embedding_column, embeddings_matrix
+
+    table: pa.Table = documents
+    field = options.get("field", "train")
+    if grade_field not in table.column_names:
+        raise ValueError(f"`{field}`: the graded documents have no field {grade_field!r} "
+                         "(llm_grade writes `grade`)")
+    table = table.filter(pc.is_valid(table.column(grade_field)))
+    grades = pc.cast(table.column(grade_field), pa.float64()).to_numpy(zero_copy_only=False)
+    ids = table.column("id").to_pylist()
+    if embedding_field is None:
+        return train_head(grades, texts=table.column("text").to_pylist(), ids=ids, **options)
+    column = embedding_column(table.column_names, embedding_field)
+    if column is None:
+        raise ValueError(f"`{field}`: the graded documents have no embeddings {embedding_field!r}")
+    vectors = embeddings_matrix(table.column(column), None, "train", embedding_field)
+    return train_head(grades, embeddings=vectors, ids=ids, **options)

@@ -208,3 +208,18 @@ def test_model_root_versions(tmp_path, graded, embedded):
 def test_too_few_graded_documents_for_a_holdout_split():
     with pytest.raises(NotEnoughGradedDocuments, match="`train`.*too few.*held-out set would have"):
         train_head([1.0, 4.0] * 10, embeddings=np.eye(20, 8), embedding_sha256="0" * 64)
+
+
+def test_training_from_a_table_of_graded_documents(graded, embedded):
+    from recipeflow.operators._classifier_training import train_head_from_documents
+    from recipeflow.operators.embed import vectors_to_arrow
+
+    texts, grades, ids = graded
+    table = pa.table({"id": ids, "text": texts, "grade": grades[:-1] + [None],
+                      "__embedding": vectors_to_arrow(embedded[0])})
+    result = train_head_from_documents(table, embedding_field="embedding",
+                                       embedding_sha256=embedded[1], task="classification")
+    assert result.metrics["train_documents"] + result.metrics["holdout_documents"] == len(ids) - 1
+    assert result.metrics["accuracy"] >= 0.9
+    with pytest.raises(ValueError, match="`train`.*no field 'score'"):
+        train_head_from_documents(table, grade_field="score")
