@@ -38,7 +38,6 @@ def _texts(n: int) -> list[str]:
 
 
 def _variant(name: str, args: dict, head_path: str, queue) -> None:
-    import numpy as np
     import pyarrow as pa
     import torch
 

@@ -67,7 +67,8 @@ def quality(args) -> None:
         results = run(SemanticDedup({"eps": eps}), shards)
         dedup_s = time.perf_counter() - start
         rejected = [r.rejected for r in results if r.rejected is not None]
-        pairs = list(zip(*(pa.concat_tables(rejected).column(c).to_pylist() for c in ("id", "dup_cluster_id")))) if rejected else []
+        table = pa.concat_tables(rejected) if rejected else None
+        pairs = list(zip(table.column("id").to_pylist(), table.column("dup_cluster_id").to_pylist())) if table else []
         correct = sum(group_of[d] == group_of[k] for d, k in pairs)
         precision = correct / len(pairs) if pairs else 1.0
         print(f"{eps:>6} {len(pairs):>8} {precision:>9.3f} {correct / args.copies:>7.3f} {dedup_s:>8.2f}")

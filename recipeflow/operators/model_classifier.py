@@ -36,8 +36,8 @@ from recipeflow.operators._classifier_head import HEAD_FILE, ClassifierHead, loa
 from recipeflow.operators._embedding_models import (
     EmbeddingModelError,
     EncoderInfo,
-    describe_encoder,
     TextEncoder,
+    describe_encoder,
     embedding_column,
     embeddings_matrix,
     encoder,

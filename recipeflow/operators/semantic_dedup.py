@@ -163,7 +163,7 @@ class SemanticDedup(Deduplicator):
         sizes = [len(s) for s in signatures]
         ids = [i for s in signatures for i in s.column(_ID).to_pylist()]
         n = len(ids)
-        blobs = pa.chunked_array([s.column(_VECTOR) for s in signatures], pa.binary()) if n else pa.chunked_array([], pa.binary())
+        blobs = pa.chunked_array([s.column(_VECTOR) for s in signatures] if n else [], pa.binary())
         present = np.flatnonzero(~blobs.is_null().to_numpy(zero_copy_only=False)) if n else np.array([], np.int64)
         cluster_of = np.full(n, -1, np.int64)
         root = np.arange(n)  # the kept document each document leads to
