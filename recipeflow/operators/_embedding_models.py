@@ -23,6 +23,7 @@ import importlib.util
 import os
 import shutil
 import tempfile
+import threading
 import zipfile
 from dataclasses import dataclass
 from typing import Sequence
@@ -180,6 +181,9 @@ class TextEncoder:
 
 class _Loaded:
     dim: int
+    # One batch at a time per loaded model: operators in threads share it (and on a GPU,
+    # concurrent batches would only compete for its memory).
+    lock: threading.Lock
 
     def encode(self, texts: list[str], batch_size: int, normalize: bool,
                max_length: int | None) -> np.ndarray:
@@ -199,13 +203,14 @@ class _SentenceTransformer(_Loaded):
                        else self.model.get_sentence_embedding_dimension())
 
     def encode(self, texts, batch_size, normalize, max_length):
-        # max_seq_length is per model object, shared by every operator that loaded it: set it
-        # for each call.
-        self.model.max_seq_length = max_length or self.default_length
-        vectors = self.model.encode(
-            texts, batch_size=batch_size, normalize_embeddings=normalize,
-            convert_to_numpy=True, show_progress_bar=False,
-        )
+        with self.lock:
+            # max_seq_length belongs to the model object, shared by every operator that
+            # loaded it: set for each call.
+            self.model.max_seq_length = max_length or self.default_length
+            vectors = self.model.encode(
+                texts, batch_size=batch_size, normalize_embeddings=normalize,
+                convert_to_numpy=True, show_progress_bar=False,
+            )
         return np.asarray(vectors, dtype=np.float32)
 
 
@@ -229,7 +234,7 @@ class _MeanPooled(_Loaded):
         # Longest first, so each batch pads to similar lengths; rows go back in input order.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         out = np.zeros((len(texts), self.dim), np.float32)
-        with torch.inference_mode():
+        with self.lock, torch.inference_mode():
             for start in range(0, len(order), batch_size):
                 rows = order[start:start + batch_size]
                 encoded = self.tokenizer(
@@ -253,8 +258,11 @@ def _load_encoder(path: str, device: str, dtype: str) -> _Loaded:
 
     transformers_logging.disable_progress_bar()
     if os.path.isfile(os.path.join(path, "modules.json")):
-        return _SentenceTransformer(path, device, dtype)
-    return _MeanPooled(path, device, dtype)
+        loaded: _Loaded = _SentenceTransformer(path, device, dtype)
+    else:
+        loaded = _MeanPooled(path, device, dtype)
+    loaded.lock = threading.Lock()
+    return loaded
 
 
 @functools.lru_cache(maxsize=8)

@@ -187,8 +187,16 @@ class Dsir(Selector):
         return self._target
 
     def provenance(self) -> dict[str, Any]:
-        """Reads the target (so a missing one is an error before the run's work)."""
-        return dict(self.target_counts()[1])
+        """The target's files with their sizes and version stamps, from a listing only (cheap
+        at planning; a missing target is an error here, before the run's work). A changed
+        target file changes the cache address; the texts' sha256 is in the summary."""
+        files = []
+        for url in target_files(self.params.target):
+            fs, path = fsspec.core.url_to_fs(url)
+            info = fs.info(path)
+            stamp = next((info[k] for k in ("ETag", "etag", "mtime", "LastModified") if k in info), None)
+            files.append({"path": url, "size": info.get("size"), "stamp": str(stamp)})
+        return {"target_files": files}
 
     # -- the three phases -------------------------------------------------------------------
 

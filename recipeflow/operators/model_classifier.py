@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
@@ -52,6 +53,8 @@ from recipeflow.operators.fasttext_classifier import MANIFEST, VERSIONS_DIR, _co
 from recipeflow.operators.registry import register
 
 HF_FOLDER_IN_VERSION = "model"
+# Forward passes one batch at a time per process: operators in threads share loaded models.
+_FORWARD_LOCK = threading.Lock()
 
 
 class ModelClassifierError(ValueError):
@@ -301,7 +304,7 @@ class ModelClassifier(Filter):
         score = np.zeros(len(texts), np.float64)
         label = None if outputs == 1 else np.zeros(len(texts), np.float64)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # similar lengths per batch
-        with torch.inference_mode():
+        with _FORWARD_LOCK, torch.inference_mode():
             for start in range(0, len(order), p.batch_size):
                 rows = order[start:start + p.batch_size]
                 encoded = tokenizer([texts[i] for i in rows], padding=True, truncation=True,

@@ -75,8 +75,9 @@ def test_parquet_and_glob_targets(mix, tmp_path):
     pq.write_table(pa.table({"body": texts[:40]}), tmp_path / "a.parquet")
     pq.write_table(pa.table({"body": texts[40:]}), tmp_path / "b.parquet")
     op = Dsir({"target": str(tmp_path / "*.parquet"), "text_field": "body", "k": 10})
-    assert op.provenance()["target_documents"] == 80
+    assert [f["path"].rsplit("/", 1)[-1] for f in op.provenance()["target_files"]] == ["a.parquet", "b.parquet"]
     assert share_from_target_source(run(op, shards))[0] == 1.0
+    assert op.last_summary["target_documents"] == 80
 
 
 def test_features_and_noise():
