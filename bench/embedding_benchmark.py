@@ -48,7 +48,7 @@ def _variant(name: str, args: dict, head_path: str, queue) -> None:
     if name == "direct":
         from sentence_transformers import SentenceTransformer
 
-        from recipeflow.operators._embedding_models import bundled_minilm_path, resolve_device
+        from recipeflow.operators.models.embedding_models import bundled_minilm_path, resolve_device
 
         device = resolve_device(args["device"])
         model = SentenceTransformer(bundled_minilm_path(), device=device)
@@ -89,7 +89,7 @@ def _variant(name: str, args: dict, head_path: str, queue) -> None:
 def _train_head(folder: str) -> str:
     """A regression head over MiniLM embeddings (source A graded 4, B graded 1)."""
     from bench.model_corpora import two_sources
-    from recipeflow.operators._classifier_training import train_head
+    from recipeflow.operators.models.classifier_training import train_head
 
     _, a, _, b = two_sources()
     texts = a[:150] + b[:150]

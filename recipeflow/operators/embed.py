@@ -16,13 +16,13 @@ import pyarrow as pa
 from pydantic import Field, field_validator
 
 from recipeflow.operators import document as doc
-from recipeflow.operators._embedding_models import (
+from recipeflow.operators.base import Mapper, OperatorParams, Resource
+from recipeflow.operators.models.embedding_models import (
     BUNDLED_MINILM,
     TextEncoder,
     describe_encoder,
     encoder,
 )
-from recipeflow.operators.base import Mapper, OperatorParams, Resource
 from recipeflow.operators.registry import register
 
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]

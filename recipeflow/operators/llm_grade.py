@@ -33,8 +33,6 @@ import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
 from recipeflow.operators import document as doc
-from recipeflow.operators._llm_backends import Generation, Request
-from recipeflow.operators._rephrase_prompts import PromptTemplate, custom_template
 from recipeflow.operators.base import (
     Generator,
     OperatorParams,
@@ -42,6 +40,8 @@ from recipeflow.operators.base import (
     StepResult,
     split_by_decisions,
 )
+from recipeflow.operators.models.llm_backends import Generation, Request
+from recipeflow.operators.models.rephrase_prompts import PromptTemplate, custom_template
 from recipeflow.operators.registry import register
 from recipeflow.operators.rephrase import Rephrase
 

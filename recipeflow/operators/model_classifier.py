@@ -7,7 +7,7 @@
   output (FineWeb-Edu's regression head) the output is the score; with several, the score is
   the expected label (labels read as numbers from ``id2label`` where they are numbers, else
   their index) and ``int_score`` the most probable one;
-* a head trained by recipeflow (``_classifier_head``: a safetensors file of linear/logistic
+* a head trained by recipeflow (``models.classifier_head``: a safetensors file of linear/logistic
   weights over a named encoder's embeddings). It embeds the text with its encoder, or reads
   embeddings ``embed`` already wrote (``embedding_field``);
 * a model root (``<root>/versions/<version>/`` holding ``head.safetensors`` or a model
@@ -33,8 +33,11 @@ import pyarrow as pa
 from pydantic import Field, model_validator
 
 from recipeflow.operators import document as doc
-from recipeflow.operators._classifier_head import HEAD_FILE, ClassifierHead, load_head
-from recipeflow.operators._embedding_models import (
+from recipeflow.operators.base import Filter, Rejection, Resource, threshold_decisions
+from recipeflow.operators.embed import EncoderParams
+from recipeflow.operators.fasttext_classifier import MANIFEST, VERSIONS_DIR, _committed_versions
+from recipeflow.operators.models.classifier_head import HEAD_FILE, ClassifierHead, load_head
+from recipeflow.operators.models.embedding_models import (
     EmbeddingModelError,
     EncoderInfo,
     TextEncoder,
@@ -45,11 +48,8 @@ from recipeflow.operators._embedding_models import (
     resolve_device,
     resolve_dtype,
 )
-from recipeflow.operators._fasttext_models import file_sha256, local_copy
-from recipeflow.operators._llm_models import hub_offline, local_model_path, model_fingerprint
-from recipeflow.operators.base import Filter, Rejection, Resource, threshold_decisions
-from recipeflow.operators.embed import EncoderParams
-from recipeflow.operators.fasttext_classifier import MANIFEST, VERSIONS_DIR, _committed_versions
+from recipeflow.operators.models.fasttext_models import file_sha256, local_copy
+from recipeflow.operators.models.llm_models import hub_offline, local_model_path, model_fingerprint
 from recipeflow.operators.registry import register
 
 HF_FOLDER_IN_VERSION = "model"

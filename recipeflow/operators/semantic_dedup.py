@@ -38,9 +38,10 @@ import pyarrow as pa
 from pydantic import Field, model_validator
 
 from recipeflow.operators import document as doc
-from recipeflow.operators._dedup_history import SIGNATURE_NEUTRAL_PARAMS, ScopeParams
-from recipeflow.operators._embedding_models import embedding_column, embeddings_matrix
-from recipeflow.operators.base import BarrierDecision, Deduplicator, Rejection
+from recipeflow.operators.base import BarrierDecision, Rejection
+from recipeflow.operators.dedup.deduplicator import Deduplicator
+from recipeflow.operators.dedup.history import SIGNATURE_NEUTRAL_PARAMS, ScopeParams
+from recipeflow.operators.models.embedding_models import embedding_column, embeddings_matrix
 from recipeflow.operators.registry import register
 from recipeflow.operators.top_k import concat_column, field_values
 

@@ -9,15 +9,15 @@ import pyarrow as pa
 import pytest
 
 from recipeflow.operators import registry
-from recipeflow.operators._embedding_models import (
+from recipeflow.operators.base import Resource
+from recipeflow.operators.embed import Embed
+from recipeflow.operators.models.embedding_models import (
     BUNDLED_MINILM,
     EmbeddingModelError,
     bundled_minilm_path,
     embedding_column,
     embeddings_matrix,
 )
-from recipeflow.operators.base import Resource
-from recipeflow.operators.embed import Embed
 
 TEXTS = [
     "The cat sits on the mat.",

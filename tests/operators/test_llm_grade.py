@@ -6,9 +6,9 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from recipeflow.operators._llm_backends import Generation
 from recipeflow.operators.base import Resource
 from recipeflow.operators.llm_grade import LlmGrade, parse_grade, rubrics
+from recipeflow.operators.models.llm_backends import Generation
 
 MODEL = "smollm2-135m-instruct"
 SMALL = {"model": MODEL, "max_tokens": 16, "max_input_chars": 300, "keep_answer": True}

@@ -9,12 +9,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from recipeflow.operators._classifier_head import HeadFormatError, load_head
-from recipeflow.operators._classifier_training import NotEnoughGradedDocuments, train_head
-from recipeflow.operators._embedding_models import bundled_minilm_path
 from recipeflow.operators.base import Resource
 from recipeflow.operators.embed import Embed
 from recipeflow.operators.model_classifier import ModelClassifier, ModelClassifierError
+from recipeflow.operators.models.classifier_head import HeadFormatError, load_head
+from recipeflow.operators.models.classifier_training import NotEnoughGradedDocuments, train_head
+from recipeflow.operators.models.embedding_models import bundled_minilm_path
 from tests.operators.corpora import handbook_paragraphs, stdlib_paragraphs
 
 
@@ -115,7 +115,7 @@ def graded():
 @pytest.fixture(scope="module")
 def embedded(graded):
     """The graded texts' MiniLM embeddings and the model's sha256, computed once."""
-    from recipeflow.operators._embedding_models import encoder
+    from recipeflow.operators.models.embedding_models import encoder
 
     enc = encoder("all-minilm-l6-v2")
     return enc.encode(graded[0]), enc.sha256
@@ -211,8 +211,8 @@ def test_too_few_graded_documents_for_a_holdout_split():
 
 
 def test_training_from_a_table_of_graded_documents(graded, embedded):
-    from recipeflow.operators._classifier_training import train_head_from_documents
     from recipeflow.operators.embed import vectors_to_arrow
+    from recipeflow.operators.models.classifier_training import train_head_from_documents
 
     texts, grades, ids = graded
     table = pa.table({"id": ids, "text": texts, "grade": grades[:-1] + [None],

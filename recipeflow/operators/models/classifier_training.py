@@ -24,8 +24,8 @@ from typing import Any, Literal, Sequence
 import numpy as np
 import xxhash
 
-from recipeflow.operators._classifier_head import ClassifierHead, softmax
-from recipeflow.operators._embedding_models import encoder
+from recipeflow.operators.models.classifier_head import ClassifierHead, softmax
+from recipeflow.operators.models.embedding_models import encoder
 
 
 class NotEnoughGradedDocuments(ValueError):
@@ -202,7 +202,7 @@ def train_head_from_documents(documents, grade_field: str = "grade", embedding_f
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from recipeflow.operators._embedding_models import embedding_column, embeddings_matrix
+    from recipeflow.operators.models.embedding_models import embedding_column, embeddings_matrix
 
     table: pa.Table = documents
     field = options.get("field", "train")

