@@ -1,9 +1,9 @@
 """English paragraphs of two real sources for the model-based benchmarks (DSIR, semantic dedup).
 
 With the shared corpora (``RECIPEFLOW_CORPORA``, see ``common.py``): paragraphs of The Debian
-Administrator's Handbook and of Debian Reference, English pages only. Without them: the
-handbook sample that ships in ``recipes/samples/`` and Python standard-library docstrings
-(``tests/operators/corpora.py``), so the scripts run from a fresh clone.
+Administrator's Handbook and of Debian Reference, English pages only. Without them: the same
+two manuals as trimmed in ``tests/data/`` (``tests/operators/corpora.py``), so the scripts run
+from a fresh clone.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ def two_sources(min_words: int = 20) -> tuple[str, list[str], str, list[str]]:
                    for p in _paragraphs(r["text"], min_words)]
             return list(dict.fromkeys(out))
         return "debian-handbook", english(handbook), "debian-reference", english(reference)
-    from tests.operators.corpora import handbook_paragraphs, stdlib_paragraphs
+    from tests.operators.corpora import manual_paragraphs
 
-    return "handbook-sample", handbook_paragraphs(min_words), "python-stdlib-docs", stdlib_paragraphs(min_words)
+    return ("debian-handbook (tests/data)", manual_paragraphs("debian-handbook", min_words),
+            "debian-reference (tests/data)", manual_paragraphs("debian-reference", min_words))

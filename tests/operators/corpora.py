@@ -3,6 +3,8 @@ and with Python itself (a user's clone has both; nothing is downloaded).
 
 * the English pages of the bundled Debian handbook sample (recipes/samples/), cut into
   paragraphs: system-administration prose;
+* the English pages of the trimmed Debian Administrator's Handbook and Debian Reference in
+  tests/data/ (two manuals of one project: similar vocabulary, different authors and purpose);
 * docstrings of Python standard-library modules, classes and functions, cut into paragraphs:
   programming reference prose.
 """
@@ -17,6 +19,7 @@ import re
 from pathlib import Path
 
 HANDBOOK = Path(__file__).resolve().parents[2] / "recipes" / "samples" / "debian-handbook-sample.jsonl.gz"
+TEST_DATA = Path(__file__).resolve().parents[1] / "data"  # see its NOTICE
 
 _STDLIB_MODULES = (
     "argparse", "asyncio", "base64", "bisect", "calendar", "collections", "configparser", "csv",
@@ -42,6 +45,18 @@ def handbook_paragraphs(min_words: int = 20, lang: str = "en") -> list[str]:
     for row in rows:
         if row["lang"] == lang:
             out.extend(_paragraphs(row["text"], min_words))
+    return list(dict.fromkeys(out))
+
+
+def manual_paragraphs(name: str, min_words: int = 20) -> list[str]:
+    """English paragraphs of ``debian-handbook`` or ``debian-reference`` from tests/data."""
+    with gzip.open(TEST_DATA / f"{name}.jsonl.gz", "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    out: list[str] = []
+    for row in rows:
+        if row["lang"] == "en":  # one paragraph a line in these extractions
+            out.extend(" ".join(line.split()) for line in row["text"].split("\n")
+                       if len(line.split()) >= min_words)
     return list(dict.fromkeys(out))
 
 

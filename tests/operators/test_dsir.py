@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from recipeflow.operators.dsir import Dsir, gumbel_noise, hashed_ngrams
-from tests.operators.corpora import handbook_paragraphs, stdlib_paragraphs
+from tests.operators.corpora import manual_paragraphs
 
 
 def run(op, shards):
@@ -20,13 +20,14 @@ def run(op, shards):
 
 @pytest.fixture(scope="module")
 def mix(tmp_path_factory):
-    """80 handbook paragraphs (every other one) and 320 standard-library ones, shuffled, in 3
-    shards; the target is the 80 other handbook paragraphs, in a JSONL file."""
-    handbook, stdlib = handbook_paragraphs(), stdlib_paragraphs()
+    """Two bundled corpora (tests/data): 100 paragraphs of the Debian Administrator's Handbook
+    (every other one) and 300 of Debian Reference, shuffled, in 3 shards; the target is 150
+    other handbook paragraphs, in a JSONL file."""
+    handbook, reference = manual_paragraphs("debian-handbook"), manual_paragraphs("debian-reference")
     target_path = tmp_path_factory.mktemp("target") / "target.jsonl"
-    target_path.write_text("".join(json.dumps({"text": t}) + "\n" for t in handbook[1::2]))
-    texts = handbook[0::2] + stdlib[:320]
-    source = ["handbook"] * 80 + ["stdlib"] * 320
+    target_path.write_text("".join(json.dumps({"text": t}) + "\n" for t in handbook[1::2][:150]))
+    texts = handbook[0::2][:100] + reference[:300]
+    source = ["handbook"] * 100 + ["reference"] * 300
     order = np.random.default_rng(0).permutation(len(texts))
     table = pa.table({"id": [f"d{i}" for i in order], "text": [texts[i] for i in order],
                       "source": [source[i] for i in order]})
@@ -41,12 +42,13 @@ def share_from_target_source(results):
 def test_share_from_the_targets_source_approaches_one_as_k_shrinks(mix):
     shards, target = mix
     shares = {}
-    for k in (10, 40, 80, 200):
+    for k in (10, 25, 50, 100, 200):
         share, kept = share_from_target_source(run(Dsir({"target": target, "k": k}), shards))
         assert kept == k
         shares[k] = share
-    assert shares[10] == 1.0 and shares[40] >= 0.95 and shares[80] >= 0.8, shares
-    assert shares[10] >= shares[40] >= shares[80] >= shares[200] > 0.2 * 0.99  # 0.2: the raw share
+    # The raw share of handbook paragraphs is 0.25.
+    assert shares[10] == 1.0 and shares[25] >= 0.95 and shares[50] >= 0.8, shares
+    assert shares[10] >= shares[25] >= shares[50] >= shares[100] >= shares[200] > 0.3, shares
 
 
 def test_weights_are_kept_and_sharding_does_not_matter(mix):
@@ -59,11 +61,11 @@ def test_weights_are_kept_and_sharding_does_not_matter(mix):
     weights = dict(zip(kept1.column("id").to_pylist(), kept1.column("dsir_log_weight").to_pylist()))
     rejected = pa.concat_tables([r.rejected for r in one if r.rejected is not None])
     assert set(rejected.column("reject_reason").to_pylist()) == {"not_resampled"}
-    # Handbook paragraphs weigh more than standard-library ones on average.
+    # Handbook paragraphs weigh more than Debian Reference ones on average.
     sources = dict(zip(kept1.column("id").to_pylist(), kept1.column("source").to_pylist()))
     by_source = {s: np.mean([w for i, w in weights.items() if sources[i] == s]) for s in set(sources.values())}
-    assert by_source.get("stdlib", -np.inf) < by_source["handbook"]
-    assert op.last_summary["target_documents"] == 80
+    assert by_source.get("reference", -np.inf) < by_source["handbook"]
+    assert op.last_summary["target_documents"] == 150
     # Another seed, another sample (resampling, not a top-k).
     other = run(Dsir({"target": target, "fraction": 0.25, "seed": 8}), shards)
     assert pa.concat_tables([r.kept for r in other]).column("id") != kept3.column("id")
@@ -72,12 +74,12 @@ def test_weights_are_kept_and_sharding_does_not_matter(mix):
 def test_parquet_and_glob_targets(mix, tmp_path):
     shards, target = mix
     texts = [json.loads(line)["text"] for line in open(target)]
-    pq.write_table(pa.table({"body": texts[:40]}), tmp_path / "a.parquet")
-    pq.write_table(pa.table({"body": texts[40:]}), tmp_path / "b.parquet")
+    pq.write_table(pa.table({"body": texts[:70]}), tmp_path / "a.parquet")
+    pq.write_table(pa.table({"body": texts[70:]}), tmp_path / "b.parquet")
     op = Dsir({"target": str(tmp_path / "*.parquet"), "text_field": "body", "k": 10})
     assert [f["path"].rsplit("/", 1)[-1] for f in op.provenance()["target_files"]] == ["a.parquet", "b.parquet"]
     assert share_from_target_source(run(op, shards))[0] == 1.0
-    assert op.last_summary["target_documents"] == 80
+    assert op.last_summary["target_documents"] == 150
 
 
 def test_features_and_noise():
