@@ -96,7 +96,12 @@ def _kmeans(vectors16: np.ndarray, clusters: int, iterations: int, seed: int, de
     sample = min(n, 256 * clusters)
     rows = np.sort(np.random.default_rng(seed).choice(n, sample, replace=False)) if sample < n else np.arange(n)
     train = _unit(vectors16[rows].astype(np.float32))
-    use_gpu = device == "gpu" or (device == "auto" and faiss.get_num_gpus() > 0)
+    gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+    if device == "gpu" and gpus == 0:
+        raise ValueError("semantic_dedup: `device: gpu`, but faiss sees no GPU (faiss-cpu has no "
+                         "GPU support): install a faiss build with CUDA on the GPU pool, or use "
+                         "device auto")
+    use_gpu = gpus > 0 and device != "cpu"
     kmeans = faiss.Kmeans(dim, clusters, niter=iterations, seed=seed, spherical=True,
                           gpu=bool(use_gpu), verbose=False, max_points_per_centroid=256,
                           min_points_per_centroid=1)
