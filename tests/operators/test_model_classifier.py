@@ -206,6 +206,11 @@ def test_model_root_versions(tmp_path, graded, embedded):
 
 
 def test_too_few_graded_documents_for_a_holdout_split():
+    from recipeflow.operators.models.classifier_training import check_split
+
+    assert check_split(160) == (128, 32)
+    with pytest.raises(NotEnoughGradedDocuments, match="`train`: 40 graded documents"):
+        check_split(40)
     with pytest.raises(NotEnoughGradedDocuments, match="`train`.*too few.*held-out set would have"):
         train_head([1.0, 4.0] * 10, embeddings=np.eye(20, 8), embedding_sha256="0" * 64)
 

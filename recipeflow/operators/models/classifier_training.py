@@ -72,14 +72,9 @@ def train_head(
     if np.isnan(y).any():
         raise ValueError(f"`{field}`: {int(np.isnan(y).sum())} grades are missing (NaN); drop "
                          "ungraded documents first")
+    check_split(n, holdout_fraction, min_holdout, field)
     holdout = _holdout_mask(n, ids, holdout_fraction, seed)
     n_hold, n_train = int(holdout.sum()), int((~holdout).sum())
-    if n_hold < min_holdout or n_train < max(2 * min_holdout, 2):
-        raise NotEnoughGradedDocuments(
-            f"`{field}`: {n} graded documents are too few to train a head and hold "
-            f"{holdout_fraction:.0%} out: the held-out set would have {n_hold} (at least "
-            f"{min_holdout} needed) and the training set {n_train} (at least "
-            f"{max(2 * min_holdout, 2)}); grade more documents")
     if embeddings is None:
         enc = encoder(embedding_model, max_length=max_length)
         x = enc.encode(list(texts or []), batch_size, normalize=True)
@@ -107,6 +102,22 @@ def train_head(
     return TrainingResult(head, metrics,
                           [i for i, h in zip(all_ids, holdout) if not h],
                           [i for i, h in zip(all_ids, holdout) if h])
+
+
+def check_split(documents: int, holdout_fraction: float = 0.2, min_holdout: int = 10,
+                field: str = "train") -> tuple[int, int]:
+    """(training, held-out) sizes for ``documents`` graded documents, or
+    :class:`NotEnoughGradedDocuments` naming ``field``: callable at planning, when the number
+    of documents to grade is known (a `sample: count`), before any GPU work."""
+    n_hold = int(round(holdout_fraction * documents))
+    n_train = documents - n_hold
+    if n_hold < min_holdout or n_train < max(2 * min_holdout, 2):
+        raise NotEnoughGradedDocuments(
+            f"`{field}`: {documents} graded documents are too few to train a head and hold "
+            f"{holdout_fraction:.0%} out: the held-out set would have {n_hold} (at least "
+            f"{min_holdout} needed) and the training set {n_train} (at least "
+            f"{max(2 * min_holdout, 2)}); grade more documents")
+    return n_train, n_hold
 
 
 def _holdout_mask(n: int, ids: Sequence[str] | None, fraction: float, seed: int) -> np.ndarray:
