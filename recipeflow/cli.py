@@ -43,12 +43,17 @@ def run(recipe: str, overrides: tuple[str, ...], no_progress: bool) -> None:
     from recipeflow.engine.unreadable import InputUnreadable
     from recipeflow.orchestration.runner import RunRefused, run_recipe
 
+    embedded = not os.environ.get("PREFECT_API_URL")
     try:
         manifests = run_recipe(recipe, overrides, progress=not no_progress)
     except (RecipeInvalid, RunRefused, InputUnreadable) as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
     _print_results(manifests)
+    if embedded:
+        from recipeflow.orchestration.prefect_server import EMBEDDED_NOTE
+
+        click.echo(f"\n{EMBEDDED_NOTE}")
 
 
 def _print_results(manifests: list[dict]) -> None:
