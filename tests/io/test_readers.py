@@ -443,6 +443,38 @@ def test_parquet_without_text_column_and_not_parquet(tmp_path: Path) -> None:
     assert "not a readable Parquet file" in unreadable.column(doc.REJECT_DETAIL)[0].as_py()
 
 
+
+
+def corrupt_parquet(path: Path, rows: int = 500) -> Path:
+    """A Parquet file of ``rows`` rows in row groups of 100 whose middle 4 KiB are zeroed;
+    the footer stays intact, so only the pages under the zeros are corrupt."""
+    texts = [f"row {i} " + "word " * (i % 13 + 20) for i in range(rows)]
+    pq.write_table(pa.table({"id": [str(i) for i in range(rows)], "text": texts}), path,
+                   row_group_size=100, compression="snappy")
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle - 2048:middle + 2048] = bytes(4096)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_corrupt_parquet_row_group_becomes_counted_unreadable_records(tmp_path: Path) -> None:
+    bad = corrupt_parquet(tmp_path / "bad.parquet")
+    good = tmp_path / "good.parquet"
+    pq.write_table(pa.table({"id": ["g0", "g1"], "text": ["fine one", "fine two"]}), good)
+    shards = shards_of(str(bad), "parquet", 1000) + shards_of(str(good), "parquet", 1000)
+    documents, unreadable = read_all(shards, batch_size=64)
+    assert documents.num_rows + unreadable.num_rows == 502
+    assert 0 < unreadable.num_rows < 500 and unreadable.num_rows % 100 == 0
+    assert {"g0", "g1"} <= set(documents.column("id").to_pylist())
+    # Every good row is read; the unreadable ones are whole row groups, each named with its rows.
+    records = unreadable.column(doc.INPUT_RECORD).to_pylist()
+    first = records[0]
+    detail = unreadable.column(doc.REJECT_DETAIL)[0].as_py()
+    assert first % 100 == 0 and f"rows {first}-{first + 99}" in detail and "bad.parquet" in detail
+    assert set(unreadable.column(doc.INPUT_FILE).to_pylist()) == {str(bad)}
+    kept = set(documents.column(doc.INPUT_RECORD).to_pylist()[:-2])
+    assert kept.isdisjoint(records) and len(kept) + len(records) == 500
 # --- WARC -----------------------------------------------------------------------------------
 
 
