@@ -7,6 +7,8 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import time
+import tracemalloc
 from pathlib import Path
 
 import jsonschema
@@ -681,3 +683,49 @@ def test_history_scope_needs_a_node_that_reaches_one_output(tmp_path):
     # With one output downstream, the history is that output's.
     recipe = load_recipe(path, ("nodes.b.from=docs",))
     assert recipe.outputs_reaching("clean") == ["a"]
+
+
+# --- hostile YAML -------------------------------------------------------------------------------
+
+
+def billion_laughs(levels: int, fanout: int = 9) -> str:
+    lines = ["a0: &a0 [lol]"]
+    for level in range(1, levels + 1):
+        refs = ", ".join([f"*a{level - 1}"] * fanout)
+        lines.append(f"a{level}: &a{level} [{refs}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_yaml_alias_expansion_is_bounded(tmp_path: Path) -> None:
+    started = time.perf_counter()
+    tracemalloc.start()
+    try:
+        [issue] = issues_of(write(tmp_path, billion_laughs(9)))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert time.perf_counter() - started < 2
+    assert peak < 50 * 2**20
+    assert "alias" in issue.message and "not valid YAML" in issue.message
+    assert issue.line is not None
+
+
+def test_yaml_nesting_depth_is_bounded(tmp_path: Path) -> None:
+    [issue] = issues_of(write(tmp_path, "name: x\nprocess: " + "[" * 20_000 + "]" * 20_000 + "\n"))
+
+    assert "nested" in issue.message and issue.line == 2
+
+
+def test_a_few_aliases_still_load() -> None:
+    document = load_yaml("base: &b {min_length: 5}\nx: *b\ny: {<<: *b, max_length: 9}\n")
+
+    assert document.data["y"] == {"min_length": 5, "max_length": 9}
+    assert document.lines[("x", "min_length")] == 1
+
+
+@pytest.mark.parametrize("tag", ["!!python/object/apply:os.system ['true']",
+                                 "!!python/name:os.system", "!!python/object/new:os.system [true]"])
+def test_unsafe_yaml_tags_are_refused(tmp_path: Path, tag: str) -> None:
+    [issue] = issues_of(write(tmp_path, f"name: x\nrun: {tag}\n"))
+
+    assert "not valid YAML" in issue.message and issue.line == 2
