@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from recipeflow.operators.base import NonNegative, Ratio
 from recipeflow.operators.text.datajuicer_text import DataJuicerFilterParams, RangeFilter
 from recipeflow.operators.registry import register
 
@@ -18,8 +19,8 @@ class AlphanumericFilterParams(DataJuicerFilterParams):
         description="Data-Juicer's token-based ratio (letters per token of the "
         "EleutherAI/pythia-6.9b-deduped tokenizer); not supported: see the error it gives.",
     )
-    min_ratio: float | None = Field(0.25, description="Drop documents below this ratio.")
-    max_ratio: float | None = Field(
+    min_ratio: Ratio | None = Field(0.25, description="Drop documents below this ratio.")
+    max_ratio: NonNegative | None = Field(
         sys.maxsize, description="Drop documents above this ratio."
     )
 

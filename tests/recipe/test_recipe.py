@@ -729,3 +729,51 @@ def test_unsafe_yaml_tags_are_refused(tmp_path: Path, tag: str) -> None:
     [issue] = issues_of(write(tmp_path, f"name: x\nrun: {tag}\n"))
 
     assert "not valid YAML" in issue.message and issue.line == 2
+
+
+# --- nonsense thresholds ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("step, problems", [
+    ("gopher_quality_filter: {min_doc_words: -10, max_doc_words: -20}",
+     {"min_doc_words": "0", "max_doc_words": "0"}),
+    ("alphanumeric_filter: {min_ratio: 5, max_ratio: -1}",
+     {"min_ratio": "1", "max_ratio": "0"}),
+    ("gopher_quality_filter: {min_doc_words: 500, max_doc_words: 100}",
+     {"max_doc_words": "min_doc_words (500)"}),
+    ("text_length_filter: {min_len: 50, max_len: 10}", {"max_len": "min_length (50)"}),
+    ("words_num_filter: {min_num: 20, max_num: 5}", {"max_num": "min_num (20)"}),
+    ("fineweb_quality_filter: {line_punct_thr: 1.5, short_line_length: -1}",
+     {"line_punct_thr": "1", "short_line_length": "0"}),
+    ("gopher_repetition_filter: {dup_line_frac: -0.3}", {"dup_line_frac": "0"}),
+    ("c4_quality_filter: {min_num_sentences: -5}", {"min_num_sentences": "0"}),
+    ("stopwords_filter: {min_ratio: 1.3}", {"min_ratio": "1"}),
+])
+def test_nonsense_thresholds_fail_validation_on_their_line(
+    tmp_path: Path, step: str, problems: dict[str, str]
+) -> None:
+    path = write(tmp_path, CHAIN.replace("text_length_filter: {min_length: 200}", step))
+
+    issues = issues_of(path)
+
+    operator = step.split(":")[0]
+    assert {i.path for i in issues} == {f"process[2].{operator}.{f}" for f in problems}
+    for field, bound in problems.items():
+        issue = issue_at(issues, f"process[2].{operator}.{field}")
+        assert issue.line == 11 and issue.file == path
+        assert bound in str(issue)
+
+
+def test_sensible_thresholds_and_data_juicer_defaults_still_validate(tmp_path: Path) -> None:
+    for step in ["gopher_quality_filter: {min_doc_words: 50, max_doc_words: 0}",  # 0 = rule off
+                 "alphanumeric_filter: {min_ratio: 0.25, max_ratio: 9223372036854775807}",
+                 "text_length_filter: {min_length: 5, max_length: 5}",
+                 "gopher_quality_filter: {min_doc_words: null, max_doc_words: 10}"]:
+        load_recipe(write(tmp_path, CHAIN.replace("text_length_filter: {min_length: 200}", step)))
+
+
+def test_every_bundled_recipe_still_validates() -> None:
+    recipes = sorted((Path(__file__).parents[2] / "recipes").glob("*.yaml"))
+    assert recipes
+    for recipe in recipes:
+        load_recipe(str(recipe))
