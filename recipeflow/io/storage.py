@@ -69,16 +69,42 @@ def write_bytes(url: str, data: bytes) -> None:
         f.write(data)
 
 
+def write_bytes_atomic(url: str, data: bytes) -> None:
+    """Write ``data`` so that readers see the whole file or none of it.
+
+    On local disk the bytes go to a temporary name beside ``url``, which is renamed over it
+    once complete (a full disk or a kill leaves a stray temporary file, never a torn ``url``).
+    An object store's PUT is already all-or-nothing, so it is written in place.
+    """
+    fs, path = filesystem(url)
+    if not is_local(url):
+        write_bytes(url, data)
+        return
+    parent = os.path.dirname(path)
+    fs.makedirs(parent, exist_ok=True)
+    temporary = os.path.join(parent, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
+    try:
+        with fs.open(temporary, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        remove(temporary)
+        raise
+
+
 def read_bytes(url: str) -> bytes:
     fs, path = filesystem(url)
     with fs.open(path, "rb") as f:
         return f.read()
 
 
-def write_json(url: str, value: Any) -> bytes:
-    """Write ``value`` as indented JSON; returns the bytes written."""
+def write_json(url: str, value: Any, *, atomic: bool = False) -> bytes:
+    """Write ``value`` as indented JSON (``atomic``: see :func:`write_bytes_atomic`); returns
+    the bytes written."""
     data = (json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8")
-    write_bytes(url, data)
+    (write_bytes_atomic if atomic else write_bytes)(url, data)
     return data
 
 
