@@ -10,6 +10,7 @@ from recipeflow.engine.inputs import resolve_input
 from recipeflow.io import readers, storage
 from recipeflow.recipe.loading import load_recipe
 from recipeflow.recipe.models import Recipe
+from recipeflow.recipe.overlap import first_overlap
 from recipeflow.recipe.paths import with_absolute_paths
 
 
@@ -30,6 +31,8 @@ def preflight(runnable: Recipe) -> None:
             raise RunRefused(f"{where}: inputs.{name}.path: {exc}") from exc
         except ValueError as exc:
             raise RunRefused(f"{where}: inputs.{name}.format: {exc}") from exc
+    if (overlap := first_overlap(runnable)) is not None:
+        raise RunRefused(f"{where}: {overlap}")
     roots = [
         ("output.path" if node == "main" else f"outputs.{node}.path", spec.path)
         for node, spec in runnable.outputs.items()

@@ -777,3 +777,58 @@ def test_every_bundled_recipe_still_validates() -> None:
     assert recipes
     for recipe in recipes:
         load_recipe(str(recipe))
+
+
+# --- outputs overlapping inputs -----------------------------------------------------------------
+
+
+OVERLAP = """\
+name: overlap
+inputs:
+  docs: {path: INPUT, format: jsonl}
+process:
+  - text_length_filter: {min_length: 1}
+output: {path: OUTPUT, keep_last: 1}
+"""
+
+
+@pytest.mark.parametrize("input_path, output_path, relation", [
+    ("data", "data", "same folder"),
+    ("data", "./data/", "same folder"),
+    ("data", "data/out", "output root is inside"),
+    ("data/**/*.jsonl", "data/out", "output root is inside"),
+    ("data/*/*.jsonl", "data/out", "output root is inside"),
+    ("out/versions/v1/*.parquet", "out", "input is inside"),
+    ("out@20260101-000000-abcdef", "out", "same folder"),
+    ("/srv/data", "/srv/data/out", "output root is inside"),
+    ("s3://bucket/raw", "s3://bucket/raw/out", "output root is inside"),
+    ("s3://bucket/raw/", "s3://bucket", "input is inside"),
+])
+def test_an_output_overlapping_an_input_is_invalid(
+    tmp_path: Path, input_path: str, output_path: str, relation: str
+) -> None:
+    text = OVERLAP.replace("INPUT", input_path).replace("OUTPUT", output_path)
+
+    [issue] = issues_of(write(tmp_path, text))
+
+    assert issue.path == "output.path" and issue.line == 6
+    assert f"inputs.docs.path ({input_path})" in issue.message and "overlap" in issue.message
+    assert relation in issue.message
+
+
+@pytest.mark.parametrize("input_path, output_path", [
+    ("data/*.jsonl", "data/out"),  # the glob does not descend into data/out
+    ("data", "data-out"),
+    ("data/a.jsonl", "out"),
+    ("s3://bucket/raw", "s3://bucket/raw2"),
+    ("s3://bucket/raw", "gs://bucket/raw/out"),
+    ("data", "/abs/data"),  # relative and absolute: left to the run's preflight
+])
+def test_outputs_apart_from_inputs_are_valid(tmp_path: Path, input_path: str, output_path: str) -> None:
+    load_recipe(write(tmp_path, OVERLAP.replace("INPUT", input_path).replace("OUTPUT", output_path)))
+
+
+def test_graph_outputs_and_training_outputs_are_checked_too(tmp_path: Path) -> None:
+    text = GRAPH.replace("out/clean", "pages.jsonl/..")
+    [issue] = issues_of(write(tmp_path, text))
+    assert issue.path == "outputs.clean.path" and "inputs.pages.path (pages.jsonl)" in issue.message
