@@ -552,6 +552,32 @@ def test_a_broken_warc_record_costs_one_row_and_reading_goes_on(tmp_path: Path) 
     assert whole.equals(documents) and whole_bad.equals(unreadable)
 
 
+
+
+def test_warc_records_without_a_target_uri_say_what_is_wrong(tmp_path: Path) -> None:
+    plain = write_warc(tmp_path / "plain.warc", [(f"https://e.org/{i}", html(i), "text/html")
+                                                 for i in range(5)], gzipped=False)
+
+    def without_uri(member: bytes, rec_type: str = "response") -> bytes:
+        head, sep, block = member.partition(b"\r\n\r\n")
+        lines = [line for line in head.split(b"\r\n") if not line.startswith(b"WARC-Target-URI")]
+        lines = [b"WARC-Type: " + rec_type.encode() if line.startswith(b"WARC-Type") else line
+                 for line in lines]
+        return gzip.compress(b"\r\n".join(lines) + sep + block, mtime=0)
+
+    path = tmp_path / "no-uri.warc.gz"
+    good = [gzip.compress(member, mtime=0) for member in plain]
+    path.write_bytes(good[0] + without_uri(plain[1]) + good[2] + without_uri(plain[3], "revisit")
+                     + good[4])
+    documents, unreadable = read_all(shards_of(str(path), "warc", 100))
+    assert documents.column("url").to_pylist() == [f"https://e.org/{i}" for i in (0, 2, 4)]
+    details = unreadable.column(doc.REJECT_DETAIL).to_pylist()
+    assert len(details) == 2
+    for detail, rec_type in zip(details, ["response", "revisit"]):
+        assert f"a {rec_type} record without a WARC-Target-URI header" in detail, detail
+        assert "NoneType" not in detail
+
+
 def test_uncompressed_warc_with_garbage_between_records(tmp_path: Path) -> None:
     path = tmp_path / "plain.warc"
     members = write_warc(path, [(f"https://e.org/{i}", html(i), "text/html") for i in range(4)],
