@@ -45,7 +45,9 @@ class EmbeddedServer:
             self.port: int = sock.getsockname()[1]
             self.process: subprocess.Popen[bytes] | None = subprocess.Popen(
                 [
-                    sys.executable, "-m", "uvicorn",
+                    # Through parent_watch: the server ends when this process dies, even by SIGKILL.
+                    sys.executable, "-m", "recipeflow.orchestration.parent_watch", str(os.getpid()),
+                    "-m", "uvicorn",
                     "--app-dir", os.path.dirname(os.path.dirname(spec.origin)),
                     "--factory", "prefect.server.api.server:create_app",
                     "--fd", str(sock.fileno()),
