@@ -17,7 +17,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
-from recipeflow.orchestration.parent_watch import die_with_parent
+from recipeflow.orchestration.parent_watch import die_with_parent, kill_descendants_on_death
 from recipeflow.orchestration import credentials
 from recipeflow.engine import cache_address, execute, history, refresh
 from recipeflow.engine.commit import NodeResult
@@ -70,6 +70,7 @@ def task_runner(run: RunSpec):
 
         if run.address:
             return RayTaskRunner(address=run.address)
+        kill_descendants_on_death()  # the local cluster's agents outlive a killed run otherwise
         return RayTaskRunner(init_kwargs={"num_cpus": run.workers, "include_dashboard": False})
     if run.executor == "dask":
         from prefect_dask import DaskTaskRunner
