@@ -104,3 +104,45 @@ def test_versions_all_reports_and_gc_removes_a_half_written_version(root: Path) 
     assert "removed 2 uncommitted version folders" in text
     assert not killed.exists() and not torn.exists() and recent.exists()
     assert [v["version"] for v in versions.list_versions(str(root))] == ["v1"]
+
+
+def test_concurrent_commits_and_readers_never_see_a_partial_manifest(tmp_path: Path) -> None:
+    import threading
+    import warnings
+
+    root = str(tmp_path / "dataset")
+    big = {"padding": "y" * 2_000_000}  # written in several chunks: a reader could catch half
+    problems: list[BaseException] = []
+    done = threading.Event()
+
+    def commit_many(writer: int) -> None:
+        try:
+            for i in range(6):
+                version = f"2026010{writer}-00000{i}-w{writer}"
+                versions.commit(root, version, {**manifest(version, f"2026-01-0{writer}T00:00:0{i}"), **big})
+        except BaseException as error:  # noqa: BLE001 - reported by the test
+            problems.append(error)
+
+    def read_all_the_time() -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a skipped (torn) manifest fails the test
+            while not done.is_set():
+                try:
+                    versions.list_versions(root)
+                except BaseException as error:  # noqa: BLE001
+                    problems.append(error)
+                    return
+
+    writers = [threading.Thread(target=commit_many, args=(w,)) for w in (1, 2, 3)]
+    reader = threading.Thread(target=read_all_the_time)
+    reader.start()
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    done.set()
+    reader.join()
+
+    assert problems == []
+    assert len(versions.list_versions(root)) == 18
+    assert not [p for p in (tmp_path / "dataset").rglob("*") if ".tmp-" in p.name]
