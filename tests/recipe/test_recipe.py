@@ -554,7 +554,8 @@ def test_resolved_fills_defaults_and_round_trips(tmp_path: Path) -> None:
     assert steps[2] == {"text_length_filter": {"min_length": 200, "max_length": None}}
     assert steps[1]["normalize_whitespace"] == recipe.nodes["main"].process[1].params
     assert resolved["nodes"]["main"]["from"] == ["pages", "extra"]
-    output = {"path": "out/quickstart", "format": "parquet", "keep_rejected": True, "keep_last": None}
+    output = {"path": "out/quickstart", "format": "parquet", "keep_rejected": True, "keep_last": None,
+              "create_bucket": False}
     assert resolved["outputs"] == {"main": output}
     assert "source" not in resolved
     json.dumps(resolved)  # JSON-able
