@@ -16,8 +16,9 @@ class StopWordsFilterParams(WordsAugmentationParams):
     stopwords_dir: str | None = Field(
         None,
         description="Folder (any fsspec path) of JSON files whose name contains 'stopwords', "
-        "each {language: [words]} (Data-Juicer's format); null: the bundled lists (from the "
-        "stop-words package). lang 'all' uses every language's words.",
+        "each {language: [words]} (Data-Juicer's format); null: the bundled lists (BigScience's "
+        "lists, Data-Juicer's origin, for ar bn ca en es eu fr hi id pt ur vi zh; the stop-words "
+        "package for the others: see data/NOTICE). lang 'all' uses every language's words.",
     )
 
 
@@ -31,7 +32,7 @@ class StopWordsFilter(WordListRatioFilter):
     """
 
     name = "stopwords_filter"
-    version = "1"
+    version = "2"  # 2: BigScience lists for 13 languages
     Params = StopWordsFilterParams
     statistic = "stopwords_ratio"
 
