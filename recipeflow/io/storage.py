@@ -120,6 +120,10 @@ def remove(url: str, recursive: bool = False) -> None:
         pass
 
 
+# Object stores whose first path segment is a bucket that writing would create silently.
+BUCKET_PROTOCOLS = ("s3", "s3a", "gs", "gcs")
+
+
 def check_writable(root: str, *, recipe: str, field: str, create_bucket: bool = False) -> None:
     """Fail before any work if ``root`` cannot hold a dataset: create it and write a probe.
 
@@ -127,7 +131,7 @@ def check_writable(root: str, *, recipe: str, field: str, create_bucket: bool = 
     must not become a new bucket), and a refusal says which URL and which credentials."""
     probe = join(root, f".write-check-{uuid.uuid4().hex}")
     try:
-        if not is_local(root):
+        if root.split("://", 1)[0] in BUCKET_PROTOCOLS:
             _check_bucket(root, recipe=recipe, field=field, create=create_bucket)
         makedirs(root)
         write_bytes(probe, b"")
