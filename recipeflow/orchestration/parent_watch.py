@@ -11,8 +11,8 @@ Children recipeflow does not start itself cannot watch: a local Ray cluster's ag
 their raylet by a minute. For those, :func:`kill_descendants_on_death` starts a guard process
 that follows this process's descendants and kills them if this process dies without exiting.
 
-This module imports nothing heavy: the server starts through it
-(``python -m recipeflow.orchestration.parent_watch PID -m uvicorn ...``).
+This module imports only the standard library: the server starts through it, by file path
+(``python .../parent_watch.py PID -m uvicorn ...``).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def kill_descendants_on_death() -> None:
     if _guard is not None or os.name != "posix":
         return
     _guard = subprocess.Popen(
-        [sys.executable, "-m", __name__, "--guard", str(os.getpid())],
+        [sys.executable, os.path.abspath(__file__), "--guard", str(os.getpid())],
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,  # a Ctrl-C of the run's group must not stop it first
     )
@@ -105,11 +105,15 @@ def main(argv: list[str]) -> None:
         _guard_descendants(int(argv[1]))
         return
     if len(argv) < 3 or argv[1] != "-m":
-        raise SystemExit("usage: python -m recipeflow.orchestration.parent_watch PARENT_PID -m MODULE [ARGS...]")
+        raise SystemExit("usage: parent_watch.py PARENT_PID -m MODULE [ARGS...] | --guard PARENT_PID")
     die_with_parent(int(argv[0]))
     sys.argv = [argv[2], *argv[3:]]
     runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
 
 
 if __name__ == "__main__":
+    # Run by file path (the child need not find recipeflow on its path): this file's folder,
+    # which Python put first on the path, must not shadow the modules the child imports.
+    if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
+        sys.path.pop(0)
     main(sys.argv[1:])

@@ -24,6 +24,8 @@ import urllib.error
 import urllib.request
 from typing import IO, Iterator
 
+from recipeflow.orchestration import parent_watch
+
 _SERVER_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
 
 
@@ -46,7 +48,7 @@ class EmbeddedServer:
             self.process: subprocess.Popen[bytes] | None = subprocess.Popen(
                 [
                     # Through parent_watch: the server ends when this process dies, even by SIGKILL.
-                    sys.executable, "-m", "recipeflow.orchestration.parent_watch", str(os.getpid()),
+                    sys.executable, parent_watch.__file__, str(os.getpid()),
                     "-m", "uvicorn",
                     "--app-dir", os.path.dirname(os.path.dirname(spec.origin)),
                     "--factory", "prefect.server.api.server:create_app",
