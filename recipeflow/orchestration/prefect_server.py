@@ -24,6 +24,8 @@ import urllib.error
 import urllib.request
 from typing import IO, Iterator
 
+from recipeflow.orchestration import parent_watch
+
 # What the command line says after a run on the embedded server, whose UI ends with the run.
 EMBEDDED_NOTE = (
     "This run used an embedded Prefect server that stopped with it. To keep runs and see them in "
@@ -54,7 +56,9 @@ class EmbeddedServer:
             self.port: int = sock.getsockname()[1]
             self.process: subprocess.Popen[bytes] | None = subprocess.Popen(
                 [
-                    sys.executable, "-m", "uvicorn",
+                    # Through parent_watch: the server ends when this process dies, even by SIGKILL.
+                    sys.executable, parent_watch.__file__, str(os.getpid()),
+                    "-m", "uvicorn",
                     "--app-dir", os.path.dirname(os.path.dirname(spec.origin)),
                     "--factory", "prefect.server.api.server:create_app",
                     "--fd", str(sock.fileno()),
