@@ -57,6 +57,8 @@ class NodeResult:
                     row["docs_out"] += c["docs_out"]
                     if c.get("docs_added"):  # a generator's new documents beside its input's
                         row["docs_added"] = row.get("docs_added", 0) + c["docs_added"]
+                    if c.get("overwrote"):  # input fields the operator wrote over
+                        row["overwrote"] = sorted(set(row.get("overwrote", [])) | set(c["overwrote"]))
         for row in totals.values():
             row["rejected"] = row["docs_in"] + row.get("docs_added", 0) - row["docs_out"]
         return list(totals.values())
@@ -185,6 +187,8 @@ def commit_output(
             if name in used_inputs
         ],
         "operators": operators,
+        # Records that could not be read, per input, with their commonest reasons.
+        "unreadable": {n: s for n, s in (run_info.get("unreadable") or {}).items() if n in used_inputs},
         "rows": sum(f.rows for f in data),
         "rejected_rows": sum(f.rows for f in rejected),
         "files": _file_entries(data, folder),

@@ -7,12 +7,10 @@ and the statistic behind the decision.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import pyarrow as pa
-
-if TYPE_CHECKING:
-    from recipeflow.operators.base import Rejection
 
 ID = "id"
 TEXT = "text"
@@ -48,6 +46,17 @@ REJECTION_COLUMNS = (
 UNREADABLE = "unreadable"
 
 
+@dataclass(frozen=True)
+class Rejection:
+    """Why one document was dropped: a reason code, and the statistic behind it."""
+
+    reason: str
+    statistic: str | None = None
+    value: float | None = None
+    detail: str | None = None
+
+
+
 def stat_column(statistic: str) -> str:
     return STAT_PREFIX + statistic
 
@@ -62,7 +71,7 @@ def set_column(batch: pa.Table, name: str, values: Sequence[Any] | pa.Array) -> 
 
 
 def with_rejection(
-    batch: pa.Table, operator: str, rejections: Sequence["Rejection"], step: str | None = None
+    batch: pa.Table, operator: str, rejections: Sequence[Rejection], step: str | None = None
 ) -> pa.Table:
     """Add the rejection columns to rows that ``operator`` (at recipe ``step``) dropped."""
     columns = {

@@ -4,13 +4,13 @@ same signatures, same keep/drop decisions, run as recipeflow's sharded barrier."
 from __future__ import annotations
 
 import functools
-import re
 from typing import Literal
 
 import numpy as np
 from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from recipeflow.operators.dedup.lsh import LshConfig, MinHashLshDeduplicator, Shingled
+from recipeflow.operators.dedup.datajuicer_shingles import compile_ignore_pattern, shingle_list
 from recipeflow.operators.base import OperatorParams
 from recipeflow.operators.registry import register
 
@@ -28,7 +28,8 @@ class DocumentMinhashDeduplicatorParams(OperatorParams):
     window_size: PositiveInt = Field(5, description="Tokens per shingle.")
     lowercase: bool = Field(True, description="Lower-case text first.")
     ignore_pattern: str | None = Field(
-        None, description="A regular expression whose matches are removed before tokenizing."
+        None, description="A regular expression (the `regex` module's syntax, e.g. \\p{P}) whose "
+        "matches are removed before tokenizing."
     )
     num_permutations: PositiveInt = Field(256, description="MinHash permutations.")
     jaccard_threshold: float = Field(
@@ -56,11 +57,7 @@ class DocumentMinhashDeduplicatorParams(OperatorParams):
     @field_validator("ignore_pattern")
     @classmethod
     def _valid_pattern(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as error:
-                raise ValueError(f"ignore_pattern {value!r} is not a valid regular expression: {error}")
+        compile_ignore_pattern(value)  # the `regex` module, as Data-Juicer: \p{P} works
         return value
 
     @model_validator(mode="after")
@@ -99,34 +96,9 @@ def optimal_bands_and_rows(threshold: float, num_perm: int) -> tuple[int, int]:
     return best
 
 
-_PUNCTUATION_SPLIT: re.Pattern[str] | None = None
-
-
-def _punctuation_split() -> re.Pattern[str]:
-    """Data-Juicer splits at any Unicode punctuation character (the `regex` module's \\p{P})."""
-    global _PUNCTUATION_SPLIT
-    if _PUNCTUATION_SPLIT is None:
-        from recipeflow.operators.dedup.text import _punctuation_mask
-
-        codepoints = np.flatnonzero(_punctuation_mask())
-        _PUNCTUATION_SPLIT = re.compile("[" + "".join(re.escape(chr(c)) for c in codepoints) + "]")
-    return _PUNCTUATION_SPLIT
-
-
-def dj_shingles(text: str, params: DocumentMinhashDeduplicatorParams, ignore: re.Pattern[str] | None) -> list[bytes]:
+def dj_shingles(text: str, params: DocumentMinhashDeduplicatorParams, ignore) -> list[bytes]:
     """Data-Juicer's shingles of a text, as UTF-8 bytes (the set is what matters)."""
-    if params.lowercase:
-        text = text.lower()
-    if ignore is not None:
-        text = ignore.sub("", text)
-    window = params.window_size
-    if params.tokenization == "character":
-        return list({text[i : i + window].encode() for i in range(len(text) - window + 1)})
-    if params.tokenization == "punctuation":
-        tokens = _punctuation_split().split(text)
-    else:  # "space": split at spaces only (not at line breaks), empty tokens dropped
-        tokens = [t for t in text.split(" ") if t]
-    return list({" ".join(tokens[i : i + window]).encode() for i in range(len(tokens) - window + 1)})
+    return list(set(shingle_list(text, params.tokenization, params.window_size, params.lowercase, ignore)))
 
 
 @register
@@ -143,7 +115,7 @@ class DocumentMinhashDeduplicator(MinHashLshDeduplicator):
     """
 
     name = "document_minhash_deduplicator"
-    version = "1+datasketch2-legacy"
+    version = "2+datasketch2-legacy"  # 2: ignore_pattern compiled with `regex`
     Params = DocumentMinhashDeduplicatorParams
     writes_cluster_fields = False  # Data-Juicer adds no fields
 
@@ -159,8 +131,8 @@ class DocumentMinhashDeduplicator(MinHashLshDeduplicator):
         )
 
     @functools.cached_property
-    def _ignore(self) -> re.Pattern[str] | None:
-        return re.compile(self.params.ignore_pattern) if self.params.ignore_pattern else None
+    def _ignore(self):
+        return compile_ignore_pattern(self.params.ignore_pattern)
 
     def shingle_sets(self, texts: list[str]) -> Shingled:
         sets = [dj_shingles(text, self.params, self._ignore) for text in texts]

@@ -7,21 +7,16 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from recipeflow.operators.text.datajuicer_text import (
-    DataJuicerFilterParams,
-    RangeFilter,
-    datajuicer_model_path,
-    load_kenlm,
-    load_sentencepiece,
-    split_words,
-)
+from recipeflow.operators.base import NonNegative
+from recipeflow.operators.text.datajuicer_text import DataJuicerFilterParams, RangeFilter, split_words
+from recipeflow.operators.models.datajuicer_models import load_datajuicer_kenlm, load_datajuicer_sentencepiece
 from recipeflow.operators.registry import register
 
 
 class PerplexityFilterParams(DataJuicerFilterParams):
     lang: str = Field("en", description="Language: names the default model files.")
-    min_ppl: float | None = Field(0, description="Drop documents with a lower perplexity.")
-    max_ppl: float | None = Field(1500, description="Drop documents with a higher perplexity.")
+    min_ppl: NonNegative | None = Field(0, description="Drop documents with a lower perplexity.")
+    max_ppl: NonNegative | None = Field(1500, description="Drop documents with a higher perplexity.")
     model_path: str | None = Field(
         None,
         description="KenLM model, ARPA text or KenLM binary (any fsspec path); null: "
@@ -58,21 +53,22 @@ class PerplexityFilter(RangeFilter):
 
     Statistic ``perplexity``. The text is tokenized with the sentencepiece model the KenLM
     model was trained on (Data-Juicer uses the Wikipedia models `<lang>.sp.model` and
-    `<lang>.arpa.bin`); recipeflow never downloads them: give their paths.
+    `<lang>.arpa.bin`): a missing one is fetched into Data-Juicer's model cache from where
+    Data-Juicer fetches it (checked before use); offline, the error says where to put it.
     """
 
     name = "perplexity_filter"
-    version = "1"
+    version = "2"  # 2: model files fetched as Data-Juicer does
     Params = PerplexityFilterParams
     statistic = "perplexity"
 
     def measure(self, texts: list[str]) -> list[Any]:
         p = self.params
-        model = load_kenlm(p.model_path or datajuicer_model_path(f"{p.lang}.arpa.bin"))
+        # Data-Juicer's files, found or fetched where Data-Juicer keeps them (_dj_models).
+        model = load_datajuicer_kenlm(p.lang, p.model_path)
         if p.tokenizer == "whitespace":
             return [perplexity(model, split_words(t)) for t in texts]
-        sp_url = p.sp_model_path or datajuicer_model_path(f"{p.lang}.sp.model")
-        tokenizer = load_sentencepiece(sp_url, "sp_model_path")
+        tokenizer = load_datajuicer_sentencepiece(p.lang, p.sp_model_path)
         return [perplexity(model, tokenizer.encode_as_pieces(t)) for t in texts]
 
     def bounds(self) -> tuple[float | None, float | None]:

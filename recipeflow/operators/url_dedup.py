@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import numpy as np
 import pyarrow as pa
 import xxhash
 from pydantic import Field
 
 from recipeflow.operators.dedup.history import HistoryScope, ScopeParams
-from recipeflow.operators.dedup.keep import KeepParams
-from recipeflow.operators.dedup.keys import KeyDeduplicator
+from recipeflow.operators.dedup.keep import KeepParams, shard_offsets, to_shard_rows
+from recipeflow.operators.dedup.keys import _KEPT, KeyDeduplicator
+from recipeflow.operators.base import BarrierDecision
 from recipeflow.operators.registry import register
 
 # Ports that say nothing about which page a URL names.
@@ -27,6 +29,14 @@ class UrlDedupParams(KeepParams, ScopeParams):
         ge=1,
         description="Split the global step into this many tasks by hash range; the result "
         "does not depend on it.",
+    )
+    save_cluster_size: bool = Field(
+        False,
+        description="Write into every kept document how many duplicates of its URL were "
+        "dropped (DataTrove's save_cluster_size; 0 when none), in `cluster_size_field`.",
+    )
+    cluster_size_field: str = Field(
+        "duplicate_count", description="The field save_cluster_size writes (DataTrove's name)."
     )
 
 
@@ -72,17 +82,36 @@ class UrlDedup(HistoryScope, KeyDeduplicator):
     document. The others are rejected (reason ``url_duplicate``, detail names the kept id).
     Documents without a URL are kept.
 
+    With ``save_cluster_size`` every kept document gets ``duplicate_count``: how many
+    documents with its URL were dropped (DataTrove's field; 0 when none).
+
     With ``scope: history`` every document the output dataset already published takes part
     too, and always wins its group: a refresh publishes only documents new to the corpus.
     """
 
     name = "url_dedup"
-    version = "1"
+    version = "1"  # save_cluster_size off leaves the output as it was
     Params = UrlDedupParams
     reason = "url_duplicate"
 
     def keep_params(self) -> KeepParams:
         return self.params
+
+    def merge(self, partials: list[pa.Table], shard_sizes: list[int]) -> list[BarrierDecision]:
+        decisions = super().merge(partials, shard_sizes)
+        if not self.params.save_cluster_size:
+            return decisions
+        # Each dropped document names its kept one: count them per kept document.
+        field = self.params.cluster_size_field
+        counts = [[0] * size for size in shard_sizes]
+        kept = np.concatenate([p.column(_KEPT).to_numpy() for p in partials]) if partials else np.zeros(0, np.int64)
+        positions, duplicates = np.unique(kept, return_counts=True)
+        shards, rows = to_shard_rows(positions, shard_offsets(shard_sizes))
+        for shard, row, count in zip(shards.tolist(), rows.tolist(), duplicates.tolist()):
+            counts[shard][row] = count
+        for decision, shard_counts in zip(decisions, counts):
+            decision.fields = {**(decision.fields or {}), field: shard_counts}
+        return decisions
 
     def keys(self, batch: pa.Table) -> list[bytes | None]:
         field = self.params.url_field

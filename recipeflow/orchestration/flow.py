@@ -19,8 +19,9 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote  # a batch's shard lists: Prefect need not walk them
 
+from recipeflow.orchestration.parent_watch import die_with_parent, kill_descendants_on_death
 from recipeflow.orchestration import credentials
-from recipeflow.engine import cache_address, execute, history, refresh
+from recipeflow.engine import cache_address, execute, history, refresh, unreadable
 from recipeflow.engine.commit import NodeResult
 from recipeflow.engine.inputs import resolve_input
 from recipeflow.engine.planner import NodePlan, Plan, Stage, plan_recipe
@@ -63,12 +64,15 @@ def task_runner(run: RunSpec):
     """The Prefect task runner for ``run.executor``. Every runner gives the same output bytes:
     tasks write content-addressed files, and the flow orders results by shard, not by finish."""
     if run.executor == "processes":
-        return ProcessPoolTaskRunner(max_workers=run.workers)
+        # Workers end with this process, even when it is killed (see parent_watch).
+        return ProcessPoolTaskRunner(max_workers=run.workers, initializer=die_with_parent,
+                                     initargs=(os.getpid(),))
     if run.executor == "ray":
         from prefect_ray import RayTaskRunner
 
         if run.address:
             return RayTaskRunner(address=run.address)
+        kill_descendants_on_death()  # the local cluster's agents outlive a killed run otherwise
         return RayTaskRunner(init_kwargs={"num_cpus": run.workers, "include_dashboard": False})
     if run.executor == "dask":
         from prefect_dask import DaskTaskRunner
@@ -282,6 +286,12 @@ def recipe_flow(recipe: Recipe, as_written: dict[str, Any], progress: bool = Tru
             results[node.name] = result
     finally:
         work.bar.stop()
+    read = unreadable.summarize([o for r in results.values() for outputs in r.stages[:1] for o in outputs])
+    for name, row in read.items():
+        if row["unreadable"]:
+            logger.warning("input %s: %d of %d records unreadable (%s)", name, row["unreadable"], row["records"],
+                           "; ".join(f"{n}× {reason}" for reason, n in row["top_reasons"]))
+    unreadable.check_readable(recipe, read)  # a configuration error: stop before committing
     for node in recipe.outputs:
         if node not in unchanged and (record := refresh.nothing_new(recipe, node, results)) is not None:
             logger.info(record["message"])
@@ -292,6 +302,7 @@ def recipe_flow(recipe: Recipe, as_written: dict[str, Any], progress: bool = Tru
         "recipe_name": recipe.name,
         "recipe_sha256": resolved_sha256(as_written),
         "recipe_resolved": as_written,
+        "unreadable": read,
         "run": {
             "executor": recipe.run.executor,
             "workers": recipe.run.workers,

@@ -10,6 +10,7 @@ from recipeflow.engine.inputs import resolve_input
 from recipeflow.io import readers, storage
 from recipeflow.recipe.loading import load_recipe
 from recipeflow.recipe.models import Recipe
+from recipeflow.recipe.overlap import first_overlap
 from recipeflow.recipe.paths import with_absolute_paths
 
 
@@ -30,13 +31,20 @@ def preflight(runnable: Recipe) -> None:
             raise RunRefused(f"{where}: inputs.{name}.path: {exc}") from exc
         except ValueError as exc:
             raise RunRefused(f"{where}: inputs.{name}.format: {exc}") from exc
+        except Exception as exc:  # a refused or unauthenticated object store: say who and what
+            if not storage.is_access_error(exc):
+                raise
+            raise RunRefused(f"{where}: inputs.{name}.path: {storage.access_problem(spec.path, exc)}") from None
+    if (overlap := first_overlap(runnable)) is not None:
+        raise RunRefused(f"{where}: {overlap}")
     roots = [
-        ("output.path" if node == "main" else f"outputs.{node}.path", spec.path)
+        ("output.path" if node == "main" else f"outputs.{node}.path", spec)
         for node, spec in runnable.outputs.items()
-    ] + [(f"train.{name}.output.path", spec.output.path) for name, spec in runnable.train.items()]
-    for field, root in roots:
+    ] + [(f"train.{name}.output.path", spec.output) for name, spec in runnable.train.items()]
+    for field, output in roots:
         try:
-            storage.check_writable(root, recipe=where, field=field)
+            storage.check_writable(output.path, recipe=where, field=field,
+                                   create_bucket=output.create_bucket)
         except storage.OutputNotWritable as exc:
             raise RunRefused(str(exc)) from exc
     if recipe.run.pools.gpu and not os.environ.get("PREFECT_API_URL"):
@@ -54,7 +62,7 @@ def run_recipe(
     """Run the recipe at ``path``; returns, per output, the manifest of the version committed
     (or, when nothing changed, what the latest version is: see ``refresh``)."""
     recipe = load_recipe(path, overrides)  # validated here, once for the whole run
-    runnable = prepare(recipe, base_dir or os.getcwd())
+    runnable = prepare(recipe, base_dir)
 
     # Imported only now: the embedded server starts while Prefect and the flow are imported.
     from recipeflow.orchestration.prefect_server import prefect_api, start_embedded_server
@@ -65,9 +73,10 @@ def run_recipe(
         return configured(recipe=runnable, as_written=recipe.resolved(), progress=progress)
 
 
-def prepare(recipe: Recipe, base_dir: str) -> Recipe:
+def prepare(recipe: Recipe, base_dir: str | None = None) -> Recipe:
     """Credentials for this process and its workers, and the checks before any work; returns
-    the recipe with its local paths made absolute from ``base_dir``."""
+    the recipe with its local paths made absolute from ``base_dir`` (default: the recipe file's
+    folder)."""
     if recipe.run.aws_credentials_block:
         os.environ[credentials.AWS_BLOCK_ENV] = recipe.run.aws_credentials_block
     runnable = with_absolute_paths(recipe, base_dir)
@@ -82,7 +91,7 @@ def configured_flow(recipe: Recipe) -> Any:
     return recipe_flow.with_options(task_runner=task_runner(recipe.run), flow_run_name=f"{recipe.name}")
 
 
-def start_flow(recipe: Recipe, base_dir: str, *, progress: bool = True) -> list[dict[str, Any]]:
+def start_flow(recipe: Recipe, base_dir: str | None = None, *, progress: bool = True) -> list[dict[str, Any]]:
     """The recipe's flow run, where a Prefect API is set up already (a subflow when called in a
     flow run, as a deployment's run does)."""
     runnable = prepare(recipe, base_dir)

@@ -64,8 +64,10 @@ def test_url_filter_reason_codes_follow_datatrove(tmp_path):
     result = op.process(batch_of(["t"] * len(URLS), URLS))
     assert result.kept.column("id").to_pylist() == ["d2", "d7"]
     rejected = result.rejected
+    # DataTrove's codes: `domain` when the registered domain (example.com) is listed, whatever
+    # the subdomain; `subdomain` only when the exact host is listed.
     assert rejected.column("reject_reason").to_pylist() == [
-        "domain", "subdomain", "url", "hard_blacklisted", "soft_blacklisted",
+        "domain", "domain", "url", "hard_blacklisted", "soft_blacklisted",
         "blacklisted_subword", "no_url",
     ]
     details = rejected.column("reject_detail").to_pylist()
@@ -79,7 +81,7 @@ def test_url_filter_lists_are_empty_by_default_and_nothing_is_downloaded():
     result = op.process(batch_of(["t"] * 3, ["https://example.com", "http://porn.example", None]))
     assert result.kept.column("id").to_pylist() == ["d0", "d1"]
     assert result.rejected.column("reject_reason").to_pylist() == ["no_url"]
-    with pytest.raises(ValidationError, match="downloads no blocklist"):
+    with pytest.raises(ValidationError, match="not shipped with recipeflow"):
         UrlFilter({"use_integrated_lists": True})
 
 

@@ -25,12 +25,12 @@ from pydantic import ValidationError
 from recipeflow.operators import registry
 from recipeflow.operators.text.datajuicer_text import (
     SPECIAL_CHARACTERS,
-    load_sentencepiece,
     load_words_asset,
     refined_words,
     split_words,
     stored_statistic,
 )
+from recipeflow.operators.models.datajuicer_models import load_sentencepiece
 from recipeflow.operators.models.fasttext_models import bundled_lid_path
 
 from tests.conftest import CORPORA, REPO  # noqa: E402
@@ -159,9 +159,16 @@ def test_unknown_parameters_are_errors():
         make_op("alphanumeric_filter", min_ratoi=0.3)
 
 
-def test_alphanumeric_tokenization_explains_why_it_is_unsupported():
-    with pytest.raises(ValidationError, match="pythia-6.9b-deduped.*never downloads"):
-        make_op("alphanumeric_filter", tokenization=True)
+def test_alphanumeric_tokenization_offline_says_what_to_fetch(monkeypatch, tmp_path):
+    """Data-Juicer's default tokenizer is not here: the error names it, where it goes and how
+    to get it (the real loading code; tests/operators/test_dj_models.py runs it on a stand-in)."""
+    from recipeflow.operators.models.datajuicer_models import ModelUnavailable
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    op = make_op("alphanumeric_filter", tokenization=True)
+    with pytest.raises(ModelUnavailable, match="pythia-6.9b-deduped.*hf download"):
+        op.annotate(batch(["hello world"]))
 
 
 @pytest.mark.parametrize("name, statistics", sorted(STATISTICS.items()))

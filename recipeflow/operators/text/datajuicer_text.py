@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
 import string
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -33,7 +32,7 @@ import pyarrow as pa
 from pydantic import Field, PositiveInt
 
 from recipeflow.operators import document as doc
-from recipeflow.operators.models.fasttext_models import local_copy
+from recipeflow.operators.models.datajuicer_models import load_datajuicer_sentencepiece, load_sentencepiece
 from recipeflow.operators.base import OperatorParams, Rejection
 from recipeflow.operators.base import RangeFilter as BaseRangeFilter
 
@@ -365,62 +364,6 @@ def words_for_language(words_dir: str | None, words_type: str, lang: str) -> fro
 
 
 # --------------------------------------------------------------------------------------------
-# Models (sentencepiece tokenizers, KenLM language models)
-# --------------------------------------------------------------------------------------------
-
-
-def datajuicer_models_cache() -> str:
-    """Data-Juicer's model cache folder (``DATA_JUICER_MODELS_CACHE``, else
-    ``$DATA_JUICER_CACHE_HOME/models``, else ``$CACHE_HOME/data_juicer/models``, else
-    ``~/.cache/data_juicer/models``), where Data-Juicer keeps ``<lang>.sp.model`` and
-    ``<lang>.arpa.bin``."""
-    if os.environ.get("DATA_JUICER_MODELS_CACHE"):
-        return os.environ["DATA_JUICER_MODELS_CACHE"]
-    cache_home = os.environ.get("CACHE_HOME", "~/.cache")
-    dj_home = os.environ.get("DATA_JUICER_CACHE_HOME", os.path.join(cache_home, "data_juicer"))
-    return os.path.join(os.path.expanduser(dj_home), "models")
-
-
-def datajuicer_model_path(file_name: str) -> str:
-    """Where Data-Juicer would look for the model ``file_name``."""
-    return os.path.join(datajuicer_models_cache(), file_name)
-
-
-def _require_model_file(url: str, what: str, parameter: str) -> str:
-    path = local_copy(url)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"{what} not found: {url}. Set `{parameter}` to its path (any fsspec URL); "
-            "recipeflow does not download models"
-        )
-    return path
-
-
-@functools.lru_cache(maxsize=8)
-def load_sentencepiece(url: str, parameter: str = "sp_model_path"):
-    """A sentencepiece model, loaded once per process."""
-    try:
-        import sentencepiece
-    except ImportError:
-        raise ImportError(
-            "this setting tokenizes with sentencepiece, as Data-Juicer does, but the "
-            "`sentencepiece` package is not installed: `pip install sentencepiece`"
-        ) from None
-    path = _require_model_file(url, "sentencepiece model", parameter)
-    model = sentencepiece.SentencePieceProcessor()
-    model.load(path)
-    return model
-
-
-@functools.lru_cache(maxsize=8)
-def load_kenlm(url: str, parameter: str = "model_path"):
-    """A KenLM language model (ARPA text or KenLM binary), loaded once per process."""
-    import kenlm
-
-    return kenlm.Model(_require_model_file(url, "KenLM model", parameter))
-
-
-# --------------------------------------------------------------------------------------------
 # Batches
 # --------------------------------------------------------------------------------------------
 
@@ -484,8 +427,10 @@ def words_tokenizer(params: WordsParams) -> Any | None:
     """The sentencepiece model when ``tokenization`` is on, else ``None`` (whitespace)."""
     if not params.tokenization:
         return None
-    url = params.sp_model_path or datajuicer_model_path(f"{params.lang}.sp.model")
-    return load_sentencepiece(url, "sp_model_path")
+    if params.sp_model_path:
+        return load_sentencepiece(params.sp_model_path, "sp_model_path")
+    # `<lang>.sp.model` found, or fetched, where Data-Juicer keeps it.
+    return load_datajuicer_sentencepiece(params.lang)
 
 
 class WordListRatioFilter(RangeFilter):
