@@ -22,7 +22,7 @@ RESULT = "result.json"  # written last in an entry's folder: the work is finishe
 class CacheEntry:
     """Where one unit of work's result lives: ``<cache root>/<kind>/<address>``."""
 
-    kind: str  # stages | signatures | decisions | partitions
+    kind: str  # stages | signatures | decisions | partitions | indexes
     address: str
 
     @property
@@ -86,3 +86,9 @@ def merge_entry(barrier: OpRef, partial_paths: list[str]) -> CacheEntry:
     return CacheEntry(
         "decisions", stable_hash({"barrier": barrier.identity(), "partials": partial_paths, "phase": "merge"})
     )
+
+
+def index_entry(index_key: str) -> CacheEntry:
+    """An operator's index (``UsesIndex``), built once for every shard: its key is already a
+    content address (the benchmark files' sha256 and what the index is made with)."""
+    return CacheEntry("indexes", index_key)
