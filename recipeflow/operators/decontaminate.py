@@ -35,6 +35,7 @@ from recipeflow.operators.decontamination.benchmarks import (
     Benchmark,
     BenchmarkError,
     BenchmarkSpec,
+    from_recipe_folder,
     load_benchmark,
 )
 from recipeflow.operators.decontamination.index import Index, build_index
@@ -155,7 +156,7 @@ class Decontaminate(Filter):
         problems = []
         for name, spec in params.benchmarks.items():
             try:
-                load_benchmark(name, spec)
+                load_benchmark(name, from_recipe_folder(spec))
             except BenchmarkError as exc:
                 problems.append((("benchmarks", name, exc.param), str(exc)))
         return problems

@@ -317,3 +317,18 @@ def test_contamination_checks_a_committed_version_and_a_dataset_can_be_a_benchma
                                       json.dumps({"qa": {"path": f"{tmp_path / 'items-ds'}@nope", "fields": ["text"]}})])
     assert result.exit_code == 1 and "'qa'" in result.output and "nope" in result.output
     assert items["version"] in result.output
+
+
+def test_relative_benchmark_paths_are_taken_from_the_recipe_folder(tmp_path, monkeypatch):
+    from recipeflow.recipe.paths import with_absolute_paths
+
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    _write_jsonl(folder / "qa.jsonl", [{"question": "what is apt?", "answer": "a tool"}])
+    recipe = _recipe_with(folder, {"path": "qa.jsonl", "fields": ["question", "answer"]})
+    monkeypatch.chdir(tmp_path)  # elsewhere: qa.jsonl is not in the working directory
+    runnable = with_absolute_paths(load_recipe(str(recipe)))
+    [step] = [s for s in runnable.nodes["main"].process if s.operator == "decontaminate"]
+    assert step.params["benchmarks"]["mmlu"]["path"] == str(folder / "qa.jsonl")
+    issue, _ = _only_issue(_recipe_with(folder, {"path": "other.jsonl", "fields": ["question"]}))
+    assert issue.path.endswith("benchmarks.mmlu.path") and "'other.jsonl'" in issue.message

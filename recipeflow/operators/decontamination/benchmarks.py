@@ -14,13 +14,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
 import fsspec
 from pydantic import Field, field_validator
 
-from recipeflow.operators.base import OperatorParams
+from recipeflow.operators.base import OperatorParams, local_path, path_field
 
 
 class BenchmarkError(ValueError):
@@ -45,7 +46,7 @@ def set_dataset_resolver(resolver: DatasetResolver | None) -> None:
 
 
 class BenchmarkSpec(OperatorParams):
-    path: str | list[str] = Field(
+    path: str | list[str] = path_field(
         description="A file, a glob, a list of files, or a recipeflow dataset (ROOT for its "
         "latest version, ROOT@VERSION for one version: its data files); JSONL (optionally "
         ".gz/.zst) or Parquet.")
@@ -114,6 +115,17 @@ def _dataset_files(name: str, path: str) -> list[str] | None:
     if files is not None and not files:
         raise BenchmarkError(f"benchmark {name!r}: dataset {path!r} holds no data files")
     return files
+
+
+def from_recipe_folder(spec: BenchmarkSpec) -> BenchmarkSpec:
+    """``spec`` with relative local paths taken from the recipe's folder while a recipe is
+    validated, where they exist there (as the run will read them)."""
+    def resolve(path: str) -> str:
+        joined = local_path(path)
+        return joined if joined != path and os.path.exists(joined.split("@", 1)[0]) else path
+    paths = spec.path if isinstance(spec.path, list) else [spec.path]
+    resolved = [resolve(p) for p in paths]
+    return spec.model_copy(update={"path": resolved if isinstance(spec.path, list) else resolved[0]})
 
 
 def load_benchmark(name: str, spec: BenchmarkSpec) -> Benchmark:
