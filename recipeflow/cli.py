@@ -86,6 +86,22 @@ def _print_results(manifests: list[dict]) -> None:
             )
             if op.get("overwrote"):
                 click.echo(f"  {'':<34} overwrote the input's {', '.join(op['overwrote'])}")
+        for op in m["operators"]:
+            if op["operator"] == "decontaminate" and op.get("summary"):
+                click.echo(f"  contamination found by {op['step']}:")
+                _print_contamination(op["summary"], indent="    ")
+
+
+def _print_contamination(summary: dict, indent: str = "") -> None:
+    """decontaminate's per-benchmark table: items hit and documents hit, exact and paraphrase."""
+    click.echo(f"{indent}{'benchmark':<24} {'items':>7} {'hit':>6} {'exact':>6} {'para':>6}"
+               f" {'docs hit':>9} {'exact':>6} {'para':>6}")
+    for name, c in summary.items():
+        click.echo(
+            f"{indent}{name:<24} {c['items']:>7} {c['items_hit']:>6} {c['items_hit_exact']:>6}"
+            f" {c['items_hit_paraphrase']:>6} {c['documents_hit']:>9} {c['documents_hit_exact']:>6}"
+            f" {c['documents_hit_paraphrase']:>6}"
+        )
 
 
 schedule_options = [
@@ -170,6 +186,7 @@ def serve(recipe: str, cron: str | None, interval: float | None, timezone: str |
               help="Also read the first records of each input, as a run would, and report records it cannot read.")
 def validate(recipe: str, overrides: tuple[str, ...], check_inputs: bool) -> None:
     """Check RECIPE without running it; list every error."""
+    from recipeflow.engine import operator_hooks  # noqa: F401  (benchmark sets may be datasets)
     from recipeflow.engine.planner import plan_recipe
     from recipeflow.engine.unreadable import InputUnreadable, check_readable, probe
     from recipeflow.recipe.errors import RecipeInvalid
@@ -317,6 +334,36 @@ def trace(root: str, doc_id: str, version: str | None, as_json: bool) -> None:
         _echo_json(result.as_json())
         return
     click.echo(render_text(result))
+
+
+@main.command()
+@click.argument("ref", metavar="ROOT[@VERSION]")
+@click.option("--benchmarks", "benchmarks", required=True, metavar="FILE.yaml|YAML",
+              help="decontaminate's parameters or just its benchmarks mapping: a YAML file, or inline "
+                   "YAML such as '{mmlu: {path: mmlu.jsonl, fields: [question, answer]}}'.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def contamination(ref: str, benchmarks: str, as_json: bool) -> None:
+    """Check the committed version ROOT[@VERSION] (default: latest) against benchmark sets,
+    without running its recipe again: items, items hit and documents hit per benchmark, by exact
+    n-gram overlap and by paraphrase."""
+    from pydantic import ValidationError
+
+    from recipeflow.datasets.contamination import ContaminationSpecError, check_version, parse_benchmarks
+    from recipeflow.datasets.version_reader import InspectError
+    from recipeflow.operators.decontamination.benchmarks import BenchmarkError
+
+    try:
+        report = check_version(ref, parse_benchmarks(benchmarks))
+    except ValidationError as exc:
+        _fail(f"--benchmarks: {exc}")
+    except (ContaminationSpecError, BenchmarkError, InspectError) as exc:
+        _fail(str(exc))
+    if as_json:
+        _echo_json(report.as_json())
+        return
+    click.echo(f"{report.dataset} version {report.version}: {report.documents} documents checked "
+               f"(n={report.params.get('n', 13)}, min_overlap={report.params.get('min_overlap', 1)})")
+    _print_contamination(report.benchmarks)
 
 
 @main.command()

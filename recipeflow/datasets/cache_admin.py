@@ -20,7 +20,7 @@ from recipeflow.io import storage
 from recipeflow.datasets import versions
 
 CACHE_DIR = "cache"  # as flow.CACHE_DIR (not imported: flow imports Prefect)
-KINDS = ("stages", "signatures", "decisions", "partitions")
+KINDS = ("stages", "signatures", "decisions", "partitions", "indexes")
 RESULT = "result.json"  # as engine.cache_address.RESULT: written last, so its presence marks a finished entry
 DEFAULT_OLDER_THAN_HOURS = 24.0
 MANIFEST_KEY = "cache_entries"

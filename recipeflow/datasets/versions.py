@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from recipeflow.io import storage
+from recipeflow.operators.decontamination.benchmarks import set_dataset_resolver
 
 VERSIONS_DIR = "versions"
 MANIFEST = "manifest.json"
@@ -185,3 +186,13 @@ def dataset_input(path: str) -> DatasetInput | None:
         format="parquet" if manifest["output"]["format"] == "parquet" else "jsonl",
         files=[storage.join(folder, f["path"]) for f in manifest["files"]],
     )
+
+
+def _dataset_files(path: str) -> list[str] | None:
+    dataset = dataset_input(path)
+    return None if dataset is None else dataset.files
+
+
+# decontaminate's benchmark sets may be datasets (ROOT, ROOT@VERSION): the operator layer
+# cannot import this one, so it is handed the resolver.
+set_dataset_resolver(_dataset_files)

@@ -22,7 +22,7 @@ RESULT = "result.json"  # written last in an entry's folder: the work is finishe
 class CacheEntry:
     """Where one unit of work's result lives: ``<cache root>/<kind>/<address>``."""
 
-    kind: str  # stages | signatures | decisions | partitions
+    kind: str  # stages | signatures | decisions | partitions | indexes
     address: str
 
     @property
@@ -92,3 +92,9 @@ def batch_entry(entries: list[CacheEntry]) -> CacheEntry:
     """A batch of units of work (one task doing several shards): named by its members' entries.
     Only a Prefect cache key: each member stores its result under its own entry."""
     return CacheEntry("batches", stable_hash([e.key for e in entries]))
+
+
+def index_entry(index_key: str) -> CacheEntry:
+    """An operator's index (``UsesIndex``), built once for every shard: its key is already a
+    content address (the benchmark files' sha256 and what the index is made with)."""
+    return CacheEntry("indexes", index_key)

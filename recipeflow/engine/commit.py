@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 
 import recipeflow
-from recipeflow.engine import history
+from recipeflow.engine import history, operator_hooks
 from recipeflow.io import readers
 from recipeflow.io import storage
 from recipeflow.datasets import versions
@@ -62,6 +62,12 @@ class NodeResult:
         for row in totals.values():
             row["rejected"] = row["docs_in"] + row.get("docs_added", 0) - row["docs_out"]
         return list(totals.values())
+
+
+def _reported(result: NodeResult, ref: Any) -> Any | None:
+    """A reporting operator's summary: every shard's report merged (decontaminate's table)."""
+    reports = [o.reports[ref.step] for outputs in result.stages for o in outputs if ref.step in o.reports]
+    return operator_hooks.merged_report(ref, reports)
 
 
 def _public_columns(table: pa.Table) -> pa.Table:
@@ -153,7 +159,7 @@ def commit_output(
             )
             if ref.provenance:
                 entry["provenance"] = ref.provenance
-            summary = results[ref.node].summaries.get(ref.step)
+            summary = results[ref.node].summaries.get(ref.step) or _reported(results[ref.node], ref)
             if summary is not None:
                 entry["summary"] = summary
         operators.append(entry)

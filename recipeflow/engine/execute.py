@@ -18,17 +18,18 @@ import pyarrow as pa
 
 from recipeflow.io import storage
 from recipeflow.io import writers
+from recipeflow.engine import operator_hooks
 from recipeflow.engine.cache_address import RESULT, CacheEntry
 from recipeflow.engine.planner import OpRef, Stage
 from recipeflow.engine.shard_input import ShardInput, StageOutput, iter_batches
 from recipeflow.operators import document as doc
-from recipeflow.operators.base import BarrierDecision, BarrierOperator, Generator, Rejection
+from recipeflow.operators.base import BarrierDecision, BarrierOperator, Rejection
 from recipeflow.operators.dedup.deduplicator import Deduplicator
 from recipeflow.operators.chain import StepCounts, run_chain
 
 # Under the work root: what generators (LLM rewriting) generated, per chunk (not a task result,
 # so `cache gc` leaves it alone: see cache_admin).
-GENERATIONS = "generations"
+GENERATIONS = operator_hooks.GENERATIONS
 
 
 def _finished(address_dir: str, reuse: bool = True) -> dict[str, Any] | None:
@@ -74,9 +75,8 @@ def run_stage(
         return StageOutput(**done)
 
     steps = stage.build_ops()
-    for _, op in steps:
-        if isinstance(op, Generator):  # generations are cached beside the stage results
-            op.use_cache(storage.join(work_root, GENERATIONS) if reuse else None)
+    # Caches (generations, judgments) beside the stage results; indexes built once per content.
+    operator_hooks.prepare_ops(stage, steps, work_root, reuse)
     counts = [StepCounts(step=s, operator=op.name) for s, op in steps]
     barrier_count = StepCounts(stage.barrier.step, stage.barrier.name) if stage.barrier else None
     barrier_op = stage.barrier.build() if stage.barrier else None
@@ -129,6 +129,7 @@ def run_stage(
         unreadable=unreadable_path,
         unreadable_rows=unreadable_rows,
         counts=[dataclasses.asdict(c) for c in all_counts],
+        reports=operator_hooks.take_reports(steps),
     )
     storage.write_json(storage.join(folder, RESULT), dataclasses.asdict(output))
     return output

@@ -41,9 +41,14 @@ class OpRef:
     def version(self) -> str:
         return self.cls.version
 
-    @property
+    @cached_property
     def resource(self) -> Resource:
-        return self.cls.resource
+        """Where the operator runs with these parameters: its ``resource_for(params)`` when it
+        has one (decontaminate's judge on vLLM needs a GPU), else its class's ``resource``."""
+        resource_for = getattr(self.cls, "resource_for", None)
+        if resource_for is None:
+            return self.cls.resource
+        return resource_for(self.cls.Params.model_validate(self.params))
 
     @property
     def is_barrier(self) -> bool:

@@ -53,6 +53,8 @@ class StageOutput:
     unreadable: str | None = None
     unreadable_rows: int = 0
     counts: list[dict[str, Any]] = field(default_factory=list)
+    # step -> what a reporting operator found in this shard (operator_hooks.Reports)
+    reports: dict[str, Any] = field(default_factory=dict)
 
     def as_input(self) -> ShardInput:
         return ShardInput(key=self.key, fingerprint=f"{self.address}:kept", parquet=self.kept)

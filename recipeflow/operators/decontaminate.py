@@ -35,6 +35,7 @@ from recipeflow.operators.decontamination.benchmarks import (
     Benchmark,
     BenchmarkError,
     BenchmarkSpec,
+    from_recipe_folder,
     load_benchmark,
 )
 from recipeflow.operators.decontamination.index import Index, build_index
@@ -144,9 +145,26 @@ class Decontaminate(Filter):
     @classmethod
     def resource_for(cls, params: DecontaminateParams) -> Resource:
         """gpu when the paraphrase judge runs vLLM in the task's process, else cpu (the planner
-        reads the class's ``resource``; this is the hook for placing the stage on the GPU pool)."""
+        asks every operator for its resource with its parameters)."""
         check = params.paraphrase_check
         return Resource.gpu if check is not None and check.judge.backend == "vllm" else Resource.cpu
+
+    @classmethod
+    def check_files(cls, params: DecontaminateParams) -> list[tuple[tuple[str, ...], str]]:
+        """Every benchmark set read as a run would (validation calls this before any work):
+        (field path under the step, problem) for each missing or empty file or missing field."""
+        problems = []
+        for name, spec in params.benchmarks.items():
+            try:
+                load_benchmark(name, from_recipe_folder(spec))
+            except BenchmarkError as exc:
+                problems.append((("benchmarks", name, exc.param), str(exc)))
+        return problems
+
+    @staticmethod
+    def merge_reports(reports: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:
+        """Every shard's :meth:`take_report` summed (see the module's :func:`merge_reports`)."""
+        return merge_reports(reports)
 
     # -- the index -------------------------------------------------------------------------------
 

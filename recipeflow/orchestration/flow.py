@@ -21,7 +21,7 @@ from prefect.utilities.annotations import quote  # a batch's shard lists: Prefec
 
 from recipeflow.orchestration.parent_watch import die_with_parent, kill_descendants_on_death
 from recipeflow.orchestration import credentials
-from recipeflow.engine import cache_address, execute, history, refresh, unreadable
+from recipeflow.engine import cache_address, execute, history, operator_hooks, refresh, unreadable
 from recipeflow.engine.commit import NodeResult
 from recipeflow.engine.inputs import resolve_input
 from recipeflow.engine.planner import NodePlan, Plan, Stage, plan_recipe
@@ -31,6 +31,7 @@ from recipeflow.operators.base import Resource
 from recipeflow.orchestration import batches, pools
 from recipeflow.orchestration.publish import commit_as_asset
 from recipeflow.orchestration.tasks import (
+    index_task,
     merge_task,
     resolve_partition_task,
     resolve_task,
@@ -169,6 +170,15 @@ def _resolve(
     )
 
 
+def _build_indexes(stage: Stage, work: Work, result: NodeResult) -> None:
+    """One task per operator index (decontaminate's benchmark n-grams), before the stage's
+    shard tasks: built once under its content address, then read by every shard."""
+    for ref in operator_hooks.index_refs(stage):
+        entry = operator_hooks.index_entry_of(ref)
+        path = work.run(index_task, f"{stage.id} index {ref.name}", entry)(ref, entry, work.root, work.reuse)
+        result.use_cache_files([path])
+
+
 def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeResult) -> list[StageOutput]:
     decisions: list[str | None] = [None] * len(inputs)
     digests: list[str | None] = [None] * len(inputs)
@@ -196,6 +206,7 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeR
         result.use_cache_files(signatures + decisions)
         if resolution.summary is not None:
             result.summaries[stage.barrier.step] = resolution.summary
+    _build_indexes(stage, work, result)
     label = f"{stage.id} {' → '.join(stage.operator_names) or 'pass'}"
     gpu = stage.resource == Resource.gpu
     entries = [cache_address.stage_entry(stage, inp, digest) for inp, digest in zip(inputs, digests)]
@@ -225,6 +236,18 @@ def _publish_artifacts(recipe: Recipe, manifests: list[dict[str, Any]], tasks: d
     create_table_artifact(
         table=rows, key=f"{key}-operator-counts", description=f"Documents in and out per operator: {recipe.name}"
     )
+    contamination = [
+        {"step": op["step"], "benchmark": name, **table}
+        for m in committed[:1]
+        for op in m["operators"]
+        if op["operator"] == "decontaminate" and op.get("summary")
+        for name, table in op["summary"].items()
+    ]
+    if contamination:
+        create_table_artifact(
+            table=contamination, key=f"{key}-contamination",
+            description=f"Benchmark contamination (items and documents hit, exact and paraphrase): {recipe.name}",
+        )
     lines = [f"# {recipe.name}", ""]
     for m in manifests:
         if not refresh.committed(m):

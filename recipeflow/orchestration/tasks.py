@@ -10,7 +10,7 @@ from typing import Any
 from prefect import task
 
 from recipeflow.orchestration import credentials
-from recipeflow.engine import execute
+from recipeflow.engine import execute, operator_hooks
 from recipeflow.engine.cache_address import CacheEntry
 from recipeflow.engine.planner import OpRef, Stage, stable_hash
 from recipeflow.engine.shard_input import ShardInput, StageOutput
@@ -58,6 +58,13 @@ def stage_task(
 ) -> StageOutput:
     credentials.configure_credentials()
     return execute.run_stage(stage, inp, decision, entry, work_root, reuse)
+
+
+@task(name="index", cache_key_fn=entry_cache_key, **_CACHED)
+def index_task(ref: OpRef, entry: CacheEntry, work_root: str, reuse: bool = True) -> str:
+    """Build an operator's index once, before the stage's shard tasks read it."""
+    credentials.configure_credentials()
+    return operator_hooks.build_index(ref, entry, work_root, reuse)
 
 
 @task(name="signatures", cache_key_fn=entry_cache_key, **_CACHED)

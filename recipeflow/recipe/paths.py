@@ -10,6 +10,7 @@ deployment parameters) takes relative paths from the working directory.
 from __future__ import annotations
 
 import os
+import typing
 from typing import Any
 
 from pydantic import BaseModel
@@ -63,6 +64,13 @@ def _absolute_params(model: type[BaseModel], params: dict[str, Any], base: str) 
     for name, field in model.model_fields.items():
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
         key = name if name in out else (field.alias if field.alias in out else None)
+        if key is not None and not extra.get(PATH_MARKER) and isinstance(out[key], dict):
+            # A mapping of parameter models (decontaminate's benchmarks): their paths too.
+            nested = _mapped_model(field.annotation)
+            if nested is not None:
+                out[key] = {k: _absolute_params(nested, v, base) if isinstance(v, dict) else v
+                            for k, v in out[key].items()}
+            continue
         if not extra.get(PATH_MARKER) or key is None:
             continue
         value = out[key]
@@ -71,6 +79,15 @@ def _absolute_params(model: type[BaseModel], params: dict[str, Any], base: str) 
         elif isinstance(value, list):
             out[key] = [_existing_from(base, v) if isinstance(v, str) else v for v in value]
     return out
+
+
+def _mapped_model(annotation: Any) -> type[BaseModel] | None:
+    """``Model`` for a ``dict[str, Model]`` annotation, else None."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is dict and len(args) == 2 and isinstance(args[1], type) \
+            and issubclass(args[1], BaseModel):
+        return args[1]
+    return None
 
 
 def _existing_from(base: str, path: str) -> str:

@@ -173,7 +173,13 @@ def _check_step(
     problems = operator_class.check_sources(validated, [str(s) for s in sources])
     for problem in problems:
         issues.add(loc, problem)
-    if problems:
+    # Files an operator reads before its first document (decontaminate's benchmark sets):
+    # a missing or empty file or a missing field is a recipe error, before any work.
+    check_files = getattr(operator_class, "check_files", None)
+    file_problems = check_files(validated) if check_files is not None else []
+    for where, problem in file_problems:
+        issues.add(loc + tuple(where), problem)
+    if problems or file_problems:
         return None
     return Step(operator=name, params=validated.model_dump(mode="json", by_alias=True))
 

@@ -14,23 +14,42 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import fsspec
 from pydantic import Field, field_validator
 
-from recipeflow.operators.base import OperatorParams
+from recipeflow.operators.base import OperatorParams, local_path, path_field
 
 
 class BenchmarkError(ValueError):
-    """A benchmark set that cannot be used: missing or empty file, missing field."""
+    """A benchmark set that cannot be used: missing or empty file, missing field. ``param``:
+    the benchmark's parameter at fault (``path``, ``fields``, ``id_field``), for the recipe
+    error's field path."""
+
+    def __init__(self, message: str, param: str = "path"):
+        super().__init__(message)
+        self.param = param
+
+
+# ROOT or ROOT@VERSION of a committed recipeflow dataset -> its data files (None: not a dataset
+# root). Operators import nothing above them, so recipeflow.datasets registers it on import.
+DatasetResolver = Callable[[str], "list[str] | None"]
+_dataset_resolver: DatasetResolver | None = None
+
+
+def set_dataset_resolver(resolver: DatasetResolver | None) -> None:
+    global _dataset_resolver
+    _dataset_resolver = resolver
 
 
 class BenchmarkSpec(OperatorParams):
-    path: str | list[str] = Field(
-        description="A file, a glob, or a list of files (the lead resolves a dataset's "
-        "ROOT@VERSION into its files); JSONL (optionally .gz/.zst) or Parquet.")
+    path: str | list[str] = path_field(
+        description="A file, a glob, a list of files, or a recipeflow dataset (ROOT for its "
+        "latest version, ROOT@VERSION for one version: its data files); JSONL (optionally "
+        ".gz/.zst) or Parquet.")
     fields: list[str] = Field(
         min_length=1, description="The fields making an item's text, joined in this order.")
     id_field: str | None = Field(
@@ -75,10 +94,38 @@ def resolve_files(name: str, spec: BenchmarkSpec) -> list[str]:
             protocol = path.split("://", 1)[0] + "://" if "://" in path else ""
             out.extend(protocol + m if protocol and not m.startswith(protocol) else m for m in matches)
         else:
+            dataset_files = _dataset_files(name, path)
+            if dataset_files is not None:
+                out.extend(dataset_files)
+                continue
             if not fs.exists(local):
                 raise BenchmarkError(f"benchmark {name!r}: file {path!r} does not exist")
             out.append(path)
     return out
+
+
+def _dataset_files(name: str, path: str) -> list[str] | None:
+    """The data files of the dataset version ``path`` names, or None when it names none."""
+    if _dataset_resolver is None:
+        return None
+    try:
+        files = _dataset_resolver(path)
+    except (FileNotFoundError, LookupError) as exc:
+        raise BenchmarkError(f"benchmark {name!r}: {exc}") from None
+    if files is not None and not files:
+        raise BenchmarkError(f"benchmark {name!r}: dataset {path!r} holds no data files")
+    return files
+
+
+def from_recipe_folder(spec: BenchmarkSpec) -> BenchmarkSpec:
+    """``spec`` with relative local paths taken from the recipe's folder while a recipe is
+    validated, where they exist there (as the run will read them)."""
+    def resolve(path: str) -> str:
+        joined = local_path(path)
+        return joined if joined != path and os.path.exists(joined.split("@", 1)[0]) else path
+    paths = spec.path if isinstance(spec.path, list) else [spec.path]
+    resolved = [resolve(p) for p in paths]
+    return spec.model_copy(update={"path": resolved if isinstance(spec.path, list) else resolved[0]})
 
 
 def load_benchmark(name: str, spec: BenchmarkSpec) -> Benchmark:
@@ -106,18 +153,18 @@ def _load(name: str, spec_json: str, stamps: tuple) -> Benchmark:
         for position, row in rows:
             texts.append(item_text(row, spec, name, path, position))
             if spec.id_field is not None:
-                ids.append(str(_field(row, spec.id_field, name, path, position)))
+                ids.append(str(_field(row, spec.id_field, name, path, position, "id_field")))
             else:
                 ids.append(str(len(ids)))
         if len(texts) == before:
             raise BenchmarkError(f"benchmark {name!r}: file {path} holds no items")
     if not any(t.strip() for t in texts):
         raise BenchmarkError(f"benchmark {name!r}: the fields {', '.join(spec.fields)} are empty in every "
-                             f"item of {', '.join(p for p, _, _ in stamps)}: check `fields`")
+                             f"item of {', '.join(p for p, _, _ in stamps)}: check `fields`", "fields")
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
         raise BenchmarkError(f"benchmark {name!r}: id_field {spec.id_field!r} is not unique "
-                             f"(e.g. {dup!r} appears more than once)")
+                             f"(e.g. {dup!r} appears more than once)", "id_field")
     return Benchmark(name, tuple(files), tuple(ids), tuple(texts))
 
 
@@ -142,7 +189,7 @@ def _rows(name: str, path: str, data: bytes, spec: BenchmarkSpec) -> list[tuple[
             if field not in table.column_names:
                 raise BenchmarkError(
                     f"benchmark {name!r}: file {path} has no field {field!r} (its columns: "
-                    f"{', '.join(table.column_names)})")
+                    f"{', '.join(table.column_names)})", "fields" if field in spec.fields else "id_field")
         return [(f"row {i}", r) for i, r in enumerate(table.select(needed).to_pylist())]
     compression = _compression(path)
     lines = _decompressed(data, compression).decode("utf-8").splitlines()
@@ -181,11 +228,12 @@ def _decompressed(data: bytes, compression: str | None) -> bytes:
     return data
 
 
-def _field(record: dict, field: str, name: str, path: str, position: str) -> Any:
+def _field(record: dict, field: str, name: str, path: str, position: str, param: str = "fields") -> Any:
     if field not in record:
         raise BenchmarkError(
             f"benchmark {name!r}: file {path} {position} has no field {field!r} (its fields: "
-            f"{', '.join(record) or 'none'}); fix `fields`/`id_field` of benchmark {name!r}")
+            f"{', '.join(record) or 'none'}); fix `fields`/`id_field` of benchmark {name!r}",
+            param)
     return record[field]
 
 
