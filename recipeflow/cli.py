@@ -167,10 +167,12 @@ def validate(recipe: str, overrides: tuple[str, ...], check_inputs: bool) -> Non
     from recipeflow.engine.unreadable import InputUnreadable, check_readable, probe
     from recipeflow.recipe.errors import RecipeInvalid
     from recipeflow.recipe.loading import load_recipe
+    from recipeflow.recipe.model_files import check_models
     from recipeflow.recipe.paths import with_absolute_paths
 
     try:
         parsed = load_recipe(recipe, overrides)
+        check_models(with_absolute_paths(parsed))  # every model file it will load is there
         if check_inputs:
             runnable = with_absolute_paths(parsed)
             read = probe(runnable)

@@ -83,6 +83,11 @@ class OutputSpec(StrictModel):
     keep_last: PositiveInt | None = Field(
         None, description="Keep only this many newest versions; older ones are deleted after a commit"
     )
+    export_file: str | None = Field(
+        None,
+        description="Also write the committed documents to this one JSONL file (Data-Juicer's "
+        "export_path), after the version is committed",
+    )
 
 
 class PoolsSpec(StrictModel):
