@@ -150,6 +150,32 @@ DATA_JUICER_OPERATORS = frozenset(
     """.split()
 )
 
+# How many of Data-Juicer's 38 published text recipes (its configs/ folder at commit c07c2d793:
+# data_juicer_recipes, reproduced RedPajama and BLOOM, demos, annotation) use each operator,
+# most used first: what "Data-Juicer's most used text operators" means here.
+RECIPE_USAGE: tuple[tuple[str, int], ...] = (
+    ("document_simhash_deduplicator", 25), ("language_id_score_filter", 25),
+    ("alphanumeric_filter", 23), ("character_repetition_filter", 23),
+    ("average_line_length_filter", 21), ("fix_unicode_mapper", 21),
+    ("maximum_line_length_filter", 21), ("punctuation_normalization_mapper", 21),
+    ("whitespace_normalization_mapper", 21), ("word_repetition_filter", 21),
+    ("words_num_filter", 21), ("clean_email_mapper", 20), ("flagged_words_filter", 20),
+    ("perplexity_filter", 20), ("text_length_filter", 20), ("clean_links_mapper", 19),
+    ("special_characters_filter", 19), ("clean_copyright_mapper", 3), ("document_deduplicator", 3),
+    ("human_preference_annotation_mapper", 2), ("ray_bts_minhash_deduplicator", 2),
+    ("stopwords_filter", 2), ("clean_html_mapper", 1), ("document_minhash_deduplicator", 1),
+    ("expand_macro_mapper", 1), ("optimize_prompt_mapper", 1), ("remove_bibliography_mapper", 1),
+    ("remove_comments_mapper", 1), ("remove_header_mapper", 1), ("remove_long_words_mapper", 1),
+    ("remove_words_with_incorrect_substrings_mapper", 1), ("suffix_filter", 1),
+)
+# Why the most used operators that recipeflow does not run are left out.
+NOT_SUPPORTED_WHY = {
+    "human_preference_annotation_mapper": "a human labelling round-trip through a Label Studio "
+    "server; not a data-processing step a recipe can run unattended",
+    "optimize_prompt_mapper": "rewrites prompts with a chat LLM API (Data-Juicer's sandbox); no "
+    "equivalent generator yet",
+}
+
 # Top-level settings converted into the recipe.
 _CONVERTED_KEYS = frozenset(
     {"project_name", "dataset_path", "dataset", "export_path", "export_type", "np", "text_keys",
@@ -220,6 +246,17 @@ def is_datajuicer_recipe(data: Any) -> bool:
 def supported_operators() -> list[str]:
     """The Data-Juicer operators recipeflow runs: those registered under their names."""
     return sorted(name for name in registry.operators() if name in DATA_JUICER_OPERATORS)
+
+
+def most_used_operators(count: int = 30) -> list[dict[str, Any]]:
+    """Data-Juicer's ``count`` most used text operators (by :data:`RECIPE_USAGE`), each with
+    whether recipeflow runs it, and why not where it does not."""
+    supported = set(supported_operators())
+    return [
+        {"name": name, "recipes": uses, "supported": name in supported,
+         **({} if name in supported else {"why": NOT_SUPPORTED_WHY.get(name, "not implemented yet")})}
+        for name, uses in RECIPE_USAGE[:count]
+    ]
 
 
 def parse_datajuicer_recipe(data: dict[str, Any], issues: IssueCollector) -> Recipe:
