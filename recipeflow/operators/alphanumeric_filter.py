@@ -11,6 +11,7 @@ from pydantic import Field
 from recipeflow.operators.text.datajuicer_text import (
     DataJuicerFilterParams,
     RangeFilter,
+    count_characters_of,
     range_decisions,
     stored_statistic,
     texts_of,
@@ -64,7 +65,8 @@ class AlphanumericFilter(RangeFilter):
 
     def measure(self, texts: list[str]) -> list[Any]:
         if not self.params.tokenization:
-            return [sum(map(str.isalnum, t)) / len(t) if t else 0.0 for t in texts]
+            counts = count_characters_of(texts, "alnum")
+            return [n / len(t) if t else 0.0 for t, n in zip(texts, counts)]
         tokenizer = load_hf_tokenizer(self.params.hf_tokenizer)
         # As transformers' tokenize(): the tokens without special tokens.
         counts = [len(e.tokens) for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
