@@ -35,8 +35,8 @@ def model_cache(tmp_path_factory) -> Path:
     import sentencepiece
 
     folder = tmp_path_factory.mktemp("dj-models")
-    texts = bundled_texts(200)
-    write_sentencepiece(folder / "en.sp.model", texts, vocab_size=1000)
+    texts = bundled_texts()
+    write_sentencepiece(folder / "en.sp.model", texts)
     sp = sentencepiece.SentencePieceProcessor(model_file=str(folder / "en.sp.model"))
     sentences = [sp.encode_as_pieces(line) for t in texts for line in t.splitlines() if line.strip()]
     write_arpa(folder / "en.arpa.bin", sentences)
