@@ -11,7 +11,6 @@ from pydantic import Field
 from recipeflow.operators.text.datajuicer_text import (
     DataJuicerFilterParams,
     RangeFilter,
-    count_characters_of,
     range_decisions,
     stored_statistic,
     texts_of,
@@ -65,8 +64,7 @@ class AlphanumericFilter(RangeFilter):
 
     def measure(self, texts: list[str]) -> list[Any]:
         if not self.params.tokenization:
-            counts = count_characters_of(texts, "alnum")
-            return [n / len(t) if t else 0.0 for t, n in zip(texts, counts)]
+            return [sum(map(str.isalnum, t)) / len(t) if t else 0.0 for t in texts]
         tokenizer = load_hf_tokenizer(self.params.hf_tokenizer)
         # As transformers' tokenize(): the tokens without special tokens.
         counts = [len(e.tokens) for e in tokenizer.encode_batch(texts, add_special_tokens=False)]

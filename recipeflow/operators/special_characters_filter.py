@@ -10,7 +10,7 @@ from pydantic import Field
 from recipeflow.operators.text.datajuicer_text import (
     DataJuicerFilterParams,
     RangeFilter,
-    count_characters_of,
+    count_special_characters,
 )
 from recipeflow.operators.registry import register
 
@@ -36,8 +36,7 @@ class SpecialCharactersFilter(RangeFilter):
     statistic = "special_char_ratio"
 
     def measure(self, texts: list[str]) -> list[Any]:
-        counts = count_characters_of(texts, "special")
-        return [n / len(t) if t else 0.0 for t, n in zip(texts, counts)]
+        return [count_special_characters(t) / len(t) if t else 0.0 for t in texts]
 
     def bounds(self) -> tuple[float | None, float | None]:
         return self.params.min_ratio, self.params.max_ratio

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import fsspec
-import numpy as np
 import pyarrow as pa
 from pydantic import Field, PositiveInt
 
@@ -64,35 +63,6 @@ _STRIP_CHARACTERS = "".join(sorted(SPECIAL_CHARACTERS))
 def count_special_characters(text: str) -> int:
     """How many characters of ``text`` are Data-Juicer special characters."""
     return sum(map(SPECIAL_CHARACTERS.__contains__, text))
-
-
-_CODE_POINTS = 0x110000
-
-
-@functools.lru_cache(maxsize=4)
-def _code_point_table(kind: str) -> np.ndarray:
-    """Per code point, whether it is alphanumeric (``str.isalnum``) or a Data-Juicer special
-    character: built once per process (about 0.1 s), then a batch is counted in a few vector
-    operations instead of one Python call per character."""
-    if kind == "alnum":
-        return np.fromiter((chr(c).isalnum() for c in range(_CODE_POINTS)), dtype=bool, count=_CODE_POINTS)
-    table = np.zeros(_CODE_POINTS, dtype=bool)
-    table[[ord(c) for c in SPECIAL_CHARACTERS]] = True
-    return table
-
-
-def count_characters_of(texts: Sequence[str], kind: str) -> list[int]:
-    """For each text, how many of its characters are ``kind`` (``alnum``: ``str.isalnum``;
-    ``special``: :data:`SPECIAL_CHARACTERS`): exactly the per-character counts, computed over
-    the code points of the whole batch at once."""
-    if not texts:
-        return []
-    code_points = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    flagged = np.zeros(len(code_points) + 1, dtype=np.int64)
-    np.cumsum(_code_point_table(kind)[code_points], out=flagged[1:])
-    ends = np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)))
-    starts = np.concatenate(([0], ends[:-1]))
-    return (flagged[ends] - flagged[starts]).tolist()
 
 
 # --------------------------------------------------------------------------------------------
