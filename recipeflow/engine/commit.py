@@ -56,6 +56,8 @@ class NodeResult:
                     row["docs_out"] += c["docs_out"]
                     if c.get("docs_added"):  # a generator's new documents beside its input's
                         row["docs_added"] = row.get("docs_added", 0) + c["docs_added"]
+                    if c.get("overwrote"):  # input fields the operator wrote over
+                        row["overwrote"] = sorted(set(row.get("overwrote", [])) | set(c["overwrote"]))
         for row in totals.values():
             row["rejected"] = row["docs_in"] + row.get("docs_added", 0) - row["docs_out"]
         return list(totals.values())

@@ -20,6 +20,7 @@ class StepCounts:
     docs_in: int = 0
     docs_out: int = 0
     docs_added: int = 0  # new documents a generator wrote beside its input's
+    overwrote: list[str] = field(default_factory=list)  # input fields it wrote over
 
     @property
     def rejected(self) -> int:
@@ -42,6 +43,9 @@ def run_chain(
     rejected: list[pa.Table] = []
     for (step, op), count in zip(steps, counts):
         count.docs_in += len(batch)
+        for name in op.written_fields():
+            if name in batch.column_names and name not in count.overwrote:
+                count.overwrote.append(name)
         if len(batch):
             result = op.process(batch)
             batch = result.kept

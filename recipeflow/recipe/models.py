@@ -83,6 +83,12 @@ class OutputSpec(StrictModel):
     keep_last: PositiveInt | None = Field(
         None, description="Keep only this many newest versions; older ones are deleted after a commit"
     )
+    create_bucket: bool = Field(
+        False,
+        strict=True,
+        description="Create the object-store bucket of `path` when it does not exist; "
+        "otherwise a missing bucket is an error (a misspelt bucket name is not created silently)",
+    )
     export_file: str | None = Field(
         None,
         description="Also write the committed documents to this one JSONL file (Data-Juicer's "
@@ -154,7 +160,7 @@ def one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
-Sources = Annotated[list[str], BeforeValidator(one_or_many)]
+Sources = Annotated[list[str], BeforeValidator(one_or_many, json_schema_input_type=str | list[str])]
 StreamName = Annotated[str, StringConstraints(pattern=STREAM_NAME_PATTERN)]
 
 

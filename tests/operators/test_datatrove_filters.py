@@ -101,8 +101,11 @@ def test_fineweb_quality_parameters_are_datatrove_s():
 def test_language_id_parameters():
     assert defaults(LanguageId) == {
         "languages": None, "min_score": 0.65, "per_language_min_score": {}, "model": "lid.176",
-        "label_only": False, "keep_top_pairs_threshold": -1,
+        "label_only": False, "field": "lang", "score_field": "lang_score", "keep_top_pairs_threshold": -1,
     }
+
+    with pytest.raises(ValueError, match="empty list"):
+        LanguageId({"languages": []})
 
 
 def test_language_id_takes_datatrove_s_names():
@@ -116,8 +119,6 @@ def test_language_id_takes_datatrove_s_names():
     assert rows[1]["top_language_fr_score"] > 0.9 and rows[1]["top_language_en_score"] is None
     with pytest.raises(ValueError, match="glotlid"):
         LanguageId({"backend": "glotlid"})
-    with pytest.raises(ValueError, match="empty list"):
-        LanguageId({"languages": []})
 
 
 def test_operators_are_registered_under_their_recipe_names():
