@@ -37,7 +37,7 @@ VENVS = REPO / "bench" / ".venvs"
 # pip requirements). The default location is used when it exists, else bench/.venvs/<name>.
 REFERENCE_TOOLS: dict[str, tuple[str, list[str]]] = {
     "datatrove": ("/work/ref/dt", ["datatrove[processing]==0.10.1", "spacy", "orjson"]),
-    "data-juicer": ("/work/ref/dj", ["py-data-juicer"]),
+    "data-juicer": ("/work/ref/dj", ["py-data-juicer==1.6.1", "aiohttp", "kenlm==0.3.0", "sentencepiece"]),
 }
 
 

@@ -46,8 +46,20 @@ from recipeflow.operators.models.fasttext_models import bundled_lid_path  # noqa
 WORD_LISTS = REPO / "recipeflow" / "operators" / "data"
 
 
-def recipe_steps(with_perplexity: bool) -> list[dict[str, Any]]:
-    """A typical Data-Juicer cleaning recipe for web text (the refine recipes' kind)."""
+# The filter-only chain (--chain filters): language identification and 8 filters, no mapper and
+# no deduplicator, so the time is the filters' own.
+FILTER_CHAIN = (
+    "language_id_score_filter", "text_length_filter", "alphanumeric_filter",
+    "average_line_length_filter", "character_repetition_filter", "word_repetition_filter",
+    "special_characters_filter", "flagged_words_filter", "stopwords_filter",
+)
+
+
+def recipe_steps(with_perplexity: bool, chain: str = "full") -> list[dict[str, Any]]:
+    """A typical Data-Juicer cleaning recipe for web text (the refine recipes' kind); with
+    ``chain="filters"``, its language identification and 8 filters only."""
+    if chain == "filters":
+        return [step for step in recipe_steps(False) if next(iter(step)) in FILTER_CHAIN]
     steps: list[dict[str, Any]] = [
         {"fix_unicode_mapper": None},
         {"punctuation_normalization_mapper": None},
@@ -75,7 +87,7 @@ def recipe_steps(with_perplexity: bool) -> list[dict[str, Any]]:
     return steps
 
 
-def write_recipe(work: Path, np: int, with_perplexity: bool) -> Path:
+def write_recipe(work: Path, np: int, with_perplexity: bool, chain: str = "full") -> Path:
     recipe = {
         "project_name": "dj-benchmark",
         "dataset_path": str(work / "docs.jsonl"),
@@ -84,19 +96,21 @@ def write_recipe(work: Path, np: int, with_perplexity: bool) -> Path:
         "export_path": str(work / "out" / "result.jsonl"),
         "open_tracer": False,
         "use_cache": False,  # Data-Juicer's HF cache would favour a second run; one run each
-        "process": recipe_steps(with_perplexity),
+        "process": recipe_steps(with_perplexity, chain),
     }
     path = work / "dj_recipe.yaml"
     path.write_text(yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True))
     return path
 
 
-def prepare_models(work: Path, docs: list[dict]) -> tuple[Path, bool]:
+def prepare_models(work: Path, docs: list[dict], language_models: bool = True) -> tuple[Path, bool]:
     """Data-Juicer's model cache for both tools: (folder, whether perplexity can run)."""
     cache = work / "models"
     cache.mkdir(exist_ok=True)
     (cache / "lid.176.bin").unlink(missing_ok=True)
     (cache / "lid.176.bin").symlink_to(bundled_lid_path())
+    if not language_models:
+        return cache, False
     trained = make_language_models(docs, work)
     if trained is None:
         return cache, False
@@ -142,6 +156,8 @@ def main() -> int:
     parser.add_argument("--np", type=int, default=2, help="processes for both tools")
     parser.add_argument("--venv", default=None, help="py-data-juicer environment (default /work/ref/dj)")
     parser.add_argument("--work", default=None, help="working folder (default: a new temporary one)")
+    parser.add_argument("--chain", choices=("full", "filters"), default="full",
+                        help="full: mappers, filters and dedup; filters: language id and 8 filters only")
     args = parser.parse_args()
 
     work = Path(args.work or tempfile.mkdtemp(prefix="bench-dj-"))
@@ -150,13 +166,13 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     docs = build_documents(args.docs)
     write_jsonl(docs, work / "docs.jsonl")
-    cache, with_perplexity = prepare_models(work, docs)
-    recipe = write_recipe(work, args.np, with_perplexity)
+    cache, with_perplexity = prepare_models(work, docs, language_models=args.chain == "full")
+    recipe = write_recipe(work, args.np, with_perplexity, args.chain)
     env = environment(cache, work)
     python = reference_python("data-juicer", args.venv)
     megabytes = sum(len(d["text"].encode()) for d in docs) / 1e6
     print(f"{len(docs)} documents, {megabytes:.0f} MB of text; recipe {recipe} "
-          f"({len(recipe_steps(with_perplexity))} operators, np {args.np})")
+          f"({len(recipe_steps(with_perplexity, args.chain))} operators, np {args.np})")
 
     # Prefect's start-up alone, on 20 documents; it also creates the Prefect home's database,
     # as a user's first run does.
@@ -191,8 +207,8 @@ def main() -> int:
     print(f"kept documents in common: {shared} (recipeflow {len(kept_ours)}, Data-Juicer {len(kept_theirs)}); "
           f"identical order: {kept_ours == kept_theirs}")
     results = {
-        "documents": len(docs), "megabytes": round(megabytes, 1), "np": args.np,
-        "operators": len(recipe_steps(with_perplexity)),
+        "documents": len(docs), "megabytes": round(megabytes, 1), "np": args.np, "chain": args.chain,
+        "operators": len(recipe_steps(with_perplexity, args.chain)),
         "recipeflow": {"seconds": round(ours.seconds, 2), "docs_per_s": round(len(docs) / ours.seconds, 1),
                        "peak_rss_bytes": ours.peak_rss_bytes, "kept": len(kept_ours)},
         "datajuicer": {"seconds": round(theirs.seconds, 2), "docs_per_s": round(len(docs) / theirs.seconds, 1),

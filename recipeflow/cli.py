@@ -191,10 +191,12 @@ def validate(recipe: str, overrides: tuple[str, ...], check_inputs: bool) -> Non
     from recipeflow.engine.unreadable import InputUnreadable, check_readable, probe
     from recipeflow.recipe.errors import RecipeInvalid
     from recipeflow.recipe.loading import load_recipe
+    from recipeflow.recipe.model_files import check_models
     from recipeflow.recipe.paths import with_absolute_paths
 
     try:
         parsed = load_recipe(recipe, overrides)
+        check_models(with_absolute_paths(parsed))  # every model file it will load is there
         if check_inputs:
             runnable = with_absolute_paths(parsed)
             read = probe(runnable)
@@ -224,11 +226,16 @@ def schema() -> None:
 @main.command()
 @click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def ops(name: str | None, as_json: bool) -> None:
+@click.option("--datajuicer", is_flag=True,
+              help="List the Data-Juicer operators recipeflow runs, and Data-Juicer's 30 most used text operators.")
+def ops(name: str | None, as_json: bool, datajuicer: bool) -> None:
     """List operators, or show one operator's parameters."""
     from recipeflow.recipe.operator_docs import describe_operator, list_operators
     from recipeflow.operators.registry import UnknownOperator
 
+    if datajuicer:
+        _datajuicer_ops(as_json)
+        return
     if name is None:
         rows = list_operators()
         if as_json:
@@ -252,6 +259,24 @@ def ops(name: str | None, as_json: bool) -> None:
         click.echo(f"  {p['name']}: {p['type']} = {json.dumps(p['default'])}")
         if p["description"]:
             click.echo(f"      {p['description']}")
+
+
+def _datajuicer_ops(as_json: bool) -> None:
+    from recipeflow.recipe.datajuicer import most_used_operators, supported_operators
+
+    supported, most_used = supported_operators(), most_used_operators(30)
+    if as_json:
+        _echo_json({"supported": supported, "most_used": most_used})
+        return
+    click.echo(f"Data-Juicer operators recipeflow runs ({len(supported)}), under their Data-Juicer names:")
+    for name in supported:
+        click.echo(f"  {name}")
+    missing = [row for row in most_used if not row["supported"]]
+    click.echo(f"\nData-Juicer's {len(most_used)} most used text operators (uses in its 38 published text "
+               f"recipes): {len(most_used) - len(missing)} supported")
+    for row in most_used:
+        status = "yes" if row["supported"] else f"no: {row['why']}"
+        click.echo(f"  {row['name']:<46} {row['recipes']:>3}  {status}")
 
 
 @main.command()

@@ -219,6 +219,13 @@ def commit_output(
     )
     # The manifest is written last: until then no reader sees this version.
     versions.commit(root, version, manifest)
+    if output.export_file:  # Data-Juicer's export_path: the committed documents as one file too
+        _export_file([o.kept for o in results[node].final], output.export_file)
     if output.keep_last:
         manifest["deleted_versions"] = versions.apply_retention(root, output.keep_last)
     return manifest
+
+
+def _export_file(paths: list[str], url: str) -> None:
+    """The documents of ``paths`` (stage outputs, in order) as one JSONL file at ``url``."""
+    writers.write_jsonl_file([_public_columns(writers.read_table(p)) for p in paths], url)

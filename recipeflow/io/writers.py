@@ -63,6 +63,32 @@ def write_table(table: pa.Table, url: str, fmt: str = "parquet") -> WrittenFile:
     return WrittenFile(url, table.num_rows, counted.size, counted.sha256.hexdigest())
 
 
+def write_jsonl_file(tables: list[pa.Table], url: str) -> WrittenFile:
+    """All rows of ``tables``, in order, as one JSONL file at ``url`` (one record per line,
+    UTF-8, non-ASCII unescaped: what Data-Juicer's exporter writes; gzipped when the name ends
+    in ``.gz``). Written beside and then renamed, so a reader never sees half a file."""
+    _make_parent_dirs(url)
+    partial = url + ".part"
+    rows = 0
+    with fsspec.open(partial, "wb") as target:
+        counted = _CountingWriter(target)
+        sink: IO[bytes] = (
+            gzip.GzipFile(filename="", mode="wb", fileobj=counted, mtime=0)  # type: ignore[assignment]
+            if url.endswith(".gz") else counted
+        )
+        for table in tables:
+            rows += table.num_rows
+            for batch in table.to_batches(max_chunksize=_JSONL_BATCH_ROWS):
+                lines = [_json_line(row) for row in batch.to_pylist()]
+                if lines:
+                    sink.write(("\n".join(lines) + "\n").encode("utf-8"))
+        if sink is not counted:
+            sink.close()
+    fs, path = url_to_fs(url)
+    fs.mv(path + ".part", path)
+    return WrittenFile(url, rows, counted.size, counted.sha256.hexdigest())
+
+
 def read_table(url: str, columns: list[str] | None = None) -> pa.Table:
     """Read a Parquet file written by :func:`write_table` (only ``columns`` when given)."""
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import pyarrow as pa
-from pydantic import Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from recipeflow.operators import document as doc
 from recipeflow.operators.models.fasttext_models import BUNDLED_LID, load_model
@@ -33,18 +33,37 @@ class LanguageIdParams(OperatorParams):
         "en, de; eng_Latn for GlotLID); null = annotate only, drop nothing.")
     min_score: float = Field(
         0.65, ge=0.0, le=1.0, description="A wanted language must score above this for the "
-        "document to stay (DataTrove's language_threshold).")
+        "document to stay (DataTrove's name: language_threshold).",
+        validation_alias=AliasChoices("min_score", "language_threshold"))
     per_language_min_score: dict[str, float] = Field(
         default_factory=dict, description="Thresholds per language, overriding min_score.")
     model: str = Field(
         BUNDLED_LID, description="fastText language-ID model: lid.176 (bundled) or an fsspec "
-        "path to another (e.g. GlotLID's model.bin).")
+        "path to another (e.g. GlotLID's model.bin). DataTrove's name: backend (ft176 = lid.176).",
+        validation_alias=AliasChoices("model", "backend"))
     label_only: bool = Field(
         False, description="Annotate only, even with languages set (DataTrove's label_only).")
     field: str = Field(
         LANG, min_length=1, description="Field the identified language is written to (an "
         "input's own `lang` is overwritten when they share the name: the manifest says so).")
     score_field: str = Field(LANG_SCORE, min_length=1, description="Field its score is written to.")
+    keep_top_pairs_threshold: float = Field(
+        -1, description="As DataTrove: a field top_language_<lang>_score for every language "
+        "(of languages, or of the model when none are given) scoring above this; -1: none.")
+
+    @field_validator("model")
+    @classmethod
+    def _datatrove_backend(cls, value: str) -> str:
+        # DataTrove's backend names: ft176 is the bundled lid.176; GlotLID is downloaded by
+        # DataTrove, and recipeflow downloads nothing at run time.
+        if value == "ft176":
+            return BUNDLED_LID
+        if value == "glotlid":
+            raise ValueError(
+                "backend 'glotlid' needs GlotLID's model file, which recipeflow does not download: "
+                "set model to its path (model_v3.bin from https://huggingface.co/cis-lmu/glotlid)"
+            )
+        return value
 
     @field_validator("languages")
     @classmethod
@@ -124,9 +143,27 @@ class LanguageId(Filter):
         lines = [(t or "").replace("\n", " ") for t in texts]
         # Every label's score when some are wanted (costs about the same as the top one:
         # fastText's time goes into reading the text); the top one is enough otherwise.
-        k = 1 if self._thresholds is None else -1
+        k = 1 if self._thresholds is None and self.params.keep_top_pairs_threshold == -1 else -1
         labels, scores = self.model.predict(lines, k=k, threshold=0.0)
+        self._last_pairs = (labels, scores)
         return [self._assess(doc_labels, doc_scores) for doc_labels, doc_scores in zip(labels, scores)]
+
+    def _top_pairs(self, batch: pa.Table) -> pa.Table:
+        """DataTrove's ``top_language_<lang>_score`` fields: languages (the wanted ones, else
+        all) scoring above keep_top_pairs_threshold; null where a language did not."""
+        threshold = self.params.keep_top_pairs_threshold
+        labels, scores = self._last_pairs
+        wanted = set(self._thresholds) if self._thresholds is not None else None
+        per_doc = []
+        for doc_labels, doc_scores in zip(labels, scores):
+            pairs = {label[len(LABEL_PREFIX):]: float(score) for label, score in zip(doc_labels, doc_scores)}
+            if wanted is not None:
+                pairs = {lang: pairs.get(lang, 0.0) for lang in wanted}
+            per_doc.append({lang: score for lang, score in pairs.items() if score > threshold})
+        for lang in sorted({lang for pairs in per_doc for lang in pairs}):
+            values = pa.array([pairs.get(lang) for pairs in per_doc], type=pa.float64())
+            batch = doc.set_column(batch, f"top_language_{lang}_score", values)
+        return batch
 
     def _assess(self, labels: Sequence[str], scores: Sequence[float]) -> tuple[str, float, float, float]:
         # fastText lists labels best first. Scores become Python floats, so comparisons are
@@ -171,6 +208,8 @@ class LanguageId(Filter):
         else:
             batch = doc.set_column(batch, self.params.field, pa.array(top_labels, type=pa.string()))
         batch = doc.set_column(batch, self.params.score_field, pa.array([r[1] for r in results], type=pa.float64()))
+        if self.params.keep_top_pairs_threshold != -1:
+            batch = self._top_pairs(batch)
         stats = {LANGUAGE_SCORE: [r[2] for r in results], LANGUAGE_MARGIN: [r[3] for r in results]}
         for statistic, values in stats.items():
             batch = doc.set_column(batch, doc.stat_column(statistic), pa.array(values, type=pa.float64()))

@@ -9,6 +9,7 @@ from recipeflow.orchestration import credentials
 from recipeflow.engine.inputs import resolve_input
 from recipeflow.io import readers, storage
 from recipeflow.recipe.loading import load_recipe
+from recipeflow.recipe.model_files import fetch_models
 from recipeflow.recipe.models import Recipe
 from recipeflow.recipe.overlap import first_overlap
 from recipeflow.recipe.paths import with_absolute_paths
@@ -47,6 +48,11 @@ def preflight(runnable: Recipe) -> None:
                                    create_bucket=output.create_bucket)
         except storage.OutputNotWritable as exc:
             raise RunRefused(str(exc)) from exc
+    missing_models = fetch_models(runnable)  # fetched now, as Data-Juicer does on first use
+    if missing_models:
+        raise RunRefused(
+            f"{where}: model files the recipe needs cannot be had:\n  " + "\n  ".join(missing_models)
+        )
     if recipe.run.pools.gpu and not os.environ.get("PREFECT_API_URL"):
         # The embedded server lives in this process: no worker of the GPU pool can reach it.
         raise RunRefused(

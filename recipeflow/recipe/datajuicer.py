@@ -12,20 +12,28 @@ How the settings map:
 
 * ``dataset_path`` -> one input per path (a file, a folder, or Data-Juicer's
   ``<weight> <path> ...`` list with weights of 1); ``suffixes`` narrows a folder to files with
-  those extensions;
+  those extensions; without ``dataset_path``, ``dataset: {configs: [{type: local, path}]}`` does
+  the same (as in Data-Juicer, ``dataset_path`` wins when both are given). Weights other than 1
+  and ``max_sample_num`` sample the data: they are errors, as are ``type``s other than ``local``;
 * ``text_keys`` -> the input's ``text_field`` (one key; several is an error);
 * ``export_path`` -> the dataset root: the path **without its extension**
   (``outputs/demo/demo-processed.jsonl`` -> ``outputs/demo/demo-processed``), so two recipes that
   export into one folder keep separate datasets; the extension (or ``export_type``) picks the
   format: ``.jsonl``/``.json`` -> ``jsonl.gz``, ``.parquet`` -> ``parquet``, none -> parquet.
-  The recipe's description (kept in every version's manifest) records the mapping;
+  The recipe's description (kept in every version's manifest) records the mapping. When
+  ``export_path`` names a file, that file is also written after the commit, as Data-Juicer's
+  exporter writes it (``output.export_file``: JSONL, one record per line, non-ASCII unescaped);
 * ``np`` -> ``run.workers`` with the ``processes`` executor (Data-Juicer's default np is 4);
 * ``project_name`` -> ``name`` (characters other than letters, digits, ``_.-`` become ``-``).
 
+Numbers that PyYAML reads as strings (``2e5``, ``1e-3``: YAML 1.1 wants a dot and a signed
+exponent) become floats, and ints for an int parameter when whole, as Data-Juicer's jsonargparse
+reads them.
+
 Settings that only change how Data-Juicer runs (caching, tracing, checkpoints, Ray, fusion,
 export sharding...) are accepted and ignored with one warning that lists them. Settings that
-would change the resulting documents and that recipeflow cannot honour (``dataset`` configs,
-weighted mixing, custom operators, encryption) are errors, as are keys Data-Juicer itself does
+would change the resulting documents and that recipeflow cannot honour (remote ``dataset``
+configs, weighted mixing, sampling, custom operators, encryption) are errors, as are keys Data-Juicer itself does
 not know (with the nearest valid name).
 
 One module because it is one conversion table, Data-Juicer's recipe keys to recipeflow's, read top to bottom.
@@ -142,10 +150,36 @@ DATA_JUICER_OPERATORS = frozenset(
     """.split()
 )
 
+# How many of Data-Juicer's 38 published text recipes (its configs/ folder at commit c07c2d793:
+# data_juicer_recipes, reproduced RedPajama and BLOOM, demos, annotation) use each operator,
+# most used first: what "Data-Juicer's most used text operators" means here.
+RECIPE_USAGE: tuple[tuple[str, int], ...] = (
+    ("document_simhash_deduplicator", 25), ("language_id_score_filter", 25),
+    ("alphanumeric_filter", 23), ("character_repetition_filter", 23),
+    ("average_line_length_filter", 21), ("fix_unicode_mapper", 21),
+    ("maximum_line_length_filter", 21), ("punctuation_normalization_mapper", 21),
+    ("whitespace_normalization_mapper", 21), ("word_repetition_filter", 21),
+    ("words_num_filter", 21), ("clean_email_mapper", 20), ("flagged_words_filter", 20),
+    ("perplexity_filter", 20), ("text_length_filter", 20), ("clean_links_mapper", 19),
+    ("special_characters_filter", 19), ("clean_copyright_mapper", 3), ("document_deduplicator", 3),
+    ("human_preference_annotation_mapper", 2), ("ray_bts_minhash_deduplicator", 2),
+    ("stopwords_filter", 2), ("clean_html_mapper", 1), ("document_minhash_deduplicator", 1),
+    ("expand_macro_mapper", 1), ("optimize_prompt_mapper", 1), ("remove_bibliography_mapper", 1),
+    ("remove_comments_mapper", 1), ("remove_header_mapper", 1), ("remove_long_words_mapper", 1),
+    ("remove_words_with_incorrect_substrings_mapper", 1), ("suffix_filter", 1),
+)
+# Why the most used operators that recipeflow does not run are left out.
+NOT_SUPPORTED_WHY = {
+    "human_preference_annotation_mapper": "a human labelling round-trip through a Label Studio "
+    "server; not a data-processing step a recipe can run unattended",
+    "optimize_prompt_mapper": "rewrites prompts with a chat LLM API (Data-Juicer's sandbox); no "
+    "equivalent generator yet",
+}
+
 # Top-level settings converted into the recipe.
 _CONVERTED_KEYS = frozenset(
-    {"project_name", "dataset_path", "export_path", "export_type", "np", "text_keys", "suffixes",
-     "process"}
+    {"project_name", "dataset_path", "dataset", "export_path", "export_type", "np", "text_keys",
+     "suffixes", "process"}
 )
 # Top-level settings that change how Data-Juicer runs, not which documents come out: ignored.
 _IGNORED_KEYS = frozenset(
@@ -167,8 +201,6 @@ _IGNORED_KEYS = frozenset(
 )
 # Top-level settings that change the documents and cannot be honoured: an error unless unset.
 _UNSUPPORTED_KEYS = {
-    "dataset": "dataset configs (mixing, sampling, remote sources) are not supported; "
-    "give the data as `dataset_path`",
     "generated_dataset_config": "generated datasets are not supported; give `dataset_path`",
     "custom_operator_paths": "custom Data-Juicer operators cannot run in recipeflow; write a "
     "recipeflow operator (recipeflow/operators/<name>.py) instead",
@@ -214,6 +246,17 @@ def is_datajuicer_recipe(data: Any) -> bool:
 def supported_operators() -> list[str]:
     """The Data-Juicer operators recipeflow runs: those registered under their names."""
     return sorted(name for name in registry.operators() if name in DATA_JUICER_OPERATORS)
+
+
+def most_used_operators(count: int = 30) -> list[dict[str, Any]]:
+    """Data-Juicer's ``count`` most used text operators (by :data:`RECIPE_USAGE`), each with
+    whether recipeflow runs it, and why not where it does not."""
+    supported = set(supported_operators())
+    return [
+        {"name": name, "recipes": uses, "supported": name in supported,
+         **({} if name in supported else {"why": NOT_SUPPORTED_WHY.get(name, "not implemented yet")})}
+        for name, uses in RECIPE_USAGE[:count]
+    ]
 
 
 def parse_datajuicer_recipe(data: dict[str, Any], issues: IssueCollector) -> Recipe:
@@ -362,7 +405,7 @@ class _Conversion:
 
     def _run(self) -> dict[str, Any]:
         self.issues.map_field(("run",), ("np",))
-        return {"executor": "processes", "workers": self.data.get("np", DEFAULT_NP)}
+        return {"executor": "processes", "workers": _yaml_number(self.data.get("np", DEFAULT_NP), int)}
 
     # --- inputs
 
@@ -411,11 +454,12 @@ class _Conversion:
         """The paths of ``dataset_path``: one, or Data-Juicer's ``[weight] path ...`` list."""
         loc: PathKey = ("dataset_path",)
         raw = self.data.get("dataset_path")
+        if (raw is None or raw == "") and self.data.get("dataset") not in (None, {}, []):
+            return self._dataset_config_paths()
         if raw is None or raw == "":
-            if "dataset" not in self.data:  # else the `dataset` error says it all
-                self.issues.add_original(
-                    loc, "missing", expected="the file or folder to read (JSONL, Parquet...)"
-                )
+            self.issues.add_original(
+                loc, "missing", expected="the file or folder to read (JSONL, Parquet...)"
+            )
             return []
         if not isinstance(raw, str):
             self.issues.add_original(loc, "expected a path (a file or a folder)")
@@ -431,6 +475,63 @@ class _Conversion:
             )
         if not paths:
             self.issues.add_original(loc, "no path, only weights")
+        return paths
+
+    def _dataset_config_paths(self) -> list[str]:
+        """The paths of Data-Juicer's ``dataset: {configs: [{type: local, path, weight}]}``."""
+        loc: PathKey = ("dataset",)
+        self.issues.map_field(("inputs",), loc)
+        raw = self.data["dataset"]
+        configs = raw.get("configs") if isinstance(raw, dict) else None
+        if not isinstance(configs, list) or not configs:
+            self.issues.add_original(
+                loc, "expected `configs:`, a list of datasets",
+                expected="dataset: {configs: [{type: local, path: data.jsonl}]}",
+            )
+            return []
+        unknown = sorted(set(raw) - {"configs", "max_sample_num"})
+        if unknown:
+            self.issues.add_original(
+                loc + (unknown[0],), "not a setting of Data-Juicer's dataset configs",
+                expected="configs or max_sample_num",
+            )
+        if raw.get("max_sample_num") is not None:
+            self.issues.add_original(
+                loc + ("max_sample_num",),
+                f"max_sample_num ({raw['max_sample_num']}) samples the datasets: sampling is not "
+                f"supported in a Data-Juicer recipe",
+                expected="no max_sample_num (every document is read); to sample, write a recipeflow "
+                "recipe with a `sample` step",
+            )
+        paths = []
+        for index, config in enumerate(configs):
+            where = loc + ("configs", index)
+            if not isinstance(config, dict):
+                self.issues.add_original(where, "expected a mapping such as {type: local, path: data.jsonl}")
+                continue
+            kind = config.get("type", "local")
+            if kind != "local":
+                self.issues.add_original(
+                    where + ("type",),
+                    f"dataset type {kind!r} is not supported: recipeflow reads only local or "
+                    f"fsspec paths (s3://...), and downloads nothing",
+                    expected="type: local, with a path (download the data first)",
+                )
+                continue
+            weight = _yaml_number(config.get("weight", 1.0), float)
+            if weight != 1.0:
+                self.issues.add_original(
+                    where + ("weight",),
+                    f"weight {config.get('weight')} samples the dataset: weighted mixing is not "
+                    f"supported in a Data-Juicer recipe",
+                    expected="weight 1 (or none); to mix by weight, write a recipeflow recipe with "
+                    "a `mix` step",
+                )
+            path = config.get("path")
+            if not isinstance(path, str) or not path.strip():
+                self.issues.add_original(where + ("path",), "expected the file or folder to read")
+                continue
+            paths.append(path.strip())
         return paths
 
     def _suffixes(self) -> list[str]:
@@ -469,7 +570,10 @@ class _Conversion:
             return {"path": "", "format": "parquet", "keep_rejected": False}
         root, extension = _split_export_path(raw.strip())
         output_format = self._export_format(extension)
-        return {"path": root, "format": output_format, "keep_rejected": False}
+        output = {"path": root, "format": output_format, "keep_rejected": False}
+        if extension in (".jsonl", ".json") and self.data.get("export_type") in (None, "jsonl", "json"):
+            output["export_file"] = raw.strip()  # Data-Juicer's own file, written after the commit
+        return output
 
     def _export_format(self, extension: str) -> str:
         export_type = self.data.get("export_type")
@@ -541,10 +645,14 @@ class _Conversion:
         self, loc: PathKey, name: str, params: dict[Any, Any], text_field: str
     ) -> dict[Any, Any]:
         """Data-Juicer's arguments as recipeflow's operator takes them."""
-        own_fields = set(registry.get(name).Params.model_fields)
+        fields = registry.get(name).Params.model_fields
+        own_fields = set(fields)
         renames = _RENAMED_PARAMETERS.get(name, {})
         converted: dict[Any, Any] = {}
         for key, value in params.items():
+            field = fields.get(renames.get(key, key))
+            if field is not None:
+                value = _yaml_number(value, field.annotation)
             if key in own_fields:
                 converted[key] = value
             elif key == "text_key":
@@ -563,6 +671,44 @@ class _Conversion:
             else:
                 converted[key] = value  # unknown: the operator's validation names it
         return converted
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers
+
+# What Data-Juicer's recipes write as numbers but PyYAML (YAML 1.1) reads as strings: `2e5`,
+# `1e-3`, `.5e3` (YAML 1.1's float needs a dot and a signed exponent).
+_NUMBER_STRING = re.compile(r"^[-+]?(\d[\d_]*(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")
+
+
+def _yaml_number(value: Any, annotation: Any) -> Any:
+    """``value`` as the number it was written as, when it is a numeric string and the
+    parameter (typed ``annotation``) takes numbers and not strings: an int for an int-only
+    parameter when the value is whole, else a float. Anything else is returned unchanged."""
+    if not isinstance(value, str) or not _NUMBER_STRING.match(value.strip()):
+        return value
+    accepted = _accepted_types(annotation)
+    if str in accepted or not accepted & {int, float}:
+        return value
+    number = float(value.strip().replace("_", ""))
+    if int in accepted and float not in accepted:
+        return int(number) if number.is_integer() else value  # not whole: the int check says so
+    return number
+
+
+def _accepted_types(annotation: Any) -> set[Any]:
+    """The plain types a parameter's annotation accepts (through Optional, unions,
+    Annotated and constrained types)."""
+    import typing
+
+    if annotation in (int, float, str):
+        return {annotation}
+    if annotation is typing.Any:
+        return {float}
+    out: set[Any] = set()
+    for argument in typing.get_args(annotation):
+        out |= _accepted_types(argument)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

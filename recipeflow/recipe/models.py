@@ -89,6 +89,11 @@ class OutputSpec(StrictModel):
         description="Create the object-store bucket of `path` when it does not exist; "
         "otherwise a missing bucket is an error (a misspelt bucket name is not created silently)",
     )
+    export_file: str | None = Field(
+        None,
+        description="Also write the committed documents to this one JSONL file (Data-Juicer's "
+        "export_path), after the version is committed",
+    )
 
 
 class PoolsSpec(StrictModel):
@@ -233,7 +238,11 @@ class Recipe(StrictModel):
             "description": self.description,
             "inputs": {name: spec.model_dump(mode="json") for name, spec in self.inputs.items()},
             "nodes": {name: _resolved_node(node) for name, node in self.nodes.items()},
-            "outputs": {name: spec.model_dump(mode="json") for name, spec in self.outputs.items()},
+            # export_file only when set, so recipes without one keep their identity (sha256).
+            "outputs": {
+                name: spec.model_dump(mode="json", exclude={"export_file"} if spec.export_file is None else None)
+                for name, spec in self.outputs.items()
+            },
             "run": self.run.model_dump(mode="json"),
             **({"train": {n: t.model_dump(mode="json") for n, t in self.train.items()}} if self.train else {}),
             **({"language_settings": self.language_settings} if self.language_settings else {}),

@@ -39,7 +39,10 @@ def with_absolute_paths(recipe: Recipe, base_dir: str | None = None) -> Recipe:
         return storage.absolute(path)
 
     inputs = {n: s.model_copy(update={"path": resolve(s.path)}) for n, s in recipe.inputs.items()}
-    outputs = {n: s.model_copy(update={"path": resolve(s.path)}) for n, s in recipe.outputs.items()}
+    outputs = {
+        n: s.model_copy(update={"path": resolve(s.path), "export_file": s.export_file and resolve(s.export_file)})
+        for n, s in recipe.outputs.items()
+    }
     train = {
         n: t.model_copy(update={"output": t.output.model_copy(update={"path": resolve(t.output.path)})})
         for n, t in recipe.train.items()

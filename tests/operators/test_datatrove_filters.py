@@ -101,10 +101,24 @@ def test_fineweb_quality_parameters_are_datatrove_s():
 def test_language_id_parameters():
     assert defaults(LanguageId) == {
         "languages": None, "min_score": 0.65, "per_language_min_score": {}, "model": "lid.176",
-        "label_only": False, "field": "lang", "score_field": "lang_score",
+        "label_only": False, "field": "lang", "score_field": "lang_score", "keep_top_pairs_threshold": -1,
     }
+
     with pytest.raises(ValueError, match="empty list"):
         LanguageId({"languages": []})
+
+
+def test_language_id_takes_datatrove_s_names():
+    op = LanguageId({"languages": ["en", "fr"], "language_threshold": 0.5, "backend": "ft176",
+                     "keep_top_pairs_threshold": 0.01})
+    assert (op.params.min_score, op.params.model) == (0.5, "lid.176")
+    batch = pa.table({"id": ["a", "b"], "text": ["This is an English sentence about cats.",
+                                                 "Ceci est une phrase en français, bien sûr."]})
+    rows = op.process(batch).kept.to_pylist()
+    assert rows[0]["top_language_en_score"] > 0.9 and rows[0]["top_language_fr_score"] is None
+    assert rows[1]["top_language_fr_score"] > 0.9 and rows[1]["top_language_en_score"] is None
+    with pytest.raises(ValueError, match="glotlid"):
+        LanguageId({"backend": "glotlid"})
 
 
 def test_operators_are_registered_under_their_recipe_names():

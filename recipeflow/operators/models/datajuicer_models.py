@@ -387,6 +387,30 @@ def missing_models(steps: list[tuple[str, Mapping[str, Any]]]) -> list[str]:
     return messages
 
 
+def fetch_missing_models(steps: list[tuple[str, Mapping[str, Any]]]) -> list[str]:
+    """Fetch, as a run would on first use, every model file of ``steps`` that is missing
+    (downloaded into Data-Juicer's cache, checked); one message per file that still cannot be
+    had. A run calls this before any work, so a missing model never fails it half-way."""
+    seen: set[tuple[str, str]] = set()
+    messages = []
+    for operator, params in steps:
+        for requirement in required_models(operator, params):
+            key = (requirement.kind, requirement.file_name)
+            if not requirement.missing or key in seen:
+                continue
+            seen.add(key)
+            try:
+                if requirement.kind == "hf_tokenizer":
+                    hf_tokenizer_file(requirement.file_name)
+                elif requirement.sources:  # one of Data-Juicer's files: fetched into its cache
+                    ensure_model(requirement.file_name, None, requirement.parameter)
+                else:  # a path the recipe gave: nothing to fetch
+                    raise ModelUnavailable(requirement.message())
+            except ModelUnavailable as error:
+                messages.append(f"{operator}: {error}")
+    return messages
+
+
 # --------------------------------------------------------------------------------------------
 # Models (sentencepiece tokenizers, KenLM language models)
 # --------------------------------------------------------------------------------------------
