@@ -9,7 +9,7 @@ from recipeflow.orchestration import credentials
 from recipeflow.engine.inputs import resolve_input
 from recipeflow.io import readers, storage
 from recipeflow.recipe.loading import load_recipe
-from recipeflow.recipe.models import Recipe
+from recipeflow.recipe.models import HeadTrainSpec, Recipe
 from recipeflow.recipe.paths import with_absolute_paths
 
 
@@ -39,6 +39,13 @@ def preflight(runnable: Recipe) -> None:
             storage.check_writable(root, recipe=where, field=field)
         except storage.OutputNotWritable as exc:
             raise RunRefused(str(exc)) from exc
+    if any(isinstance(spec, HeadTrainSpec) for spec in runnable.train.values()):
+        from recipeflow.engine.head_training import HeadTrainingError, check_head_training
+
+        try:  # too few graded documents, an encoder that does not fit: before any GPU work
+            check_head_training(runnable)
+        except HeadTrainingError as exc:
+            raise RunRefused(f"{where}: {exc}") from exc
     if recipe.run.pools.gpu and not os.environ.get("PREFECT_API_URL"):
         # The embedded server lives in this process: no worker of the GPU pool can reach it.
         raise RunRefused(
