@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -71,7 +72,8 @@ def main() -> None:
         raise SystemExit(f"only {len(pool)} distinct paragraphs; lower --documents")
     rng = random.Random(0)
     first = pool[: args.documents]
-    copies = [_near_copy(t, rng, "edit" if i % 2 else "reorder")
+    noise = np.random.default_rng(0)
+    copies = [_near_copy(t, noise, "edit" if i % 2 else "reorder")
               for i, t in enumerate(rng.sample(first, added // 2))]
     new = copies + pool[args.documents: args.documents + added - len(copies)]
     with tempfile.TemporaryDirectory(prefix="semdedup-refresh-") as tmp, prefect_api():

@@ -43,12 +43,17 @@ def run(recipe: str, overrides: tuple[str, ...], no_progress: bool) -> None:
     from recipeflow.engine.unreadable import InputUnreadable
     from recipeflow.orchestration.runner import RunRefused, run_recipe
 
+    embedded = not os.environ.get("PREFECT_API_URL")
     try:
         manifests = run_recipe(recipe, overrides, progress=not no_progress)
     except (RecipeInvalid, RunRefused, InputUnreadable) as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
     _print_results(manifests)
+    if embedded:
+        from recipeflow.orchestration.prefect_server import EMBEDDED_NOTE
+
+        click.echo(f"\n{EMBEDDED_NOTE}")
 
 
 def _print_results(manifests: list[dict]) -> None:
@@ -234,20 +239,32 @@ def ops(name: str | None, as_json: bool) -> None:
 
 @main.command()
 @click.argument("root")
+@click.option("--all", "show_all", is_flag=True,
+              help="Also list version folders that are not committed (a run in progress, failed "
+              "or killed mid-commit) or whose manifest does not parse; `cache gc` removes them.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def versions(root: str, as_json: bool) -> None:
+def versions(root: str, show_all: bool, as_json: bool) -> None:
     """List the committed versions of the dataset at ROOT, oldest first."""
-    from recipeflow.datasets.versions import list_versions
+    import warnings
 
-    rows = list_versions(root)
+    from recipeflow.datasets.versions import list_versions, version_folders
+
+    with warnings.catch_warnings(record=True) as skipped:
+        warnings.simplefilter("always")
+        rows = list_versions(root)
+    others = [f for f in version_folders(root) if f.state != "committed"] if show_all else []
     if as_json:
-        _echo_json(rows)
+        _echo_json(rows + [{"version": f.name, "state": f.state, "problem": f.problem,
+                            "path": f.path} for f in others] if show_all else rows)
         return
+    for warning in skipped if not show_all else []:
+        click.echo(f"warning: {warning.message}", err=True)
     if not rows:
         click.echo(f"no committed version under {root}")
-        return
     for r in rows:
         click.echo(f"{r['version']}  {r['created_at']}  {r['rows']:>8} rows  {r['path']}")
+    for f in others:
+        click.echo(f"{f.name}  {f.state}: {f.problem}  {f.path}")
 
 
 def _fail(message: str) -> NoReturn:
@@ -347,8 +364,9 @@ def cache_ls(root: str, as_json: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def cache_gc(root: str, older_than: float, dry_run: bool, as_json: bool) -> None:
-    """Remove the cache entries under ROOT that no committed version uses and that are older
-    than --older-than hours (newer ones may belong to a run in progress)."""
+    """Remove the cache entries under ROOT that no committed version uses, and the version
+    folders that were never committed (or whose manifest does not parse), when older than
+    --older-than hours (newer ones may belong to a run in progress)."""
     from recipeflow.datasets.cache_admin import collect_garbage, render_gc
 
     result = collect_garbage(root, older_than_hours=older_than, dry_run=dry_run)

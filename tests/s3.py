@@ -24,7 +24,10 @@ def _free_port() -> int:
 def s3_endpoint(bucket: str) -> Iterator[str]:
     """Start moto's S3 server, create ``bucket`` with versioning on, export the standard AWS
     variables (AWS_ENDPOINT_URL included) and yield the endpoint URL; stop it afterwards."""
+    import copy
+
     import boto3
+    import fsspec
     from moto.server import ThreadedMotoServer
     from s3fs import S3FileSystem
 
@@ -33,6 +36,8 @@ def s3_endpoint(bucket: str) -> Iterator[str]:
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
     saved = {k: os.environ.get(k) for k in [*CREDENTIALS, "AWS_ENDPOINT_URL"]}
+    # A test's credentials block leaves its key and endpoint in fsspec's s3 options: restored below.
+    saved_options = copy.deepcopy(fsspec.config.conf.get("s3"))
     os.environ.update(CREDENTIALS, AWS_ENDPOINT_URL=endpoint)
     # s3fs instances made for an earlier endpoint (another test module's) would still call it.
     S3FileSystem.clear_instance_cache()
@@ -43,6 +48,11 @@ def s3_endpoint(bucket: str) -> Iterator[str]:
         yield endpoint
     finally:
         server.stop()
+        if saved_options is None:
+            fsspec.config.conf.pop("s3", None)
+        else:
+            fsspec.config.conf["s3"] = saved_options
+        S3FileSystem.clear_instance_cache()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -4,7 +4,9 @@ An entry is one content-addressed folder, ``<kind>/<address>/``, with ``result.j
 last (see :mod:`recipeflow.engine.execute`). A committed version names the entries its run
 used in its manifest (``cache_entries``: ``["stages/<address>", ...]``); a manifest without
 that key uses none. ``gc`` drops entries no committed version uses and that are older than a
-threshold: a recent entry may belong to a run still in progress.
+threshold: a recent entry may belong to a run still in progress. It also removes, under the
+same threshold, version folders that were never committed (a commit killed half-way) or whose
+manifest does not parse.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ class GcResult:
     kept_recent: int
     older_than_hours: float
     dry_run: bool
+    removed_versions: list[versions.VersionFolder] = field(default_factory=list)
+    kept_recent_versions: int = 0
 
     @property
     def freed_bytes(self) -> int:
@@ -75,6 +79,9 @@ class GcResult:
             "freed_bytes": self.freed_bytes,
             "kept_used": self.kept_used,
             "kept_recent": self.kept_recent,
+            "removed_versions": [{"version": f.name, "state": f.state, "problem": f.problem,
+                                  "path": f.path} for f in self.removed_versions],
+            "kept_recent_versions": self.kept_recent_versions,
         }
 
 
@@ -159,13 +166,30 @@ def collect_garbage(
             # result.json first: a half-removed entry then reads as unfinished, never as done.
             storage.remove(storage.join(entry.url, RESULT))
             storage.remove(entry.url, recursive=True)
+    uncommitted = [f for f in versions.version_folders(root) if f.state != "committed"]
+    stale = [f for f in uncommitted if _newest_file(f.path) < cutoff]
+    if not dry_run:
+        for folder in stale:
+            storage.remove(folder.path, recursive=True)
     return GcResult(
+        removed_versions=stale,
+        kept_recent_versions=len(uncommitted) - len(stale),
         removed=removable,
         kept_used=sum(1 for e in entries if e.used_by),
         kept_recent=sum(1 for e in entries if not e.used_by and e.modified >= cutoff),
         older_than_hours=older_than_hours,
         dry_run=dry_run,
     )
+
+
+def _newest_file(url: str) -> float:
+    """Epoch seconds of the newest file under ``url`` (0 when it holds none)."""
+    fs, path = storage.filesystem(url)
+    try:
+        files = fs.find(path, detail=True)
+    except FileNotFoundError:
+        return 0.0
+    return max((modified_at(info) for info in files.values()), default=0.0)
 
 
 # -- text -------------------------------------------------------------------------------------
@@ -207,6 +231,11 @@ def render_list(root: str, entries: list[CacheEntry]) -> str:
 def render_gc(root: str, result: GcResult) -> str:
     verb = "would remove" if result.dry_run else "removed"
     lines = [f"{e.key}  {human_bytes(e.bytes)}  modified {_iso(e.modified)[:19]}" for e in result.removed]
+    lines += [f"version {f.name}  {f.state}: {f.problem}" for f in result.removed_versions]
+    if result.removed_versions or result.kept_recent_versions:
+        lines.append(
+            f"{verb} {len(result.removed_versions)} uncommitted version folders; kept "
+            f"{result.kept_recent_versions} newer than {result.older_than_hours:g} h")
     lines.append(
         f"{verb} {len(result.removed)} entries ({human_bytes(result.freed_bytes)}) under {cache_root(root)}; "
         f"kept {result.kept_used} used by a version and {result.kept_recent} unused but newer than "

@@ -90,6 +90,8 @@ def open_version(root: str, name: str | None = None) -> Version:
     except FileNotFoundError:
         known = known_versions_message(root)
         raise UnknownVersion(f"version {name!r} is not committed under {root}; {known}") from None
+    except versions.UnreadableManifest as error:
+        raise UnknownVersion(str(error)) from None
 
 
 def parent_of(version: Version) -> Version:

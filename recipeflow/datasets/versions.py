@@ -1,13 +1,18 @@
 """Dataset versions: immutable folders under ``<root>/versions/``, each committed by writing
-its ``manifest.json`` last. A folder without a manifest is an unfinished (or killed) run and is
-invisible to every reader."""
+its ``manifest.json`` last (atomically on local disk). A folder without a manifest is an
+unfinished (or killed) run and is invisible to every reader; a version whose manifest does not
+parse (torn by a full disk before writes were atomic, or edited by hand) is skipped by every
+reader with an :class:`UnreadableManifestWarning` naming its path. ``version_folders`` lists
+both kinds, for ``recipeflow versions --all`` and ``cache gc``."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
+import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from recipeflow.io import storage
 
@@ -29,19 +34,81 @@ def manifest_path(root: str, version: str) -> str:
     return storage.join(version_path(root, version), MANIFEST)
 
 
+class UnreadableManifest(ValueError):
+    """A version's manifest exists but is not a manifest (torn, truncated, edited)."""
+
+    def __init__(self, url: str, problem: str):
+        self.url = url
+        self.problem = problem
+        super().__init__(url, problem)
+
+    def __str__(self) -> str:
+        return (f"{self.url}: the manifest cannot be read ({self.problem}); this version is "
+                "skipped. Remove its folder (or run `recipeflow cache gc`) once you have "
+                "checked it")
+
+
+class UnreadableManifestWarning(UserWarning):
+    """A reader skipped a version whose manifest does not parse."""
+
+
 def read_manifest(root: str, version: str) -> dict[str, Any]:
-    return storage.read_json(manifest_path(root, version))
+    """The manifest of ``version``: :class:`FileNotFoundError` when it has none (not committed),
+    :class:`UnreadableManifest` when it does not parse."""
+    url = manifest_path(root, version)
+    data = storage.read_bytes(url)
+    try:
+        manifest = json.loads(data)
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError alike
+        raise UnreadableManifest(url, f"not valid JSON: {error}; {len(data)} bytes") from None
+    missing = [k for k in ("version", "created_at") if not isinstance(manifest, dict) or k not in manifest]
+    if missing:
+        raise UnreadableManifest(url, f"no {' or '.join(missing)} field")
+    return manifest
 
 
 def committed_manifests(root: str) -> list[dict[str, Any]]:
-    """Manifests of every committed version, oldest first."""
+    """Manifests of every committed version, oldest first; a version whose manifest does not
+    parse is skipped with an :class:`UnreadableManifestWarning`."""
     manifests = []
     for name in storage.list_dir(storage.join(root, VERSIONS_DIR)):
         try:
             manifests.append(read_manifest(root, name))
         except FileNotFoundError:
             continue  # not committed: still running, failed or killed
+        except UnreadableManifest as error:
+            warnings.warn(str(error), UnreadableManifestWarning, stacklevel=2)
     return sorted(manifests, key=lambda m: (m["created_at"], m["version"]))
+
+
+VersionState = Literal["committed", "unfinished", "unreadable"]
+
+
+@dataclass(frozen=True)
+class VersionFolder:
+    """One folder under ``versions/``: committed, unfinished (no manifest: a run in progress,
+    failed or killed mid-commit) or unreadable (a manifest that does not parse)."""
+
+    name: str
+    path: str
+    state: VersionState
+    problem: str | None = None
+
+
+def version_folders(root: str) -> list[VersionFolder]:
+    """Every folder under ``<root>/versions/``, by name, whatever its state."""
+    root = storage.absolute(root)
+    folders = []
+    for name in storage.list_dir(storage.join(root, VERSIONS_DIR)):
+        path = version_path(root, name)
+        try:
+            read_manifest(root, name)
+            folders.append(VersionFolder(name, path, "committed"))
+        except FileNotFoundError:
+            folders.append(VersionFolder(name, path, "unfinished", "no manifest.json: never committed"))
+        except UnreadableManifest as error:
+            folders.append(VersionFolder(name, path, "unreadable", error.problem))
+    return folders
 
 
 def list_versions(root: str) -> list[dict[str, Any]]:
@@ -67,8 +134,8 @@ def latest_version(root: str) -> str | None:
 
 
 def commit(root: str, version: str, manifest: dict[str, Any]) -> str:
-    """Make a version visible: its manifest is the last file written."""
-    storage.write_json(manifest_path(root, version), manifest)
+    """Make a version visible: its manifest is the last file written, whole or not at all."""
+    storage.write_json(manifest_path(root, version), manifest, atomic=True)
     return version_path(root, version)
 
 

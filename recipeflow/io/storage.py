@@ -69,16 +69,42 @@ def write_bytes(url: str, data: bytes) -> None:
         f.write(data)
 
 
+def write_bytes_atomic(url: str, data: bytes) -> None:
+    """Write ``data`` so that readers see the whole file or none of it.
+
+    On local disk the bytes go to a temporary name beside ``url``, which is renamed over it
+    once complete (a full disk or a kill leaves a stray temporary file, never a torn ``url``).
+    An object store's PUT is already all-or-nothing, so it is written in place.
+    """
+    fs, path = filesystem(url)
+    if not is_local(url):
+        write_bytes(url, data)
+        return
+    parent = os.path.dirname(path)
+    fs.makedirs(parent, exist_ok=True)
+    temporary = os.path.join(parent, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
+    try:
+        with fs.open(temporary, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        remove(temporary)
+        raise
+
+
 def read_bytes(url: str) -> bytes:
     fs, path = filesystem(url)
     with fs.open(path, "rb") as f:
         return f.read()
 
 
-def write_json(url: str, value: Any) -> bytes:
-    """Write ``value`` as indented JSON; returns the bytes written."""
+def write_json(url: str, value: Any, *, atomic: bool = False) -> bytes:
+    """Write ``value`` as indented JSON (``atomic``: see :func:`write_bytes_atomic`); returns
+    the bytes written."""
     data = (json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8")
-    write_bytes(url, data)
+    (write_bytes_atomic if atomic else write_bytes)(url, data)
     return data
 
 
@@ -94,22 +120,125 @@ def remove(url: str, recursive: bool = False) -> None:
         pass
 
 
-def check_writable(root: str, *, recipe: str, field: str) -> None:
-    """Fail before any work if ``root`` cannot hold a dataset: create it and write a probe."""
+# Object stores whose first path segment is a bucket that writing would create silently.
+BUCKET_PROTOCOLS = ("s3", "s3a", "gs", "gcs")
+
+
+def check_writable(root: str, *, recipe: str, field: str, create_bucket: bool = False) -> None:
+    """Fail before any work if ``root`` cannot hold a dataset: create it and write a probe.
+
+    On an object store the bucket must exist unless ``create_bucket`` (a misspelt bucket name
+    must not become a new bucket), and a refusal says which URL and which credentials."""
     probe = join(root, f".write-check-{uuid.uuid4().hex}")
     try:
+        if root.split("://", 1)[0] in BUCKET_PROTOCOLS:
+            _check_bucket(root, recipe=recipe, field=field, create=create_bucket)
         makedirs(root)
         write_bytes(probe, b"")
         remove(probe)
-    except (OSError, PermissionError, ValueError) as exc:
+    except OutputNotWritable:
+        raise
+    except Exception as exc:
+        if not isinstance(exc, (OSError, ValueError)) and not is_access_error(exc):
+            raise
+        if not is_local(root):
+            raise OutputNotWritable(f"{recipe}: {field}: {access_problem(root, exc)}") from None
         raise OutputNotWritable(
             f"{recipe}: {field}: cannot write to the output root {root!r} ({exc}). "
             "Choose a folder you can write to, or fix its permissions or credentials."
         ) from exc
 
 
-def use_s3_options(options: dict[str, Any]) -> None:
+def _check_bucket(root: str, *, recipe: str, field: str, create: bool) -> None:
+    fs, path = filesystem(root)
+    bucket = path.split("/", 1)[0]
+    try:
+        fs.info(bucket)
+        return
+    except FileNotFoundError:
+        pass
+    except PermissionError:
+        return  # may write without listing: the write probe decides, and says why
+    protocol = root.split("://", 1)[0]
+    if not create:
+        spec = field.rsplit(".", 1)[0]
+        raise OutputNotWritable(
+            f"{recipe}: {field}: the bucket {protocol}://{bucket} of {root} does not exist "
+            f"(credentials: {credential_source(root)}); check its name, create it, or set "
+            f"{spec}.create_bucket: true to have recipeflow create it")
+    fs.makedirs(bucket, exist_ok=True)
+
+
+# -- credentials in error messages ------------------------------------------------------------
+
+_s3_source: str | None = None  # who gave the s3 options of use_s3_options, for messages
+
+
+def is_access_error(exc: BaseException) -> bool:
+    """A refusal or a lack of credentials (s3fs raises PermissionError; botocore its own)."""
+    return isinstance(exc, PermissionError) or type(exc).__name__ in (
+        "NoCredentialsError", "PartialCredentialsError", "ClientError")
+
+
+def access_problem(url: str, exc: BaseException) -> str:
+    """One paragraph for a person: the URL, what the store said, which credentials were used
+    (never a secret) and what to check."""
+    said = str(exc).strip().rstrip(".") or type(exc).__name__
+    if said == "Forbidden":
+        said = "403 Forbidden"
+    endpoint = _endpoint(url)
+    at = f" at {endpoint}" if endpoint else ""
+    return (f"cannot access {url}{at}: {said}. Credentials used: {credential_source(url)}. "
+            "Check the access key and secret (or the profile, or the Prefect block named by "
+            "run.aws_credentials_block), the endpoint, and that they may read and write this "
+            "bucket")
+
+
+def credential_source(url: str) -> str:
+    """Where the credentials for ``url`` come from, as botocore resolves them; the access key
+    id is shown by its last four characters, the secret never."""
+    if is_local(url):
+        return "local file permissions"
+    if not url.startswith(("s3://", "s3a://")):
+        return f"the default credentials of the {url.split('://', 1)[0]} filesystem"
+    options = fsspec.config.conf.get("s3", {})
+    if _s3_source and (options.get("key") or options.get("profile")):
+        return _s3_source
+    if options.get("key"):
+        return f"a key and secret set in fsspec's s3 options (key id ...{str(options['key'])[-4:]})"
+    try:
+        import botocore.session
+
+        profile = options.get("profile") or os.environ.get("AWS_PROFILE")
+        session = botocore.session.Session(profile=profile)
+        credentials = session.get_credentials()
+    except Exception as error:  # a broken profile: say so rather than hide the first error
+        return f"none usable ({error})"
+    if credentials is None:
+        return ("none found: no AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, no AWS profile, no "
+                "run.aws_credentials_block")
+    method = {
+        "env": "the environment variables AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+        "shared-credentials-file": f"profile {profile or 'default'!r} of ~/.aws/credentials",
+        "config-file": f"profile {profile or 'default'!r} of ~/.aws/config",
+    }.get(credentials.method, f"botocore's {credentials.method!r} provider")
+    key_id = credentials.access_key or ""
+    return f"{method} (key id ...{key_id[-4:]})" if key_id else method
+
+
+def _endpoint(url: str) -> str | None:
+    if not url.startswith(("s3://", "s3a://")):
+        return None
+    options = fsspec.config.conf.get("s3", {})
+    return options.get("endpoint_url") or options.get("client_kwargs", {}).get(
+        "endpoint_url") or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+
+
+def use_s3_options(options: dict[str, Any], *, source: str | None = None) -> None:
     """Options (credentials, endpoint, region) for every s3fs filesystem made from now on in
-    this process; instances made before are dropped so they pick them up."""
+    this process; instances made before are dropped so they pick them up. ``source`` says
+    where they came from, for error messages."""
+    global _s3_source
+    _s3_source = source
     fsspec.config.conf.setdefault("s3", {}).update(options)
     fsspec.filesystem("s3").clear_instance_cache()

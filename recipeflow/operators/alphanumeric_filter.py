@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from typing import Any, Sequence
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from recipeflow.operators.text.datajuicer_text import (
     DataJuicerFilterParams,
@@ -16,7 +16,7 @@ from recipeflow.operators.text.datajuicer_text import (
     texts_of,
 )
 from recipeflow.operators.models.datajuicer_models import DEFAULT_HF_TOKENIZER, load_hf_tokenizer
-from recipeflow.operators.base import Rejection
+from recipeflow.operators.base import NonNegative, Rejection
 from recipeflow.operators.registry import register
 
 CHARACTER_STATISTIC = "alnum_ratio"
@@ -30,8 +30,9 @@ class AlphanumericFilterParams(DataJuicerFilterParams):
         "tokenizer `hf_tokenizer` (statistic alpha_token_ratio) instead of letters and digits "
         "per character (alnum_ratio).",
     )
-    min_ratio: float | None = Field(0.25, description="Drop documents below this ratio.")
-    max_ratio: float | None = Field(
+    # Not a Ratio: with tokenization the statistic is letters per token, often above 1.
+    min_ratio: NonNegative | None = Field(0.25, description="Drop documents below this ratio.")
+    max_ratio: NonNegative | None = Field(
         sys.maxsize, description="Drop documents above this ratio."
     )
     hf_tokenizer: str = Field(
@@ -40,6 +41,15 @@ class AlphanumericFilterParams(DataJuicerFilterParams):
         "id (from the Hugging Face cache, fetched from the Hub when missing and online) or a "
         "local folder with tokenizer.json; Data-Juicer always uses EleutherAI/pythia-6.9b-deduped.",
     )
+
+    @field_validator("min_ratio")
+    @classmethod
+    def _share_of_characters_at_most_1(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is not None and value > 1 and not info.data.get("tokenization"):
+            raise ValueError(
+                f"{value} is above 1: alnum_ratio is a share of characters, so no document could "
+                "pass; use a value in [0, 1] (above 1 only with tokenization: true, letters per token)")
+        return value
 
 
 @register

@@ -21,10 +21,10 @@ import os
 from contextvars import ContextVar
 import inspect
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Annotated, Any, Callable, ClassVar, Sequence
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticUndefined
 
 from recipeflow.operators import document as doc
@@ -49,10 +49,39 @@ class Kind(str, enum.Enum):
 STREAMABLE_KINDS = frozenset({Kind.mapper, Kind.filter, Kind.generator})
 
 
+# Threshold types: a nonsense threshold (a negative word count, a share above 1) is a validation
+# error on its own line instead of a run that silently drops every document.
+Count = Annotated[int, Field(ge=0)]  # a number of things: words, lines, sentences, characters
+Ratio = Annotated[float, Field(ge=0, le=1)]  # a share of a whole
+NonNegative = Annotated[float, Field(ge=0)]  # a measure with no upper bound (a max ratio above 1 = no bound)
+
+
 class OperatorParams(BaseModel):
-    """Base of every operator's parameter model: unknown parameters are errors."""
+    """Base of every operator's parameter model: unknown parameters are errors, and every
+    ``max_X`` must be at least its ``min_X`` (declare ``min_X`` first; null is no bound)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # True where a threshold of 0 turns its rule off (DataTrove's ``if self.max_x and ...``),
+    # so ``max_X: 0`` is not a bound below ``min_X``.
+    zero_turns_off: ClassVar[bool] = False
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _max_not_below_min(cls, value: Any, info: ValidationInfo) -> Any:
+        name = info.field_name or ""
+        if not name.startswith("max_") or not _is_number(value):
+            return value
+        low_name = "min_" + name[len("max_"):]
+        low = info.data.get(low_name)
+        if not _is_number(low) or value >= low or (cls.zero_turns_off and value == 0):
+            return value
+        raise ValueError(
+            f"{value} is below {low_name} ({low}): no document could pass; "
+            f"set {name} to at least {low_name}, or null for no upper bound")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 # Parameters naming a local file or folder (or any fsspec URL) are marked, so a relative local

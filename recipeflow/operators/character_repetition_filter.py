@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field, PositiveInt
 
+from recipeflow.operators.base import NonNegative, Ratio
 from recipeflow.operators.text.datajuicer_text import DataJuicerFilterParams, RangeFilter
 from recipeflow.operators.text.text_stats import window_hashes
 from recipeflow.operators.registry import register
@@ -16,8 +17,8 @@ from recipeflow.operators.registry import register
 
 class CharacterRepetitionFilterParams(DataJuicerFilterParams):
     rep_len: PositiveInt = Field(10, description="Length of the character n-grams.")
-    min_ratio: float | None = Field(0.0, description="Drop documents below this ratio.")
-    max_ratio: float | None = Field(0.5, description="Drop documents above this ratio.")
+    min_ratio: Ratio | None = Field(0.0, description="Drop documents below this ratio.")
+    max_ratio: NonNegative | None = Field(0.5, description="Drop documents above this ratio.")
 
 
 _CHUNK_CHARACTERS = 1 << 21  # texts are hashed in chunks of about this many characters

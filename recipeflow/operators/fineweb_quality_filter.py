@@ -11,25 +11,26 @@ from pydantic import Field
 
 from recipeflow.operators.text.text_stats import TERMINAL_PUNCTUATION, duplicates, safe_ratio
 from recipeflow.operators.text.words import splitter
-from recipeflow.operators.base import DocumentStatsFilter, OperatorParams, Rule, RuleTableFilter
+from recipeflow.operators.base import (
+    Count, DocumentStatsFilter, NonNegative, OperatorParams, Ratio, Rule, RuleTableFilter)
 from recipeflow.operators.registry import register
 
 
 class FinewebQualityFilterParams(OperatorParams):
-    line_punct_thr: float = Field(
+    line_punct_thr: Ratio = Field(
         0.12, description="Drop when fewer than this fraction of lines end with a stop character.")
     line_punct_exclude_zero: bool = Field(
         False, description="Keep documents where no line at all ends with a stop character.")
     stop_chars: list[str] | None = Field(
         None, description="Characters that end a line well; null = terminal punctuation of all "
         "scripts (. ! ? 。 ...).")
-    short_line_thr: float = Field(
+    short_line_thr: Ratio = Field(
         0.67, description="Drop when more than this fraction of lines are short.")
-    short_line_length: int = Field(
+    short_line_length: Count = Field(
         30, description="A line of at most this many characters is short.")
-    char_duplicates_ratio: float = Field(
+    char_duplicates_ratio: Ratio = Field(
         0.01, description="Drop when repeated lines hold more than this fraction of characters.")
-    new_line_ratio: float = Field(
+    new_line_ratio: NonNegative = Field(
         0.3, description="Drop when line breaks per word exceed this (list-like pages).")
     language: str = Field("en", description="Language of the documents: decides word splitting.")
 

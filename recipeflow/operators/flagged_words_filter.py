@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from recipeflow.operators.base import NonNegative, Ratio
 from recipeflow.operators.text.datajuicer_text import WordListRatioFilter, WordsAugmentationParams
 from recipeflow.operators.registry import register
 
 
 class FlaggedWordsFilterParams(WordsAugmentationParams):
-    min_ratio: float | None = Field(0.0, description="Drop documents below this ratio.")
-    max_ratio: float | None = Field(0.045, description="Drop documents above this ratio.")
+    min_ratio: Ratio | None = Field(0.0, description="Drop documents below this ratio.")
+    max_ratio: NonNegative | None = Field(0.045, description="Drop documents above this ratio.")
     flagged_words_dir: str | None = Field(
         None,
         description="Folder (any fsspec path) of JSON files whose name contains "

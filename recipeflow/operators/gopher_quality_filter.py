@@ -12,7 +12,8 @@ from pydantic import Field
 
 from recipeflow.operators.text.text_stats import HAS_ALPHA, NOT_SYMBOL, count_true, safe_ratio
 from recipeflow.operators.text.words import splitter
-from recipeflow.operators.base import DocumentStatsFilter, OperatorParams, Rule, RuleTableFilter
+from recipeflow.operators.base import (
+    Count, DocumentStatsFilter, NonNegative, OperatorParams, Ratio, Rule, RuleTableFilter)
 from recipeflow.operators.registry import register
 
 # Gopher's English stop words: a document must hold at least two of them.
@@ -20,23 +21,25 @@ DEFAULT_STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
 
 
 class GopherQualityFilterParams(OperatorParams):
-    min_doc_words: int | None = Field(
+    zero_turns_off = True  # DataTrove's rules: a threshold of 0 is off
+
+    min_doc_words: Count | None = Field(
         50, description="Drop documents with fewer words (punctuation-only words not counted).")
-    max_doc_words: int | None = Field(100000, description="Drop documents with more words.")
-    min_avg_word_length: int | None = Field(
+    max_doc_words: Count | None = Field(100000, description="Drop documents with more words.")
+    min_avg_word_length: Count | None = Field(
         3, description="Drop when the mean word length (characters) is below.")
-    max_avg_word_length: int | None = Field(
+    max_avg_word_length: Count | None = Field(
         10, description="Drop when the mean word length (characters) is above.")
-    max_symbol_word_ratio: float | None = Field(
+    max_symbol_word_ratio: NonNegative | None = Field(
         0.1, description="Drop when '#' or ellipses per word exceed this.")
-    max_bullet_lines_ratio: float | None = Field(
+    max_bullet_lines_ratio: Ratio | None = Field(
         0.9, description="Drop when more than this fraction of lines start with a bullet.")
-    max_ellipsis_lines_ratio: float | None = Field(
+    max_ellipsis_lines_ratio: Ratio | None = Field(
         0.3, description="Drop when more than this fraction of lines end with an ellipsis.")
-    max_non_alpha_words_ratio: float | None = Field(
+    max_non_alpha_words_ratio: Ratio | None = Field(
         0.8, description="Drop when fewer than this fraction of words contain a letter "
         "(DataTrove's name; it is a minimum of alphabetic words).")
-    min_stop_words: int | None = Field(
+    min_stop_words: Count | None = Field(
         2, description="Drop documents holding fewer distinct stop words.")
     stop_words: list[str] | None = Field(
         None, description="The stop words; null = Gopher's English list "

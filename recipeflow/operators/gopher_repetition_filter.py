@@ -16,7 +16,8 @@ from recipeflow.operators.text.text_stats import (
     top_ngram_chars,
 )
 from recipeflow.operators.text.words import splitter
-from recipeflow.operators.base import DocumentStatsFilter, OperatorParams, Rule, RuleTableFilter
+from recipeflow.operators.base import (
+    DocumentStatsFilter, OperatorParams, Ratio, Rule, RuleTableFilter)
 from recipeflow.operators.registry import register
 
 _PARAGRAPH_BREAK = re.compile(r"\n{2,}")
@@ -26,13 +27,13 @@ NGramThresholds = tuple[tuple[int, float], ...]
 
 
 class GopherRepetitionFilterParams(OperatorParams):
-    dup_line_frac: float | None = Field(
+    dup_line_frac: Ratio | None = Field(
         0.3, description="Drop when more than this fraction of lines repeat an earlier line.")
-    dup_para_frac: float | None = Field(
+    dup_para_frac: Ratio | None = Field(
         0.3, description="Drop when more than this fraction of paragraphs repeat an earlier one.")
-    dup_line_char_frac: float | None = Field(
+    dup_line_char_frac: Ratio | None = Field(
         0.2, description="Drop when repeated lines hold more than this fraction of characters.")
-    dup_para_char_frac: float | None = Field(
+    dup_para_char_frac: Ratio | None = Field(
         0.2, description="Drop when repeated paragraphs hold more than this fraction of characters.")
     top_n_grams: NGramThresholds = Field(
         ((2, 0.2), (3, 0.18), (4, 0.16)),

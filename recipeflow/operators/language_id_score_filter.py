@@ -15,7 +15,7 @@ from recipeflow.operators.text.datajuicer_text import (
     texts_of,
 )
 from recipeflow.operators.models.fasttext_models import BUNDLED_LID, load_model
-from recipeflow.operators.base import Filter, Rejection
+from recipeflow.operators.base import Filter, Ratio, Rejection
 from recipeflow.operators.registry import register
 
 LABEL_PREFIX = "__label__"
@@ -27,7 +27,7 @@ class LanguageIDScoreFilterParams(DataJuicerFilterParams):
         description="Language code(s) to keep (fastText lid.176 labels: en, de, zh, ...); "
         "empty: any language, only the score counts.",
     )
-    min_score: float = Field(0.8, description="Drop documents whose language score is lower.")
+    min_score: Ratio = Field(0.8, description="Drop documents whose language score is lower.")
     model_path: str = Field(
         BUNDLED_LID,
         description="fastText language-ID model: 'lid.176' (the bundled lid.176.ftz) or any "

@@ -8,13 +8,14 @@ from typing import Any
 
 from pydantic import Field
 
+from recipeflow.operators.base import Count
 from recipeflow.operators.text.datajuicer_text import DataJuicerFilterParams, RangeFilter
 from recipeflow.operators.registry import register
 
 
 class MaximumLineLengthFilterParams(DataJuicerFilterParams):
-    min_len: int | None = Field(10, description="Drop documents whose longest line is shorter.")
-    max_len: int | None = Field(
+    min_len: Count | None = Field(10, description="Drop documents whose longest line is shorter.")
+    max_len: Count | None = Field(
         sys.maxsize, description="Drop documents whose longest line is longer."
     )
 

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from recipeflow.operators.base import NonNegative
 from recipeflow.operators.text.datajuicer_text import DataJuicerFilterParams, RangeFilter, split_words
 from recipeflow.operators.models.datajuicer_models import load_datajuicer_kenlm, load_datajuicer_sentencepiece
 from recipeflow.operators.registry import register
@@ -14,8 +15,8 @@ from recipeflow.operators.registry import register
 
 class PerplexityFilterParams(DataJuicerFilterParams):
     lang: str = Field("en", description="Language: names the default model files.")
-    min_ppl: float | None = Field(0, description="Drop documents with a lower perplexity.")
-    max_ppl: float | None = Field(1500, description="Drop documents with a higher perplexity.")
+    min_ppl: NonNegative | None = Field(0, description="Drop documents with a lower perplexity.")
+    max_ppl: NonNegative | None = Field(1500, description="Drop documents with a higher perplexity.")
     model_path: str | None = Field(
         None,
         description="KenLM model, ARPA text or KenLM binary (any fsspec path); null: "

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
+from recipeflow.operators.base import NonNegative, Ratio
 from recipeflow.operators.text.datajuicer_text import (
     DataJuicerFilterParams,
     RangeFilter,
@@ -16,8 +17,8 @@ from recipeflow.operators.registry import register
 
 
 class SpecialCharactersFilterParams(DataJuicerFilterParams):
-    min_ratio: float | None = Field(0.0, description="Drop documents below this ratio.")
-    max_ratio: float | None = Field(0.25, description="Drop documents above this ratio.")
+    min_ratio: Ratio | None = Field(0.0, description="Drop documents below this ratio.")
+    max_ratio: NonNegative | None = Field(0.25, description="Drop documents above this ratio.")
 
 
 @register

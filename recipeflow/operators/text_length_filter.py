@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field
 
 from recipeflow.operators import document as doc
 from recipeflow.operators.base import Filter, OperatorParams, Rejection, threshold_decisions
@@ -27,14 +27,7 @@ class TextLengthFilterParams(OperatorParams):
         validation_alias=AliasChoices("max_length", "max_len"),
         description="Drop documents longer than this (characters); null = no limit. Alias: max_len.",
     )
-
-    @model_validator(mode="after")
-    def _bounds_in_order(self):
-        if self.max_length is not None and self.max_length < self.min_length:
-            raise ValueError(
-                f"max_length ({self.max_length}) is smaller than min_length ({self.min_length})"
-            )
-        return self
+    # max_length >= min_length: checked by OperatorParams for every min_X/max_X pair.
 
 
 @register

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import Field, PositiveInt
 
+from recipeflow.operators.base import NonNegative, Ratio
 from recipeflow.operators.text.datajuicer_text import (
     RangeFilter,
     WordsParams,
@@ -19,8 +20,8 @@ from recipeflow.operators.registry import register
 
 class WordRepetitionFilterParams(WordsParams):
     rep_len: PositiveInt = Field(10, description="Length of the word n-grams.")
-    min_ratio: float | None = Field(0.0, description="Drop documents below this ratio.")
-    max_ratio: float | None = Field(0.5, description="Drop documents above this ratio.")
+    min_ratio: Ratio | None = Field(0.0, description="Drop documents below this ratio.")
+    max_ratio: NonNegative | None = Field(0.5, description="Drop documents above this ratio.")
 
 
 def word_repetition_ratio(words: list[str], n: int) -> float:

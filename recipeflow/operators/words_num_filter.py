@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
+from recipeflow.operators.base import Count
 from recipeflow.operators.text.datajuicer_text import (
     RangeFilter,
     WordsParams,
@@ -19,8 +20,8 @@ from recipeflow.operators.registry import register
 
 
 class WordsNumFilterParams(WordsParams):
-    min_num: int | None = Field(10, description="Drop documents with fewer words.")
-    max_num: int | None = Field(sys.maxsize, description="Drop documents with more words.")
+    min_num: Count | None = Field(10, description="Drop documents with fewer words.")
+    max_num: Count | None = Field(sys.maxsize, description="Drop documents with more words.")
 
 
 @register

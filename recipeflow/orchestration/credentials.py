@@ -43,5 +43,6 @@ def configure_credentials() -> None:
         options["endpoint_url"] = endpoint
     if creds.region_name:
         options["client_kwargs"] = {"region_name": creds.region_name}
-    storage.use_s3_options(options)
+    key_id = f", key id ...{creds.aws_access_key_id[-4:]}" if creds.aws_access_key_id else ""
+    storage.use_s3_options(options, source=f"Prefect AwsCredentials block {name!r}{key_id}")
     _configured_block = name

@@ -17,6 +17,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
+from recipeflow.orchestration.parent_watch import die_with_parent, kill_descendants_on_death
 from recipeflow.orchestration import credentials
 from recipeflow.engine import cache_address, execute, history, refresh, unreadable
 from recipeflow.engine.commit import NodeResult
@@ -62,12 +63,15 @@ def task_runner(run: RunSpec):
     """The Prefect task runner for ``run.executor``. Every runner gives the same output bytes:
     tasks write content-addressed files, and the flow orders results by shard, not by finish."""
     if run.executor == "processes":
-        return ProcessPoolTaskRunner(max_workers=run.workers)
+        # Workers end with this process, even when it is killed (see parent_watch).
+        return ProcessPoolTaskRunner(max_workers=run.workers, initializer=die_with_parent,
+                                     initargs=(os.getpid(),))
     if run.executor == "ray":
         from prefect_ray import RayTaskRunner
 
         if run.address:
             return RayTaskRunner(address=run.address)
+        kill_descendants_on_death()  # the local cluster's agents outlive a killed run otherwise
         return RayTaskRunner(init_kwargs={"num_cpus": run.workers, "include_dashboard": False})
     if run.executor == "dask":
         from prefect_dask import DaskTaskRunner

@@ -10,6 +10,7 @@ from recipeflow.engine.inputs import resolve_input
 from recipeflow.io import readers, storage
 from recipeflow.recipe.loading import load_recipe
 from recipeflow.recipe.models import HeadTrainSpec, Recipe
+from recipeflow.recipe.overlap import first_overlap
 from recipeflow.recipe.paths import with_absolute_paths
 
 
@@ -30,13 +31,20 @@ def preflight(runnable: Recipe) -> None:
             raise RunRefused(f"{where}: inputs.{name}.path: {exc}") from exc
         except ValueError as exc:
             raise RunRefused(f"{where}: inputs.{name}.format: {exc}") from exc
+        except Exception as exc:  # a refused or unauthenticated object store: say who and what
+            if not storage.is_access_error(exc):
+                raise
+            raise RunRefused(f"{where}: inputs.{name}.path: {storage.access_problem(spec.path, exc)}") from None
+    if (overlap := first_overlap(runnable)) is not None:
+        raise RunRefused(f"{where}: {overlap}")
     roots = [
-        ("output.path" if node == "main" else f"outputs.{node}.path", spec.path)
+        ("output.path" if node == "main" else f"outputs.{node}.path", spec)
         for node, spec in runnable.outputs.items()
-    ] + [(f"train.{name}.output.path", spec.output.path) for name, spec in runnable.train.items()]
-    for field, root in roots:
+    ] + [(f"train.{name}.output.path", spec.output) for name, spec in runnable.train.items()]
+    for field, output in roots:
         try:
-            storage.check_writable(root, recipe=where, field=field)
+            storage.check_writable(output.path, recipe=where, field=field,
+                                   create_bucket=output.create_bucket)
         except storage.OutputNotWritable as exc:
             raise RunRefused(str(exc)) from exc
     if any(isinstance(spec, HeadTrainSpec) for spec in runnable.train.values()):

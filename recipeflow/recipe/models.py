@@ -85,6 +85,12 @@ class OutputSpec(StrictModel):
     keep_last: PositiveInt | None = Field(
         None, description="Keep only this many newest versions; older ones are deleted after a commit"
     )
+    create_bucket: bool = Field(
+        False,
+        strict=True,
+        description="Create the object-store bucket of `path` when it does not exist; "
+        "otherwise a missing bucket is an error (a misspelt bucket name is not created silently)",
+    )
 
 
 class PoolsSpec(StrictModel):

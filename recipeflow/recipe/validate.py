@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from recipeflow.recipe import language_settings
+from recipeflow.recipe.overlap import overlapping_paths
 from recipeflow.recipe.yaml_source import PathKey
 from recipeflow.operators import registry
 from recipeflow.recipe.errors import IssueCollector, RecipeInvalid, add_validation_errors, describe_value, field_names
@@ -375,6 +376,8 @@ def validate_data(data: Any, issues: IssueCollector) -> Recipe | None:
         return None
     recipe = _build_recipe(document, steps, issues.source)
     _check_history_scope(recipe, chain=document.nodes is None, issues=issues)
+    for loc, overlap in overlapping_paths(recipe, chain=document.nodes is None, lexical_only=True):
+        issues.add(loc, str(overlap))
     return None if issues.found else recipe
 
 

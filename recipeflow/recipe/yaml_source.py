@@ -10,6 +10,11 @@ line of every field path::
 A mapping entry's line is the line of its key; a list item's line is where the item starts.
 The walk also notices keys that appear twice in one mapping, which PyYAML silently resolves
 to the last value.
+
+Hostile YAML is refused before it costs time or memory: aliases can make a few lines stand for
+billions of values ("billion laughs"), and deep nesting exhausts Python's stack, so the
+composer bounds nesting depth and the expanded size of the node tree is counted (each node
+once) before anything walks or constructs it.
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ from typing import Any
 import yaml
 
 PathKey = tuple[Hashable, ...]
+
+# A recipe is a few hundred values; these bounds are far above any real one.
+MAX_DEPTH = 100  # mappings and lists inside each other
+MAX_EXPANDED_VALUES = 100_000  # values the document holds once every alias is expanded
 
 
 @dataclass
@@ -50,11 +59,12 @@ def load_yaml(text: str) -> YamlDocument:
     Raises :class:`YamlSyntaxError` for text that is not YAML, holds more than one document,
     or uses a tag the safe loader refuses.
     """
-    loader = yaml.SafeLoader(text)
+    loader = _BoundedLoader(text)
     try:
         root = loader.get_single_node()
         if root is None:  # empty file, or only comments
             return YamlDocument(data=None)
+        _check_expanded_size(root)
         data = loader.construct_document(root)
         document = YamlDocument(data=data)
         # After construction, merge keys (<<) are already flattened into the node tree.
@@ -64,6 +74,62 @@ def load_yaml(text: str) -> YamlDocument:
         raise _syntax_error(error) from None
     finally:
         loader.dispose()
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """The safe loader, refusing nesting deeper than :data:`MAX_DEPTH` while composing (the
+    composer is recursive: 20,000 nested ``[`` would end in a raw ``RecursionError``)."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None,
+                    f"values are nested more than {MAX_DEPTH} levels deep; a recipe needs a few",
+                    self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _check_expanded_size(root: yaml.Node) -> None:
+    """Refuse a document whose aliases expand to more than :data:`MAX_EXPANDED_VALUES` values.
+
+    An alias is the same node object as its anchor, so sizes are memoised per node: the count
+    costs one visit per distinct node however large the expansion, and the first node found
+    too large is named by its line.
+    """
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in on_path:  # a recursive alias (&a [*a]): the walk stops there as well
+            return 1
+        on_path.add(key)
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(item) for item in node.value)
+        on_path.discard(key)
+        if total > MAX_EXPANDED_VALUES:
+            raise yaml.composer.ComposerError(
+                None, None,
+                f"YAML aliases (*name) expand this value to more than {MAX_EXPANDED_VALUES:,} "
+                "values; a recipe is far smaller, so write it out or use fewer aliases",
+                node.start_mark)
+        sizes[key] = total
+        return total
+
+    size(root)
 
 
 def _walk(

@@ -391,3 +391,14 @@ def test_inspection_on_s3(datasets, s3_copy):
     removed = collect_garbage(root, older_than_hours=0)
     assert {e.key for e in removed.removed} == {e.key for e in entries} - set(keep)
     assert [e.key for e in list_entries(root)] == keep
+
+
+def test_diff_says_what_changed_in_the_recipe():
+    from recipeflow.datasets.diff import recipe_changes
+
+    a = {"name": "r", "nodes": {"main": {"process": [{"text_length_filter": {"min_length": 500}}]}}, "run": {"workers": 2}}
+    b = {"name": "r", "nodes": {"main": {"process": [{"text_length_filter": {"min_length": 800}}]}}, "run": {"workers": 2, "cache": False}}
+    assert recipe_changes(a, b) == [
+        "nodes.main.process[0].text_length_filter.min_length: 500 → 800",
+        "+ run.cache: false",
+    ]

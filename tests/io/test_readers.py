@@ -443,6 +443,38 @@ def test_parquet_without_text_column_and_not_parquet(tmp_path: Path) -> None:
     assert "not a readable Parquet file" in unreadable.column(doc.REJECT_DETAIL)[0].as_py()
 
 
+
+
+def corrupt_parquet(path: Path, rows: int = 500) -> Path:
+    """A Parquet file of ``rows`` rows in row groups of 100 whose middle 4 KiB are zeroed;
+    the footer stays intact, so only the pages under the zeros are corrupt."""
+    texts = [f"row {i} " + "word " * (i % 13 + 20) for i in range(rows)]
+    pq.write_table(pa.table({"id": [str(i) for i in range(rows)], "text": texts}), path,
+                   row_group_size=100, compression="snappy")
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle - 2048:middle + 2048] = bytes(4096)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_corrupt_parquet_row_group_becomes_counted_unreadable_records(tmp_path: Path) -> None:
+    bad = corrupt_parquet(tmp_path / "bad.parquet")
+    good = tmp_path / "good.parquet"
+    pq.write_table(pa.table({"id": ["g0", "g1"], "text": ["fine one", "fine two"]}), good)
+    shards = shards_of(str(bad), "parquet", 1000) + shards_of(str(good), "parquet", 1000)
+    documents, unreadable = read_all(shards, batch_size=64)
+    assert documents.num_rows + unreadable.num_rows == 502
+    assert 0 < unreadable.num_rows < 500 and unreadable.num_rows % 100 == 0
+    assert {"g0", "g1"} <= set(documents.column("id").to_pylist())
+    # Every good row is read; the unreadable ones are whole row groups, each named with its rows.
+    records = unreadable.column(doc.INPUT_RECORD).to_pylist()
+    first = records[0]
+    detail = unreadable.column(doc.REJECT_DETAIL)[0].as_py()
+    assert first % 100 == 0 and f"rows {first}-{first + 99}" in detail and "bad.parquet" in detail
+    assert set(unreadable.column(doc.INPUT_FILE).to_pylist()) == {str(bad)}
+    kept = set(documents.column(doc.INPUT_RECORD).to_pylist()[:-2])
+    assert kept.isdisjoint(records) and len(kept) + len(records) == 500
 # --- WARC -----------------------------------------------------------------------------------
 
 
@@ -518,6 +550,32 @@ def test_a_broken_warc_record_costs_one_row_and_reading_goes_on(tmp_path: Path) 
     assert all(d.startswith("WARC record at byte ") for d in details)
     whole, whole_bad = read_all(shards_of(str(path), "warc", 100))
     assert whole.equals(documents) and whole_bad.equals(unreadable)
+
+
+
+
+def test_warc_records_without_a_target_uri_say_what_is_wrong(tmp_path: Path) -> None:
+    plain = write_warc(tmp_path / "plain.warc", [(f"https://e.org/{i}", html(i), "text/html")
+                                                 for i in range(5)], gzipped=False)
+
+    def without_uri(member: bytes, rec_type: str = "response") -> bytes:
+        head, sep, block = member.partition(b"\r\n\r\n")
+        lines = [line for line in head.split(b"\r\n") if not line.startswith(b"WARC-Target-URI")]
+        lines = [b"WARC-Type: " + rec_type.encode() if line.startswith(b"WARC-Type") else line
+                 for line in lines]
+        return gzip.compress(b"\r\n".join(lines) + sep + block, mtime=0)
+
+    path = tmp_path / "no-uri.warc.gz"
+    good = [gzip.compress(member, mtime=0) for member in plain]
+    path.write_bytes(good[0] + without_uri(plain[1]) + good[2] + without_uri(plain[3], "revisit")
+                     + good[4])
+    documents, unreadable = read_all(shards_of(str(path), "warc", 100))
+    assert documents.column("url").to_pylist() == [f"https://e.org/{i}" for i in (0, 2, 4)]
+    details = unreadable.column(doc.REJECT_DETAIL).to_pylist()
+    assert len(details) == 2
+    for detail, rec_type in zip(details, ["response", "revisit"]):
+        assert f"a {rec_type} record without a WARC-Target-URI header" in detail, detail
+        assert "NoneType" not in detail
 
 
 def test_uncompressed_warc_with_garbage_between_records(tmp_path: Path) -> None:

@@ -101,7 +101,7 @@ def test_fineweb_quality_parameters_are_datatrove_s():
 def test_language_id_parameters():
     assert defaults(LanguageId) == {
         "languages": None, "min_score": 0.65, "per_language_min_score": {}, "model": "lid.176",
-        "label_only": False,
+        "label_only": False, "field": "lang", "score_field": "lang_score",
     }
     with pytest.raises(ValueError, match="empty list"):
         LanguageId({"languages": []})

@@ -7,6 +7,8 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import time
+import tracemalloc
 from pathlib import Path
 
 import jsonschema
@@ -552,7 +554,8 @@ def test_resolved_fills_defaults_and_round_trips(tmp_path: Path) -> None:
     assert steps[2] == {"text_length_filter": {"min_length": 200, "max_length": None}}
     assert steps[1]["normalize_whitespace"] == recipe.nodes["main"].process[1].params
     assert resolved["nodes"]["main"]["from"] == ["pages", "extra"]
-    output = {"path": "out/quickstart", "format": "parquet", "keep_rejected": True, "keep_last": None}
+    output = {"path": "out/quickstart", "format": "parquet", "keep_rejected": True, "keep_last": None,
+              "create_bucket": False}
     assert resolved["outputs"] == {"main": output}
     assert "source" not in resolved
     json.dumps(resolved)  # JSON-able
@@ -608,13 +611,13 @@ def test_json_schema_covers_every_operator_and_validates_recipes(test_operator: 
     jsonschema.Draft202012Validator.check_schema(schema)
     validator = jsonschema.Draft202012Validator(schema)
 
-    step_names = [next(iter(choice["properties"])) for choice in schema["$defs"]["Step"]["anyOf"]]
+    step = schema["$defs"]["Step"]
+    step_names = list(step["properties"])
     assert set(step_names) == set(registry.operators())
     assert "test_upper_case" in step_names
-    for choice in schema["$defs"]["Step"]["anyOf"]:
-        [(name, params)] = choice["properties"].items()
-        assert params["description"]
-        assert choice["required"] == [name] and choice["additionalProperties"] is False
+    for name, params in step["properties"].items():
+        assert params["description"], name
+    assert step["minProperties"] == step["maxProperties"] == 1 and step["additionalProperties"] is False
 
     validator.validate(yaml.safe_load(CHAIN))
     validator.validate(yaml.safe_load(GRAPH))
@@ -681,3 +684,152 @@ def test_history_scope_needs_a_node_that_reaches_one_output(tmp_path):
     # With one output downstream, the history is that output's.
     recipe = load_recipe(path, ("nodes.b.from=docs",))
     assert recipe.outputs_reaching("clean") == ["a"]
+
+
+# --- hostile YAML -------------------------------------------------------------------------------
+
+
+def billion_laughs(levels: int, fanout: int = 9) -> str:
+    lines = ["a0: &a0 [lol]"]
+    for level in range(1, levels + 1):
+        refs = ", ".join([f"*a{level - 1}"] * fanout)
+        lines.append(f"a{level}: &a{level} [{refs}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_yaml_alias_expansion_is_bounded(tmp_path: Path) -> None:
+    started = time.perf_counter()
+    tracemalloc.start()
+    try:
+        [issue] = issues_of(write(tmp_path, billion_laughs(9)))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert time.perf_counter() - started < 2
+    assert peak < 50 * 2**20
+    assert "alias" in issue.message and "not valid YAML" in issue.message
+    assert issue.line is not None
+
+
+def test_yaml_nesting_depth_is_bounded(tmp_path: Path) -> None:
+    [issue] = issues_of(write(tmp_path, "name: x\nprocess: " + "[" * 20_000 + "]" * 20_000 + "\n"))
+
+    assert "nested" in issue.message and issue.line == 2
+
+
+def test_a_few_aliases_still_load() -> None:
+    document = load_yaml("base: &b {min_length: 5}\nx: *b\ny: {<<: *b, max_length: 9}\n")
+
+    assert document.data["y"] == {"min_length": 5, "max_length": 9}
+    assert document.lines[("x", "min_length")] == 1
+
+
+@pytest.mark.parametrize("tag", ["!!python/object/apply:os.system ['true']",
+                                 "!!python/name:os.system", "!!python/object/new:os.system [true]"])
+def test_unsafe_yaml_tags_are_refused(tmp_path: Path, tag: str) -> None:
+    [issue] = issues_of(write(tmp_path, f"name: x\nrun: {tag}\n"))
+
+    assert "not valid YAML" in issue.message and issue.line == 2
+
+
+# --- nonsense thresholds ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("step, problems", [
+    ("gopher_quality_filter: {min_doc_words: -10, max_doc_words: -20}",
+     {"min_doc_words": "0", "max_doc_words": "0"}),
+    ("alphanumeric_filter: {min_ratio: 5, max_ratio: -1}",
+     {"min_ratio": "1", "max_ratio": "0"}),
+    ("gopher_quality_filter: {min_doc_words: 500, max_doc_words: 100}",
+     {"max_doc_words": "min_doc_words (500)"}),
+    ("text_length_filter: {min_len: 50, max_len: 10}", {"max_len": "min_length (50)"}),
+    ("words_num_filter: {min_num: 20, max_num: 5}", {"max_num": "min_num (20)"}),
+    ("fineweb_quality_filter: {line_punct_thr: 1.5, short_line_length: -1}",
+     {"line_punct_thr": "1", "short_line_length": "0"}),
+    ("gopher_repetition_filter: {dup_line_frac: -0.3}", {"dup_line_frac": "0"}),
+    ("c4_quality_filter: {min_num_sentences: -5}", {"min_num_sentences": "0"}),
+    ("stopwords_filter: {min_ratio: 1.3}", {"min_ratio": "1"}),
+])
+def test_nonsense_thresholds_fail_validation_on_their_line(
+    tmp_path: Path, step: str, problems: dict[str, str]
+) -> None:
+    path = write(tmp_path, CHAIN.replace("text_length_filter: {min_length: 200}", step))
+
+    issues = issues_of(path)
+
+    operator = step.split(":")[0]
+    assert {i.path for i in issues} == {f"process[2].{operator}.{f}" for f in problems}
+    for field, bound in problems.items():
+        issue = issue_at(issues, f"process[2].{operator}.{field}")
+        assert issue.line == 11 and issue.file == path
+        assert bound in str(issue)
+
+
+def test_sensible_thresholds_and_data_juicer_defaults_still_validate(tmp_path: Path) -> None:
+    for step in ["gopher_quality_filter: {min_doc_words: 50, max_doc_words: 0}",  # 0 = rule off
+                 "alphanumeric_filter: {min_ratio: 0.25, max_ratio: 9223372036854775807}",
+                 "text_length_filter: {min_length: 5, max_length: 5}",
+                 "gopher_quality_filter: {min_doc_words: null, max_doc_words: 10}"]:
+        load_recipe(write(tmp_path, CHAIN.replace("text_length_filter: {min_length: 200}", step)))
+
+
+def test_every_bundled_recipe_still_validates() -> None:
+    recipes = sorted((Path(__file__).parents[2] / "recipes").glob("*.yaml"))
+    assert recipes
+    for recipe in recipes:
+        load_recipe(str(recipe))
+
+
+# --- outputs overlapping inputs -----------------------------------------------------------------
+
+
+OVERLAP = """\
+name: overlap
+inputs:
+  docs: {path: INPUT, format: jsonl}
+process:
+  - text_length_filter: {min_length: 1}
+output: {path: OUTPUT, keep_last: 1}
+"""
+
+
+@pytest.mark.parametrize("input_path, output_path, relation", [
+    ("data", "data", "same folder"),
+    ("data", "./data/", "same folder"),
+    ("data", "data/out", "output root is inside"),
+    ("data/**/*.jsonl", "data/out", "output root is inside"),
+    ("data/*/*.jsonl", "data/out", "output root is inside"),
+    ("out/versions/v1/*.parquet", "out", "input is inside"),
+    ("out@20260101-000000-abcdef", "out", "same folder"),
+    ("/srv/data", "/srv/data/out", "output root is inside"),
+    ("s3://bucket/raw", "s3://bucket/raw/out", "output root is inside"),
+    ("s3://bucket/raw/", "s3://bucket", "input is inside"),
+])
+def test_an_output_overlapping_an_input_is_invalid(
+    tmp_path: Path, input_path: str, output_path: str, relation: str
+) -> None:
+    text = OVERLAP.replace("INPUT", input_path).replace("OUTPUT", output_path)
+
+    [issue] = issues_of(write(tmp_path, text))
+
+    assert issue.path == "output.path" and issue.line == 6
+    assert f"inputs.docs.path ({input_path})" in issue.message and "overlap" in issue.message
+    assert relation in issue.message
+
+
+@pytest.mark.parametrize("input_path, output_path", [
+    ("data/*.jsonl", "data/out"),  # the glob does not descend into data/out
+    ("data", "data-out"),
+    ("data/a.jsonl", "out"),
+    ("s3://bucket/raw", "s3://bucket/raw2"),
+    ("s3://bucket/raw", "gs://bucket/raw/out"),
+    ("data", "/abs/data"),  # relative and absolute: left to the run's preflight
+])
+def test_outputs_apart_from_inputs_are_valid(tmp_path: Path, input_path: str, output_path: str) -> None:
+    load_recipe(write(tmp_path, OVERLAP.replace("INPUT", input_path).replace("OUTPUT", output_path)))
+
+
+def test_graph_outputs_and_training_outputs_are_checked_too(tmp_path: Path) -> None:
+    text = GRAPH.replace("out/clean", "pages.jsonl/..")
+    [issue] = issues_of(write(tmp_path, text))
+    assert issue.path == "outputs.clean.path" and "inputs.pages.path (pages.jsonl)" in issue.message

@@ -39,31 +39,51 @@ def parquet_batches(
                            problem=f"not a readable Parquet file: {error}")
                 yield rows_to_tables([row], shard.input_name)
             return
-        for first_record, batch in _parquet_row_batches(parquet, piece, batch_size):
-            yield _parquet_tables(shard, piece.url, first_record, pa.Table.from_batches([batch]))
+        for first_record, part in _parquet_row_batches(parquet, piece, batch_size):
+            if isinstance(part, pa.RecordBatch):
+                yield _parquet_tables(shard, piece.url, first_record, pa.Table.from_batches([part]))
+            else:
+                yield _unreadable_rows(shard, piece.url, first_record, *part)
 
 
 def _parquet_row_batches(
     parquet: pq.ParquetFile, piece: FileSlice, batch_size: int
-) -> Iterator[tuple[int, pa.RecordBatch]]:
-    """Rows ``[start, stop)`` in batches, reading only the row groups that hold them."""
-    groups, first_row, row = [], None, 0
+) -> Iterator[tuple[int, pa.RecordBatch | tuple[int, str]]]:
+    """Rows ``[start, stop)`` in batches, reading only the row groups that hold them, one row
+    group at a time: a row group that cannot be decoded (a corrupt page) yields
+    ``(first_record, (count, problem))`` for its rows not yet read, and reading goes on with
+    the next group, so one bad page costs its rows and not the file."""
+    row = 0
     for index in range(parquet.metadata.num_row_groups):
-        rows = parquet.metadata.row_group(index).num_rows
-        if row < piece.stop and row + rows > piece.start:
-            groups.append(index)
-            first_row = row if first_row is None else first_row
+        group_start, rows = row, parquet.metadata.row_group(index).num_rows
         row += rows
-    if not groups:
-        return
-    row = first_row
-    for batch in parquet.iter_batches(batch_size=batch_size, row_groups=groups):
-        lo, hi = max(piece.start - row, 0), min(piece.stop - row, len(batch))
-        if lo < hi:
-            yield row + lo, batch.slice(lo, hi - lo)
-        row += len(batch)
-        if row >= piece.stop:
-            return
+        if not (group_start < piece.stop and group_start + rows > piece.start):
+            continue
+        lo, hi = max(piece.start, group_start), min(piece.stop, group_start + rows)
+        at = group_start  # the file row of the next batch of this group
+        try:
+            for batch in parquet.iter_batches(batch_size=batch_size, row_groups=[index]):
+                first, last = max(lo, at), min(hi, at + len(batch))
+                if first < last:
+                    yield first, batch.slice(first - at, last - first)
+                at += len(batch)
+                if at >= hi:
+                    break
+        except (pa.ArrowException, OSError) as error:
+            first = max(lo, at)
+            if first < hi:
+                problem = (f"row group {index} (rows {group_start}-{group_start + rows - 1}) of "
+                           f"{piece.url} cannot be decoded: {error}")
+                yield first, (hi - first, problem)
+
+
+def _unreadable_rows(
+    shard: SourceShard, url: str, first_record: int, count: int, problem: str
+) -> tuple[pa.Table, pa.Table | None]:
+    """One unreadable record per row of a row group that cannot be decoded."""
+    rows = [Row(record, url, default_id(shard, url, record), "", problem=problem)
+            for record in range(first_record, first_record + count)]
+    return rows_to_tables(rows, shard.input_name)
 
 
 def _parquet_tables(

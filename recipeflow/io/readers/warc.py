@@ -12,7 +12,7 @@ import fsspec.compression
 from resiliparse.parse.encoding import bytes_to_str, detect_encoding
 from warcio.archiveiterator import ArchiveIterator
 from warcio.limitreader import LimitReader
-from warcio.recordloader import ArcWarcRecord
+from warcio.recordloader import ArcWarcRecord, ArcWarcRecordLoader
 
 from recipeflow.io.readers.formats import CHUNK_BYTES, HTML_TYPES, compression_of
 from recipeflow.io.readers.records import Row, default_id
@@ -155,6 +155,7 @@ def _warc_entries_from(stream: IO[bytes], seekable: bool) -> Iterator[_WarcEntry
     """Counted records from the stream's current position until the end or the first failure
     (yielded as an entry with ``error``)."""
     archive = ArchiveIterator(stream)
+    archive.loader.__class__ = _CheckedRecordLoader  # same loader and settings, one check more
     records = iter(archive)
     while True:
         offset = archive.offset
@@ -181,6 +182,17 @@ def _warc_entries_from(stream: IO[bytes], seekable: bool) -> Iterator[_WarcEntry
         yield _WarcEntry(offset, seekable, record, body)
 
 
+class _CheckedRecordLoader(ArcWarcRecordLoader):
+    """warcio's loader, refusing a record it would trip over with a Python error instead of a
+    reason: a response, request or revisit without a ``WARC-Target-URI`` header ends in
+    "'NoneType' object has no attribute 'startswith'" inside warcio."""
+
+    def load_http_headers(self, rec_type, uri, stream, length):  # type: ignore[no-untyped-def]
+        if uri is None and length != 0 and rec_type in self.HTTP_RECORDS:
+            raise ValueError(f"a {rec_type} record without a WARC-Target-URI header")
+        return super().load_http_headers(rec_type, uri, stream, length)
+
+
 def _check_complete(record: ArcWarcRecord) -> None:
     """Read the rest of the record's block; raise if the file ends before it does."""
     length = record.rec_headers.get_header("Content-Length") or ""
@@ -205,6 +217,9 @@ def _has_unparsed_tail(stream: IO[bytes], offset: int) -> bool:
 
 def _warc_problem(offset: int, error: Exception) -> str:
     message = " ".join(str(error).split())[:500] or type(error).__name__
+    if isinstance(error, (AttributeError, TypeError, KeyError, IndexError)):
+        # A Python error inside warcio: the record's headers are not what a WARC record needs.
+        message = f"malformed WARC or HTTP headers that the parser cannot handle ({message})"
     return f"WARC record at byte {offset} could not be read: {message}"
 
 
