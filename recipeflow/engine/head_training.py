@@ -71,8 +71,16 @@ def embedding_model_of(recipe: Recipe, spec: HeadTrainSpec) -> str:
 
 
 def with_encoder(recipe: Recipe, spec: HeadTrainSpec) -> HeadTrainSpec:
-    """``spec`` with `embedding_model` filled in from the recipe (see :func:`embedding_model_of`)."""
-    return spec.model_copy(update={"embedding_model": embedding_model_of(recipe, spec)})
+    """``spec`` with `embedding_model` filled in from the recipe (see :func:`embedding_model_of`),
+    and `max_length` from the `embed` step whose vectors it reads, so the head records how
+    they were made."""
+    model = embedding_model_of(recipe, spec)
+    max_length = spec.max_length
+    if max_length is None and spec.embedding_field:
+        steps = [s for s in _embed_steps(recipe, spec)
+                 if s.get("field", "embedding") == spec.embedding_field]
+        max_length = steps[-1].get("max_length") if steps else None
+    return spec.model_copy(update={"embedding_model": model, "max_length": max_length})
 
 
 def most_graded(recipe: Recipe, spec: HeadTrainSpec) -> int | None:

@@ -49,7 +49,7 @@ def _train_recipe(tmp_path: Path, docs: Path, **train) -> dict:
         "nodes": {"graded": {"from": "docs", "process": [{"embed": {"max_length": 64}}]}},
         "outputs": {},
         "train": {"edu": {"graded": "graded", "output": {"path": str(tmp_path / "models" / "edu")},
-                          "embedding_field": "embedding", "max_length": 64, **train}},
+                          "embedding_field": "embedding", **train}},
         "run": {"shard_size": 100},
     }
 
@@ -62,7 +62,9 @@ def test_train_a_head_commit_it_and_score_with_it(tmp_path, prefect_api):
     assert versions.latest_version(root) == model["version"]
     folder = Path(versions.version_path(root, model["version"]))
     assert sorted(p.name for p in folder.iterdir()) == ["head.safetensors", "manifest.json"]
-    assert model["model"]["kind"] == "head" and model["model"]["embedding"]["model"] == "all-minilm-l6-v2"
+    assert model["model"]["kind"] == "head"
+    assert model["model"]["embedding"]["model"] == "all-minilm-l6-v2"
+    assert model["model"]["embedding"]["max_length"] == 64  # from the embed step it read
     data = model["training"]["data"]
     assert data["graded"] == 60 and data["ungraded"] == 0 and data["sources"] == ["graded"]
     assert data["graders"] == {"grade_model": ["stand-in"], "grade_prompt_sha256": ["0" * 64]}
