@@ -51,15 +51,35 @@ class HistoryUse:
     signatures: list[str] = field(default_factory=list)
 
 
-def history_key(barrier: OpRef) -> str | None:
-    """Where the barrier's history is kept; None when it does not deduplicate against history."""
+def history_key(barrier: OpRef, recipe: Recipe | None = None) -> str | None:
+    """Where the barrier's history is kept; None when it does not deduplicate against history.
+    With ``recipe``, the provenance of the earlier steps writing the fields its signatures are
+    made from (``embed``'s model sha256) is part of the key."""
     op = barrier.build()
     params = op.history_signature_params() if isinstance(op, Deduplicator) else None
     if params is None:
         return None
-    return stable_hash(
-        {"name": barrier.name, "version": barrier.version, "params": params, "provenance": barrier.provenance}
-    )[:24]
+    identity = {"name": barrier.name, "version": barrier.version, "params": params, "provenance": barrier.provenance}
+    upstream = _upstream_provenance(recipe, barrier, op.history_input_fields()) if recipe is not None else []
+    if upstream:  # only then: keys of deduplicators without such inputs stay as they were
+        identity["upstream"] = upstream
+    return stable_hash(identity)[:24]
+
+
+def _upstream_provenance(recipe: Recipe, barrier: OpRef, fields: tuple[str, ...]) -> list[dict[str, Any]]:
+    """(operator, version, provenance) of each step before ``barrier`` on its node's path that
+    writes one of ``fields``, in order."""
+    if not fields:
+        return []
+    steps = [step for node in recipe.ancestors(barrier.node) if node != barrier.node
+             for step in recipe.nodes[node].process]
+    steps += recipe.nodes[barrier.node].process[: barrier.index]
+    found = []
+    for step in steps:
+        op = step.build()
+        if set(op.written_fields()) & set(fields):
+            found.append({"name": step.operator, "version": op.version, "provenance": op.provenance()})
+    return found
 
 
 def history_targets(recipe: Recipe, plan: Plan) -> dict[str, HistoryTarget]:
@@ -69,7 +89,7 @@ def history_targets(recipe: Recipe, plan: Plan) -> dict[str, HistoryTarget]:
     for node in plan.nodes:
         for stage in node.stages:
             barrier = stage.barrier
-            key = history_key(barrier) if barrier is not None else None
+            key = history_key(barrier, recipe) if barrier is not None else None
             if barrier is None or key is None:
                 continue
             [output] = recipe.outputs_reaching(node.name)

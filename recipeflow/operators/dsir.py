@@ -39,7 +39,8 @@ import xxhash
 from pydantic import Field, model_validator
 
 from recipeflow.operators import document as doc
-from recipeflow.operators.base import BarrierDecision, OperatorParams, Rejection, Selector
+from recipeflow.operators.fasttext_classifier import MANIFEST, VERSIONS_DIR
+from recipeflow.operators.base import BarrierDecision, OperatorParams, Rejection, Selector, path_field
 from recipeflow.operators.registry import register
 from recipeflow.operators.sample import MAX_SEED
 from recipeflow.operators.top_k import shard_decisions, share_of
@@ -50,9 +51,10 @@ _ORDER = "noise"
 
 
 class DsirParams(OperatorParams):
-    target: str = Field(
-        description="The target corpus: a JSONL (optionally .gz/.zst) or Parquet file, or a "
-        "glob of them (any fsspec path); its `text_field` is read.")
+    target: str = path_field(
+        description="The target corpus: a JSONL (optionally .gz/.zst) or Parquet file, a "
+        "glob of them (any fsspec path), or a recipeflow dataset (its root for the latest "
+        "version, `ROOT@VERSION` for one); its `text_field` is read.")
     text_field: str = Field("text", description="The target files' text field.")
     k: int | None = Field(None, ge=0, description="How many documents to select.")
     fraction: float | None = Field(None, gt=0, le=1, description="Or: which fraction of them.")
@@ -104,8 +106,12 @@ def _word_hash(word: str) -> int:
 
 
 def target_files(target: str) -> list[str]:
-    """The files ``target`` names (a file or a glob), sorted; an error naming ``target`` when
-    there are none."""
+    """The files ``target`` names (a file, a glob, or a committed dataset version: a dataset
+    root for its latest version, ``ROOT@VERSION`` for that one), sorted; an error naming
+    ``target`` when there are none."""
+    committed = dataset_version_files(target)
+    if committed is not None:
+        return committed
     fs, path = fsspec.core.url_to_fs(target)
     files = sorted(fs.glob(path)) if globlib.has_magic(path) else ([path] if fs.isfile(path) else [])
     if not files:
@@ -113,6 +119,48 @@ def target_files(target: str) -> list[str]:
                                 "file, or a glob of them)")
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     return [f if protocol in ("file", "local") else f"{protocol}://{f}" for f in files]
+
+
+def _is_dataset_root(url: str) -> bool:
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs.isdir(path) and fs.isdir(f"{path.rstrip('/')}/{VERSIONS_DIR}")
+
+
+def dataset_version_files(target: str) -> list[str] | None:
+    """The data files of the dataset version ``target`` names (``ROOT`` → its latest committed
+    version, ``ROOT@VERSION`` → that one), from its manifest; None when ``target`` is no dataset
+    root. (The same layout as ``datasets.versions``, read here because operators import nothing
+    above them.)"""
+    base, sep, version = target.rpartition("@")
+    if sep and base and version and "/" not in version and _is_dataset_root(base):
+        root: str | None = base
+    else:
+        root, version = (target, "") if _is_dataset_root(target) else (None, "")
+    if root is None:
+        return None
+    fs, path = fsspec.core.url_to_fs(root)
+    manifests = {}
+    for entry in fs.ls(f"{path.rstrip('/')}/{VERSIONS_DIR}", detail=False):
+        try:
+            with fs.open(f"{entry.rstrip('/')}/{MANIFEST}", "rb") as f:
+                manifest = json.load(f)
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # not committed: still running, failed or killed
+        manifests[str(manifest.get("version", entry.rstrip("/").rsplit("/", 1)[-1]))] = manifest
+    ordered = sorted(manifests, key=lambda v: (str(manifests[v].get("created_at", "")), v))
+    if not ordered:
+        raise FileNotFoundError(f"dsir: `target` {target!r} is a dataset root with no committed "
+                                "version; run the recipe that writes it first")
+    version = version or ordered[-1]
+    if version not in manifests:
+        raise FileNotFoundError(f"dsir: `target` {target!r}: no committed version {version!r} "
+                                f"under {root}; committed versions, oldest first: {', '.join(ordered)}")
+    folder = f"{root.rstrip('/')}/{VERSIONS_DIR}/{version}"
+    files = [e["path"] if "://" in e["path"] or e["path"].startswith("/") else f"{folder}/{e['path']}"
+             for e in manifests[version].get("files", [])]
+    if not files:
+        raise FileNotFoundError(f"dsir: `target` {target!r}: version {version} has no data files")
+    return files
 
 
 def read_target_texts(url: str, text_field: str):

@@ -98,6 +98,9 @@ class Embed(Mapper):
         """The column written: ``<field>`` when kept, ``__<field>`` otherwise."""
         return self.params.field if self.params.keep else f"__{self.params.field}"
 
+    def written_fields(self) -> tuple[str, ...]:
+        return (self.column,)
+
     def provenance(self) -> dict[str, Any]:
         """From the model's files (planning loads no weights); a missing or wrong model
         folder is an error naming `model` here, before any work."""

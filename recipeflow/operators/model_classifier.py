@@ -33,7 +33,7 @@ import pyarrow as pa
 from pydantic import Field, model_validator
 
 from recipeflow.operators import document as doc
-from recipeflow.operators.base import Filter, Rejection, Resource, threshold_decisions
+from recipeflow.operators.base import Filter, Rejection, Resource, path_field, threshold_decisions
 from recipeflow.operators.embed import EncoderParams
 from recipeflow.operators.fasttext_classifier import MANIFEST, VERSIONS_DIR, _committed_versions
 from recipeflow.operators.models.classifier_head import HEAD_FILE, ClassifierHead, load_head
@@ -62,7 +62,7 @@ class ModelClassifierError(ValueError):
 
 
 class ModelClassifierParams(EncoderParams):
-    model: str = Field(
+    model: str = path_field(
         description="A Hugging Face sequence-classification folder, a recipeflow head file, a "
         "model root (latest committed version) or `ROOT@VERSION`.")
     score_field: str = Field("score", description="Name of the score statistic (`stat_<name>`).")

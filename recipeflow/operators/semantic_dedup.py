@@ -140,6 +140,9 @@ class SemanticDedup(Deduplicator):
         return {k: v for k, v in dumped.items()
                 if k not in SIGNATURE_NEUTRAL_PARAMS | _RESOLVE_ONLY_PARAMS}
 
+    def history_input_fields(self) -> tuple[str, ...]:
+        return (self.params.embedding_field, f"__{self.params.embedding_field}")
+
     def as_history(self, signatures: pa.Table) -> pa.Table:
         """Published documents: ranked before every new one in their cluster, so a new
         document is dropped as their duplicate, never the reverse. Their embeddings come from

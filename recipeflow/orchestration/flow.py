@@ -38,10 +38,11 @@ from recipeflow.orchestration.tasks import (
     scan_task,
     signatures_batch_task,
     stage_batch_task,
+    train_head_task,
     train_task,
 )
 from recipeflow.orchestration.work import ProgressBar, Work
-from recipeflow.recipe.models import Recipe, RunSpec, resolved_sha256
+from recipeflow.recipe.models import HeadTrainSpec, Recipe, RunSpec, resolved_sha256
 
 CACHE_DIR = "cache"
 
@@ -354,7 +355,9 @@ def recipe_flow(recipe: Recipe, as_written: dict[str, Any], progress: bool = Tru
         for node, output in recipe.outputs.items()
     ]
     models = [
-        train_task.with_options(task_run_name=f"train {name}")(
+        _train_head(recipe, name, spec, _source_inputs(list(spec.graded), shards, results), run_info)
+        if isinstance(spec, HeadTrainSpec)
+        else train_task.with_options(task_run_name=f"train {name}")(
             name,
             spec,
             _source_inputs(list(spec.positive), shards, results),
@@ -365,3 +368,14 @@ def recipe_flow(recipe: Recipe, as_written: dict[str, Any], progress: bool = Tru
     ]
     _publish_artifacts(recipe, manifests, run_info["run"]["tasks"])
     return manifests + models
+
+
+def _train_head(
+    recipe: Recipe, name: str, spec: HeadTrainSpec, graded: list[ShardInput], run_info: dict[str, Any]
+) -> dict[str, Any]:
+    """Train a head on the graded documents, over the encoder the recipe's `embed` used."""
+    from recipeflow.engine.head_training import with_encoder  # numpy and the encoder's files
+
+    return train_head_task.with_options(task_run_name=f"train {name}")(
+        name, with_encoder(recipe, spec), graded, run_info
+    )

@@ -10,7 +10,7 @@ from recipeflow.engine.inputs import resolve_input
 from recipeflow.io import readers, storage
 from recipeflow.recipe.loading import load_recipe
 from recipeflow.recipe.model_files import fetch_models
-from recipeflow.recipe.models import Recipe
+from recipeflow.recipe.models import HeadTrainSpec, Recipe
 from recipeflow.recipe.overlap import first_overlap
 from recipeflow.recipe.paths import with_absolute_paths
 
@@ -53,6 +53,13 @@ def preflight(runnable: Recipe) -> None:
         raise RunRefused(
             f"{where}: model files the recipe needs cannot be had:\n  " + "\n  ".join(missing_models)
         )
+    if any(isinstance(spec, HeadTrainSpec) for spec in runnable.train.values()):
+        from recipeflow.engine.head_training import HeadTrainingError, check_head_training
+
+        try:  # too few graded documents, an encoder that does not fit: before any GPU work
+            check_head_training(runnable)
+        except HeadTrainingError as exc:
+            raise RunRefused(f"{where}: {exc}") from exc
     if recipe.run.pools.gpu and not os.environ.get("PREFECT_API_URL"):
         # The embedded server lives in this process: no worker of the GPU pool can reach it.
         raise RunRefused(

@@ -15,7 +15,7 @@ from recipeflow.engine.cache_address import CacheEntry
 from recipeflow.engine.planner import OpRef, Stage, stable_hash
 from recipeflow.engine.shard_input import ShardInput, StageOutput
 from recipeflow.io import readers, storage
-from recipeflow.recipe.models import TrainSpec
+from recipeflow.recipe.models import HeadTrainSpec, TrainSpec
 
 # Part of every Prefect cache key. Changed from "recipeflow" when the modules moved into
 # packages (0.2): results persisted by older runs are pickles naming the old module paths, and
@@ -149,3 +149,13 @@ def train_task(
 
     credentials.configure_credentials()
     return train_and_commit(name, spec, positives, negatives, run_info)
+
+
+@task(name="train-head")
+def train_head_task(
+    name: str, spec: HeadTrainSpec, graded: list[ShardInput], run_info: dict[str, Any]
+) -> dict[str, Any]:
+    from recipeflow.engine.head_training import train_head_and_commit  # loads the encoder only here
+
+    credentials.configure_credentials()
+    return train_head_and_commit(name, spec, graded, run_info)

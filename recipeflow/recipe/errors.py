@@ -8,7 +8,9 @@ import re
 import types
 from dataclasses import dataclass, field
 from collections.abc import Hashable, Sequence
-from typing import Any, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
+
+from pydantic import Tag
 
 from pydantic import (
     BaseModel,
@@ -198,15 +200,18 @@ def add_validation_errors(
     """One issue per pydantic error, located under ``prefix``; ``model`` is what was validated."""
     for detail in error.errors():
         loc = tuple(detail["loc"])
+        sink: Any = issues
+        if (shown := _without_union_tags(model, loc)) != loc:  # located where the user wrote it
+            sink = _Relocated(issues, prefix + loc, prefix + shown)
         if loc and loc[-1] == "[key]":  # the mapping key itself is wrong (e.g. a bad input name)
             loc = loc[:-1]
             expected = _expected_for(detail)
-            issues.add(prefix + loc, f"invalid name {describe_value(loc[-1])}", expected=expected)
+            sink.add(prefix + loc, f"invalid name {describe_value(loc[-1])}", expected=expected)
         elif detail["type"] == "extra_forbidden":
-            _add_unknown_field(issues, model, prefix, loc)
+            _add_unknown_field(sink, model, prefix, loc)
         elif detail["type"] == "missing":
             expected = _described_field(model, loc)
-            issues.add(prefix + loc, "missing required field", expected=expected)
+            sink.add(prefix + loc, "missing required field", expected=expected)
         else:
             expected = _expected_for(detail)
             if detail["type"] == "too_short":  # "at least one input" says more than "1 item"
@@ -215,7 +220,19 @@ def add_validation_errors(
                 message = f"got {describe_value(detail.get('input'))}"
             else:  # a validator's own message (e.g. "min_length must not exceed max_length")
                 message = re.sub(r"^(Value error|Assertion failed), ", "", detail["msg"])
-            issues.add(prefix + loc, message, expected=expected)
+            sink.add(prefix + loc, message, expected=expected)
+
+
+class _Relocated:
+    """An issue collector that reports one location under another name."""
+
+    def __init__(self, issues: "IssueCollector", loc: PathKey, shown: PathKey):
+        self._issues, self._loc, self._shown = issues, loc, shown
+
+    def add(self, loc: PathKey, *args: Any, **kwargs: Any) -> None:
+        if tuple(loc[: len(self._loc)]) == self._loc:
+            loc = self._shown + tuple(loc[len(self._loc):])
+        self._issues.add(loc, *args, **kwargs)
 
 
 def _described_field(model: type[BaseModel], loc: PathKey) -> str | None:
@@ -263,11 +280,39 @@ def _model_field(model: type[BaseModel], key: Hashable) -> FieldInfo | None:
     return None
 
 
+def _tagged_member(annotation: Any, tag: Hashable) -> Any:
+    """The member of a tagged union (``Annotated[A | B, Discriminator(...)]``, members
+    ``Annotated[A, Tag(...)]``) whose tag is ``tag``; None when ``annotation`` is no such union."""
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) not in (Union, types.UnionType):
+        return None
+    for member in get_args(annotation):
+        if get_origin(member) is Annotated and any(
+            isinstance(m, Tag) and m.tag == tag for m in get_args(member)[1:]
+        ):
+            return get_args(member)[0]
+    return None
+
+
+def _without_union_tags(model: type[BaseModel], loc: PathKey) -> PathKey:
+    """``loc`` without the tags pydantic inserts for a tagged union (`train.NAME.head.x` is
+    `train.NAME.x` in the recipe), so paths name what the user wrote."""
+    return tuple(
+        segment for index, segment in enumerate(loc)
+        if index == len(loc) - 1 or _tagged_member(_annotation_at(model, loc[:index]), segment) is None
+    )
+
+
 def _annotation_at(model: type[BaseModel], loc: PathKey) -> Any:
-    """The type expected at ``loc`` inside ``model`` (``None`` when it cannot be told)."""
+    """The type expected at ``loc`` inside ``model`` (``None`` when it cannot be told); a
+    tagged union is followed through the tag segment pydantic puts in its error locations."""
     current: Any = model
     for segment in loc:
         current = _strip_optional(current)
+        if (member := _tagged_member(current, segment)) is not None:
+            current = member  # a tag segment (only present in pydantic's own locations)
+            continue
         if _is_model(current):
             info = _model_field(current, segment)
             if info is None:

@@ -11,7 +11,9 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     StringConstraints,
     model_validator,
 )
@@ -215,6 +217,43 @@ class TrainSpec(StrictModel):
     )
 
 
+class HeadTrainSpec(StrictModel):
+    """Train a classifier head on frozen embeddings of LLM-graded documents (FineWeb-Edu style)."""
+
+    graded: Sources = Field(description="Sources of graded documents (a node with `llm_grade`)")
+    output: OutputSpec = Field(description="Model root: each training run commits a version")
+    grade_field: str = Field("grade", description="The field holding each document's grade")
+    embedding_model: str | None = Field(
+        None, description="The frozen encoder (a folder or `all-minilm-l6-v2`). Default: the "
+        "model of the `embed` step in the graded node, else all-minilm-l6-v2")
+    embedding_field: str | None = Field(
+        None, description="Read the vectors an `embed` step wrote (`embedding`) instead of "
+        "embedding the texts again; they must come from `embedding_model`")
+    max_length: PositiveInt | None = Field(None, description="Tokens per text when embedding")
+    task: Literal["regression", "classification"] = Field(
+        "regression", description="regression: ridge (FineWeb-Edu); classification: logistic")
+    holdout: float = Field(0.2, gt=0, lt=1, description="Share of graded documents held out to measure the head")
+    min_holdout: PositiveInt = Field(10, description="Fewest held-out documents that give a metric")
+    seed: int = Field(0, description="Seed of the held-out split")
+    l2: float | None = Field(None, gt=0, description="L2 penalty per training document")
+    f1_threshold: float = Field(3, description="Grade from which a document counts as positive for f1_binary")
+
+
+def _train_kind(value: Any) -> str:
+    """Which trainer a `train:` entry asks for: a head from graded documents, or fastText."""
+    graded = value.get("graded") if isinstance(value, dict) else getattr(value, "graded", None)
+    return "head" if graded is not None else "fasttext"
+
+
+# The tags appear in pydantic's error locations; recipe.errors drops them (TRAIN_KINDS).
+TRAIN_KINDS = ("fasttext", "head")
+AnyTrainSpec = Annotated[
+    Annotated[TrainSpec, Tag("fasttext")] | Annotated[HeadTrainSpec, Tag("head")],
+    Discriminator(_train_kind),
+]
+
+
+
 class Recipe(StrictModel):
     """A validated recipe in graph form; made by :func:`load_recipe` or :func:`parse_recipe`."""
 
@@ -224,7 +263,7 @@ class Recipe(StrictModel):
     nodes: dict[str, NodeSpec]
     outputs: dict[str, OutputSpec]
     run: RunSpec = Field(default_factory=RunSpec)
-    train: dict[str, TrainSpec] = Field(default_factory=dict)
+    train: dict[str, AnyTrainSpec] = Field(default_factory=dict)
     language_settings: str | None = None
     source: str | None = None  # the file it came from; not part of what the recipe means
 
@@ -336,7 +375,7 @@ class RecipeDocument(StrictModel):
     nodes: dict[StreamName, NodeDocument] | None = None
     outputs: dict[str, OutputSpec] | None = None
     run: RunSpec = Field(default_factory=RunSpec)
-    train: dict[StreamName, TrainSpec] = Field(default_factory=dict)
+    train: dict[StreamName, AnyTrainSpec] = Field(default_factory=dict)
     language_settings: str | None = Field(
         None, description="Folder of per-language settings files (<code>.yaml); default: bundled"
     )

@@ -13,7 +13,7 @@ from pydantic.json_schema import models_json_schema
 from recipeflow.operators import registry
 from recipeflow.operators.base import Operator
 from recipeflow.recipe import datajuicer
-from recipeflow.recipe.models import CHAIN_KEYS, FROM_DESCRIPTION, GRAPH_KEYS, InputSpec, JSON_SCHEMA_DIALECT, NAME_DESCRIPTION, OutputSpec, RECIPE_NAME_PATTERN, RouteSpec, RunSpec, STREAM_NAME_PATTERN, TrainSpec
+from recipeflow.recipe.models import CHAIN_KEYS, FROM_DESCRIPTION, GRAPH_KEYS, HeadTrainSpec, InputSpec, JSON_SCHEMA_DIALECT, NAME_DESCRIPTION, OutputSpec, RECIPE_NAME_PATTERN, RouteSpec, RunSpec, STREAM_NAME_PATTERN, TrainSpec
 
 # ---------------------------------------------------------------------------------------------
 # JSON Schema for editors
@@ -85,7 +85,12 @@ def _recipe_schema(ref: Any) -> dict[str, Any]:
                 "description": "Graph form: node name -> where that node's documents are written",
             },
             "run": ref(RunSpec),
-            "train": {"type": "object", "additionalProperties": TrainSpec.model_json_schema()},
+            "train": {
+                "type": "object",
+                "additionalProperties": {
+                    "anyOf": [TrainSpec.model_json_schema(), HeadTrainSpec.model_json_schema()]
+                },
+            },
             "language_settings": {"type": "string"},
         },
         "required": ["name", "inputs"],

@@ -246,13 +246,14 @@ def _check_graph(data: dict[str, Any], issues: IssueCollector) -> None:
 def _check_train_sources(
     train: Any, input_names: list[str] | None, node_names: list[str], issues: IssueCollector
 ) -> None:
-    """`positive` and `negative` of each classifier name inputs, nodes or rejected streams."""
+    """`positive` and `negative` of each classifier (`graded` of a head) name inputs, nodes or
+    rejected streams."""
     if not isinstance(train, dict):
         return
     for name, spec in train.items():
         if not isinstance(spec, dict):
             continue
-        for side in ("positive", "negative"):
+        for side in ("positive", "negative", "graded"):
             if side in spec:
                 _check_sources(
                     name, {"from": spec[side]}, input_names, node_names, issues,

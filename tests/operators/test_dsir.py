@@ -95,3 +95,34 @@ def test_bad_parameters_and_missing_target(tmp_path):
         Dsir({"target": "x.jsonl"})
     with pytest.raises(FileNotFoundError, match="`target`.*names no file"):
         Dsir({"target": str(tmp_path / "none*.jsonl"), "k": 1}).provenance()
+
+
+def test_target_is_a_committed_dataset_version(mix, tmp_path):
+    """`target:` names a recipeflow dataset: its root (latest version) or ROOT@VERSION."""
+    import gzip
+
+    shards, target = mix
+    texts = [json.loads(line)["text"] for line in open(target)]
+    root = tmp_path / "handbook-dataset"
+
+    def commit(version: str, created_at: str, rows: list[str]) -> None:
+        folder = root / "versions" / version
+        folder.mkdir(parents=True)
+        with gzip.open(folder / "part-0.jsonl.gz", "wt") as f:
+            f.writelines(json.dumps({"id": str(i), "text": t}) + "\n" for i, t in enumerate(rows))
+        (folder / "manifest.json").write_text(json.dumps(
+            {"version": version, "created_at": created_at, "files": [{"path": "part-0.jsonl.gz"}]}))
+
+    commit("v1", "2026-01-01T00:00:00", texts[:20])
+    commit("v2", "2026-01-02T00:00:00", texts)
+    (root / "versions" / "v3").mkdir()  # not committed (no manifest): never read
+    latest = Dsir({"target": str(root), "k": 10})
+    assert [f["path"] for f in latest.provenance()["target_files"]] == [
+        str(root / "versions" / "v2" / "part-0.jsonl.gz")]
+    assert share_from_target_source(run(latest, shards))[0] == 1.0
+    assert latest.last_summary["target_documents"] == 150
+    pinned = Dsir({"target": f"{root}@v1", "k": 10})
+    run(pinned, shards)
+    assert pinned.last_summary["target_documents"] == 20
+    with pytest.raises(FileNotFoundError, match=r"`target`.*no committed version 'v9'.*v1, v2"):
+        Dsir({"target": f"{root}@v9", "k": 1}).provenance()

@@ -34,6 +34,12 @@ class Deduplicator(BarrierOperator):
         :meth:`as_history`). ``None``: only this run's documents are compared."""
         return None
 
+    def history_input_fields(self) -> tuple[str, ...]:
+        """Fields its signatures are made from that an earlier step writes (``embed``'s
+        vectors): the engine puts those steps' provenance (model sha256) in the history key,
+        so signatures made by another model are never compared."""
+        return ()
+
     def as_history(self, signatures: pa.Table) -> pa.Table:
         """Stored signatures of published documents, made ready to lead this run's shards so
         that they win every group (see :mod:`.history`)."""
