@@ -52,6 +52,7 @@ def run(recipe: str, overrides: tuple[str, ...], no_progress: bool) -> None:
 
 def _print_results(manifests: list[dict]) -> None:
     """What a run committed (or why it did not), per output, and per operator."""
+    from recipeflow.datasets.counts import mix_lines, step_table_lines
     from recipeflow.engine.refresh import committed
 
     for m in manifests:
@@ -63,17 +64,15 @@ def _print_results(manifests: list[dict]) -> None:
             metrics = ", ".join(f"{k} {v:.3f}" for k, v in m["metrics"].items() if isinstance(v, float))
             click.echo(f"  model {m['model']['name']} trained on {m['rows']} documents; held-out: {metrics}")
             continue
-        click.echo(f"  {m['rows']} documents in {len(m['files'])} files; parent: {m['parent']}")
+        tokens = f" ({m['tokens']:,} tokens)" if m.get("tokens") is not None else ""
+        click.echo(f"  {m['rows']} documents{tokens} in {len(m['files'])} files; parent: {m['parent']}")
+        for line in mix_lines(m):
+            click.echo(f"  {line}")
         tasks = m["run"].get("tasks")
         if tasks:
             click.echo(f"  tasks: {tasks['computed']} computed, {tasks['cached']} reused a stored result")
-        click.echo(f"  {'step':<34} {'operator':<22} {'in':>8} {'out':>8} {'rejected':>9}")
-        for op in m["operators"]:
-            # Documents a route leaves go to other branches: they are not rejected.
-            rejected = "" if op["operator"] == "route" else op["rejected"]
-            click.echo(
-                f"  {op['step']:<34} {op['operator']:<22} {op['docs_in']:>8} {op['docs_out']:>8} {rejected:>9}"
-            )
+        for line in step_table_lines(m["operators"]):
+            click.echo(line)
 
 
 schedule_options = [
@@ -225,7 +224,8 @@ def versions(root: str, as_json: bool) -> None:
         click.echo(f"no committed version under {root}")
         return
     for r in rows:
-        click.echo(f"{r['version']}  {r['created_at']}  {r['rows']:>8} rows  {r['path']}")
+        tokens = f"  {r['tokens']:>15,} tokens" if r.get("tokens") is not None else ""
+        click.echo(f"{r['version']}  {r['created_at']}  {r['rows']:>8} rows{tokens}  {r['path']}")
 
 
 def _fail(message: str) -> NoReturn:

@@ -52,6 +52,7 @@ def list_versions(root: str) -> list[dict[str, Any]]:
             "version": m["version"],
             "created_at": m["created_at"],
             "rows": m["rows"],
+            "tokens": m.get("tokens"),  # None: the version's documents have no n_tokens
             "rejected_rows": m.get("rejected_rows", 0),
             "parent": m.get("parent"),
             "recipe": m["recipe_name"],

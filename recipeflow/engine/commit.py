@@ -56,8 +56,16 @@ class NodeResult:
                     row["docs_out"] += c["docs_out"]
                     if c.get("docs_added"):  # a generator's new documents beside its input's
                         row["docs_added"] = row.get("docs_added", 0) + c["docs_added"]
+                    for side in ("tokens_in", "tokens_out"):  # once documents carry n_tokens
+                        if c.get(side) is not None:
+                            row[side] = row.get(side, 0) + c[side]
+                    reasons = row.setdefault("reasons", {})
+                    for reason, n in (c.get("reasons") or {}).items():
+                        reasons[reason] = reasons.get(reason, 0) + n
         for row in totals.values():
             row["rejected"] = row["docs_in"] + row.get("docs_added", 0) - row["docs_out"]
+            # Most documents first; equal counts by name, so manifests are reproducible.
+            row["reasons"] = dict(sorted(row["reasons"].items(), key=lambda kv: (-kv[1], kv[0])))
         return list(totals.values())
 
 

@@ -8,6 +8,7 @@ in characters. The engine marks every document with the ``from`` entry it came t
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -16,16 +17,76 @@ from typing import Any, Literal, Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from recipeflow.operators import document as doc
-from recipeflow.operators.base import BarrierDecision, OperatorParams, Rejection, Selector
+from recipeflow.operators.base import (
+    BarrierDecision, OperatorParams, Rejection, Selector, StepResult, split_by_decisions,
+)
+from recipeflow.operators.mixing.token_budget import (
+    BudgetError, SourcePlan, SourceTokens, plan_source, rescale_shares,
+)
 from recipeflow.operators.registry import register
 from recipeflow.operators.sample import MAX_SEED, ORDER, by_seeded_order, seeded_order
 from recipeflow.operators.top_k import concat_column, shard_decisions
 
 CHARS = "chars"
-Unit = Literal["documents", "characters"]
+TOKENS = "tokens"
+N_TOKENS = "n_tokens"  # what `tokenize` writes
+PHASE = "phase"  # the output field naming a document's phase, when the mix has phases
+_PHASE_COPIES = "__mix_phase_copies"  # decision field: JSON {phase: copies} per kept row
+Unit = Literal["documents", "characters", "tokens"]
+DEFAULT_MAX_EPOCHS = 4.0  # "Scaling Data-Constrained Language Models": repeats pay off up to ~4
+
+
+def token_amount(value: Any) -> Any:
+    """``1.2e12`` as YAML 1.1 reads it (a string) or ``"1.2T"``/``"500M"`` -> a number."""
+    if isinstance(value, str):
+        text = value.strip().replace("_", "").replace(",", "")
+        scale = {"K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}.get(text[-1:].upper())
+        try:
+            return float(text[:-1]) * scale if scale else float(text)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a number of tokens (e.g. 1.2e12, 500M, 2B)") from None
+    return value
+
+
+class PhaseParams(OperatorParams):
+    """One training phase: its share of the token budget and its own weights."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Phase name (written to the `phase` field)")
+    tokens: float | str = Field(
+        description="Token budget: a number (1e9, 500M) or a percentage of the mix's target_tokens (`10%`)",
+    )
+    weights: dict[str, float] | None = Field(
+        None, description="Weights of this phase (sources left out get 0); default: the mix's weights"
+    )
+
+    @field_validator("tokens", mode="before")
+    @classmethod
+    def _amount(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().endswith("%"):
+            try:
+                percent = float(value.strip()[:-1])
+            except ValueError:
+                raise ValueError(f"{value!r} is not a percentage (e.g. 10%)") from None
+            if not 0 < percent <= 100:
+                raise ValueError(f"a phase's percentage must be in (0, 100]; got {value}")
+            return value.strip()
+        amount = token_amount(value)
+        if not isinstance(amount, (int, float)) or amount <= 0:
+            raise ValueError(f"a phase's tokens must be a number above 0 or a percentage; got {value!r}")
+        return float(amount)
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, weights: dict[str, float] | None) -> dict[str, float] | None:
+        return None if weights is None else MixParams._usable_weights(weights)
+
+    def budget(self, total: float | None) -> float | None:
+        if isinstance(self.tokens, str):
+            return None if total is None else total * float(self.tokens[:-1]) / 100
+        return float(self.tokens)
 
 
 class MixError(ValueError):
@@ -38,7 +99,32 @@ class MixParams(OperatorParams):
         description="Weight of each of the node's `from` entries (an input, a node or "
         "`<node>.rejected`); normalised to shares. Every source needs one.",
     )
-    by: Unit = Field("documents", description="Count shares in documents or in characters.")
+    by: Unit = Field(
+        "documents",
+        description="Count shares in documents, characters or tokens (`n_tokens`: needs a "
+        "tokenize step before the mix).",
+    )
+    target_tokens: float | None = Field(
+        None,
+        gt=0,
+        description="by: tokens: the tokens of the result (e.g. 1.2e12, 500M); each source gives "
+        "weight x target, repeating whole documents up to max_epochs when it is too small.",
+    )
+    max_epochs: float | dict[str, float] = Field(
+        DEFAULT_MAX_EPOCHS,
+        description="by: tokens: how many times a source's tokens may be used at most (one number, "
+        "or per source).",
+    )
+    on_short: Literal["error", "rescale"] = Field(
+        "error",
+        description="by: tokens: a source that cannot give its share within max_epochs is an error, "
+        "or (rescale) gives max_epochs of its tokens and the others fill the rest by their weights.",
+    )
+    phases: list[PhaseParams] = Field(
+        default_factory=list,
+        description="by: tokens: ordered training phases, each `{name, tokens: N or P%, weights}`; "
+        "every document gets a `phase` field.",
+    )
     total: float | None = Field(
         None,
         gt=0,
@@ -51,6 +137,40 @@ class MixParams(OperatorParams):
         "`<id>#2`, `<id>#3`...); otherwise a share larger than the source is an error.",
     )
     seed: int = Field(0, ge=0, le=MAX_SEED, description="Which documents a source contributes.")
+
+    @field_validator("target_tokens", mode="before")
+    @classmethod
+    def _tokens_amount(cls, value: Any) -> Any:
+        return token_amount(value)
+
+    @model_validator(mode="after")
+    def _token_options(self) -> "MixParams":
+        token_only = [n for n in ("target_tokens", "phases") if getattr(self, n)]
+        if self.by != "tokens" and token_only:
+            raise ValueError(f"{token_only[0]} needs by: tokens")
+        if self.by == "tokens" and self.total is not None:
+            raise ValueError("by: tokens takes target_tokens, not total")
+        epochs = self.max_epochs.values() if isinstance(self.max_epochs, dict) else [self.max_epochs]
+        if any(not (e > 0) for e in epochs):
+            raise ValueError("max_epochs must be above 0")
+        names = [p.name for p in self.phases]
+        if len(set(names)) != len(names):
+            raise ValueError(f"phase names must differ; got {names}")
+        if any(isinstance(p.tokens, str) for p in self.phases) and self.target_tokens is None:
+            raise ValueError("a phase budget in % needs target_tokens")
+        if self.phases and self.target_tokens is not None:
+            asked = sum(p.budget(self.target_tokens) or 0 for p in self.phases)
+            if asked > self.target_tokens * (1 + 1e-9):
+                raise ValueError(
+                    f"the phases ask {asked:,.0f} tokens, over target_tokens {self.target_tokens:,.0f}; "
+                    "lower a phase's tokens or raise target_tokens"
+                )
+        return self
+
+    def epochs_of(self, source: str) -> float:
+        if isinstance(self.max_epochs, dict):
+            return float(self.max_epochs.get(source, DEFAULT_MAX_EPOCHS))
+        return float(self.max_epochs)
 
     @field_validator("weights")
     @classmethod
@@ -122,7 +242,19 @@ class Mix(Selector):
 
     @classmethod
     def check_sources(cls, params: MixParams, sources: Sequence[str]) -> list[str]:  # type: ignore[override]
-        return weight_problems(params.weights, sources)
+        problems = weight_problems(params.weights, sources)
+        for phase in params.phases:
+            problems += [
+                f"phase {phase.name!r}: weights name {name!r}, which is not a source of this node "
+                f"(from: {', '.join(sources)})"
+                for name in (phase.weights or {}) if name not in sources
+            ]
+        if isinstance(params.max_epochs, dict):
+            problems += [
+                f"max_epochs names {name!r}, which is not a source of this node (from: {', '.join(sources)})"
+                for name in params.max_epochs if name not in sources
+            ]
+        return problems
 
     def signatures(self, batch: pa.Table) -> pa.Table:
         if len(batch) and doc.ORIGIN not in batch.column_names:
@@ -131,15 +263,26 @@ class Mix(Selector):
                 "each document came through; called directly, set it on the batch first"
             )
         origins = batch.column(doc.ORIGIN) if len(batch) else pa.array([], pa.string())
-        return pa.table(
-            {
-                doc.ORIGIN: pc.cast(origins, pa.string()),
-                ORDER: seeded_order(batch.column(doc.ID).to_pylist(), self.params.seed),
-                CHARS: pc.cast(pc.utf8_length(batch.column(doc.TEXT)), pa.int64()),
-            }
-        )
+        columns = {
+            doc.ORIGIN: pc.cast(origins, pa.string()),
+            ORDER: seeded_order(batch.column(doc.ID).to_pylist(), self.params.seed),
+            CHARS: pc.cast(pc.utf8_length(batch.column(doc.TEXT)), pa.int64()),
+        }
+        if self.params.by == "tokens":
+            if N_TOKENS not in batch.column_names:
+                if len(batch):
+                    raise MixError(
+                        "mix by: tokens needs the `n_tokens` field; put a `tokenize` step before the mix "
+                        "(in this node or upstream)"
+                    )
+                columns[TOKENS] = pa.array([], pa.int64())
+            else:
+                columns[TOKENS] = pc.cast(pc.fill_null(batch.column(N_TOKENS), 0), pa.int64())
+        return pa.table(columns)
 
     def resolve(self, signatures: list[pa.Table]) -> list[BarrierDecision]:
+        if self.params.by == "tokens":
+            return self._resolve_tokens(signatures)
         sources = self._sources(signatures)
         total = self._total(sources)
         self._set_targets(sources, total)
@@ -148,6 +291,12 @@ class Mix(Selector):
         self.last_summary = self._summary(sources, total)
         drops, repeats = self._decisions(sources)
         return shard_decisions([len(s) for s in signatures], drops, repeats)
+
+    def _resolve_tokens(self, signatures: list[pa.Table]) -> list[BarrierDecision]:
+        return resolve_by_tokens(self, signatures)
+
+    def apply(self, batch: pa.Table, decision: BarrierDecision) -> StepResult:
+        return apply_with_phases(self, batch, decision)
 
     # -- steps of resolve ---------------------------------------------------------------------
 
@@ -314,3 +463,184 @@ def closest_prefix_by_characters(chars: np.ndarray, target: Fraction) -> np.ndar
             if running >= target_ceil:
                 break
     return taken
+
+
+# -- by tokens: target, max_epochs, phases -------------------------------------------------------
+
+
+def resolve_by_tokens(self: Mix, signatures: list[pa.Table]) -> list[BarrierDecision]:
+    """by: tokens. Each phase's budget is split by its weights; a source's stream (seeded order,
+    repeated) is cut into consecutive stretches, phase after phase (see mixing.token_budget)."""
+    p = self.params
+    parts = [s for s in signatures if len(s)]
+    origins = np.array([o for s in parts for o in s.column(doc.ORIGIN).to_pylist()], dtype=object)
+    ranks = concat_column(signatures, ORDER, np.uint64)
+    tokens = concat_column(signatures, TOKENS, np.int64)
+    self._check_origins({str(o) for o in origins.tolist()})
+    sources = {
+        name: SourceTokens(name, rows := by_seeded_order(ranks, np.flatnonzero(origins == name)), tokens[rows])
+        for name in p.weights
+    }
+    available = {name: src.available for name, src in sources.items()}
+    base_shares = _shares(p.weights)
+    if p.target_tokens is not None:
+        total = float(p.target_tokens)
+    elif p.phases:
+        total = float(sum(phase.budget(None) for phase in p.phases))  # type: ignore[misc]
+    else:  # the largest mix that repeats no document
+        total = float(min(available[n] / s for n, s in base_shares.items() if s > 0))
+    phases = p.phases or [PhaseParams(name="all", tokens=total)]
+    phase_shares = [_shares(phase.weights or p.weights, p.weights) for phase in phases]
+    budgets = [float(phase.budget(total)) for phase in phases]  # type: ignore[arg-type]
+    demand = {n: sum(b * sh[n] for b, sh in zip(budgets, phase_shares)) for n in p.weights}
+    max_epochs = {n: p.epochs_of(n) for n in p.weights}
+    rescaled = None
+    short = [n for n in p.weights if demand[n] > 0 and demand[n] > max_epochs[n] * available[n]]
+    if short and p.on_short == "error":
+        name = short[0]
+        raise MixError(
+            f"mix: source {name!r} has {available[name]:,} tokens, but its share "
+            f"({demand[name] / sum(budgets):.1%} of {sum(budgets):,.0f} tokens = {demand[name]:,.0f}) "
+            f"needs {demand[name] / max(available[name], 1):.2f} epochs, over max_epochs "
+            f"{max_epochs[name]:g}; lower target_tokens or its weight, raise max_epochs, or set "
+            "on_short: rescale"
+        )
+    if short:
+        asked = sum(budgets)
+        new = rescale_shares({n: demand[n] / asked for n in p.weights}, available, asked, max_epochs)
+        factor = {n: (new[n] * asked / demand[n]) if demand[n] else 0.0 for n in p.weights}
+        rescaled = {
+            "short_sources": short,
+            "requested_tokens": {n: demand[n] for n in p.weights},
+            "effective_tokens": {n: demand[n] * factor[n] for n in p.weights},
+            "reached_target": bool(abs(sum(new.values()) - 1) < 1e-9),
+        }
+        demand = {n: demand[n] * factor[n] for n in p.weights}
+    else:
+        factor = {n: 1.0 for n in p.weights}
+    plans = {}
+    for name, src in sources.items():
+        targets = [b * sh[name] * factor[name] for b, sh in zip(budgets, phase_shares)]
+        try:
+            plans[name] = plan_source(src, targets, max_epochs[name])
+        except BudgetError as error:
+            raise MixError(f"mix: {error}") from None
+    self.last_summary = _token_summary(p, total, phases, budgets, plans, rescaled)
+    return _token_decisions(signatures, plans, [ph.name for ph in phases], bool(p.phases), self.last_summary)
+
+
+def _shares(weights: Mapping[str, float], every: Mapping[str, float] | None = None) -> dict[str, float]:
+    names = list(every or weights)
+    weight_sum = sum(weights.get(n, 0) for n in names)
+    return {n: weights.get(n, 0) / weight_sum for n in names}
+
+
+def _token_summary(p: MixParams, total: float, phases: list[PhaseParams], budgets: list[float],
+                   plans: dict[str, SourcePlan], rescaled: dict[str, Any] | None) -> dict[str, Any]:
+    origins = {}
+    for name, plan in plans.items():
+        src = plan.source
+        copies = sum(plan.copies) if plan.copies else np.zeros(len(src.rows), np.int64)
+        in_phases = sum((c > 0).astype(np.int64) for c in plan.copies) if plan.copies else copies
+        origins[name] = {
+            "weight": p.weights[name],
+            "tokens_available": src.available,
+            "tokens_taken": int((copies * src.tokens).sum()),
+            "epochs": round(plan.epochs, 6),
+            "max_epochs": p.epochs_of(name),
+            "documents_available": int(len(src.rows)),
+            "documents_selected": int((copies > 0).sum()),
+            "documents_output": int(copies.sum()),
+            "documents_repeated": int((copies > 1).sum()),
+            "documents_in_several_phases": int((in_phases > 1).sum()),
+        }
+    phase_rows = []
+    for i, (phase, budget) in enumerate(zip(phases, budgets)):
+        per_source = {
+            name: {
+                "tokens": int((plan.copies[i] * plan.source.tokens).sum()),
+                "documents": int(plan.copies[i].sum()),
+                "target_tokens": float(plan.targets[i]),
+            }
+            for name, plan in plans.items()
+        }
+        phase_rows.append({
+            "name": phase.name,
+            "budget_tokens": budget,
+            "tokens": sum(v["tokens"] for v in per_source.values()),
+            "documents": sum(v["documents"] for v in per_source.values()),
+            "sources": per_source,
+        })
+    return {
+        "by": "tokens",
+        "target_tokens": total,
+        "target_given": p.target_tokens is not None,
+        "seed": p.seed,
+        "on_short": p.on_short,
+        "rescaled": rescaled,
+        "tokens": sum(o["tokens_taken"] for o in origins.values()),
+        "origins": origins,
+        "phases": phase_rows if p.phases else [],
+    }
+
+
+def _token_decisions(signatures: list[pa.Table], plans: dict[str, SourcePlan], phase_names: list[str],
+                     with_phases: bool, summary: dict[str, Any]) -> list[BarrierDecision]:
+    drops: dict[int, Rejection] = {}
+    repeats: dict[int, int] = {}
+    phase_copies: dict[int, str] = {}
+    for name, plan in plans.items():
+        numbers = summary["origins"][name]
+        detail = (
+            f"origin={name}: selected {numbers['documents_selected']} of {numbers['documents_available']} "
+            f"documents ({numbers['tokens_taken']:,} of {numbers['tokens_available']:,} tokens)"
+        )
+        total = sum(plan.copies) if plan.copies else np.zeros(len(plan.source.rows), np.int64)
+        per_phase = np.stack(plan.copies, axis=1) if plan.copies else np.zeros((len(plan.source.rows), 0), np.int64)
+        for row, count, phases in zip(plan.source.rows.tolist(), total.tolist(), per_phase.tolist()):
+            if count == 0:
+                drops[row] = Rejection("mix_not_selected", detail=detail)
+            elif with_phases:
+                phase_copies[row] = json.dumps({n: c for n, c in zip(phase_names, phases) if c})
+            elif count > 1:
+                repeats[row] = count
+    sizes = [len(s) for s in signatures]
+    decisions = shard_decisions(sizes, drops, repeats)
+    if with_phases:
+        offset = 0
+        for decision, size in zip(decisions, sizes):
+            decision.fields = {_PHASE_COPIES: [phase_copies.get(offset + i) for i in range(size)]}
+            offset += size
+    return decisions
+
+
+def apply_with_phases(self: Mix, batch: pa.Table, decision: BarrierDecision) -> StepResult:
+    """Kept rows, once per copy in each phase (copies after the first get ids ``<id>#2``...),
+    with the ``phase`` field; phases in order."""
+    fields = dict(decision.fields or {})
+    copies_json = fields.pop(_PHASE_COPIES, None)
+    if copies_json is None:
+        return Selector.apply(self, batch, decision)
+    decisions = [decision.drop.get(i) for i in range(len(batch))]
+    result = split_by_decisions(batch, decisions, self.name)
+    order = [ph.name for ph in self.params.phases]
+    indices: list[int] = []
+    phases: list[str] = []
+    ids: list[str] = []
+    doc_ids = batch.column(doc.ID).to_pylist()
+    for row, text in enumerate(copies_json):
+        if decisions[row] is not None or text is None:
+            continue
+        copy = 0
+        per_phase = json.loads(text)
+        for phase in order:
+            for _ in range(per_phase.get(phase, 0)):
+                copy += 1
+                indices.append(row)
+                phases.append(phase)
+                ids.append(doc_ids[row] if copy == 1 else f"{doc_ids[row]}#{copy}")
+    kept = batch.take(pa.array(indices, pa.int64()))
+    kept = doc.set_column(kept, doc.ID, pa.array(ids, pa.string()))
+    result.kept = doc.set_column(kept, PHASE, pa.array(phases, pa.string()))
+    return result
+
