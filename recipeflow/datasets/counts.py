@@ -50,7 +50,7 @@ def step_table_lines(operators: Sequence[Mapping[str, Any]], indent: str = "  ")
     header = f"{'step':<34} {'operator':<22} {'in':>8} {'out':>8} {'rejected':>9}"
     if tokens:
         header += f" {'tokens in':>13} {'tokens out':>13}"
-    lines = [indent + header + "  reasons"]
+    lines = [indent + header + "  rejected by reason"]
     for op in operators:
         row = step_row(op)
         line = (
@@ -59,7 +59,7 @@ def step_table_lines(operators: Sequence[Mapping[str, Any]], indent: str = "  ")
         )
         if tokens:
             line += f" {_number(row['tokens_in']):>13} {_number(row['tokens_out']):>13}"
-        lines.append(indent + line + (f"  {row['reasons']}" if row["reasons"] else ""))
+        lines.append((indent + line + (f"  {row['reasons']}" if row["reasons"] else "")).rstrip())
     return lines
 
 
@@ -81,3 +81,37 @@ def step_table_markdown(operators: Sequence[Mapping[str, Any]]) -> list[str]:
 def output_tokens(manifest: Mapping[str, Any]) -> int | None:
     """Tokens in a version's data files (None: its documents have no ``n_tokens``)."""
     return manifest.get("tokens")
+
+
+def mix_lines(manifest: Mapping[str, Any]) -> list[str]:
+    """What a mix by tokens took of each source (tokens available/taken, epochs, documents),
+    each phase's tokens, and the output's partitions and repeats, one line each."""
+    lines: list[str] = []
+    for op in manifest.get("operators", []):
+        summary = op.get("summary") or {}
+        if op.get("operator") != "mix" or summary.get("by") != "tokens":
+            continue
+        lines.append(f"mix {op['step']}: {summary['tokens']:,} tokens (target {summary['target_tokens']:,.0f})")
+        if summary.get("rescaled"):
+            short = ", ".join(summary["rescaled"]["short_sources"])
+            lines.append(f"  rescaled (on_short: rescale): short of tokens within max_epochs: {short}")
+        for name, o in summary["origins"].items():
+            lines.append(
+                f"  {name:<20} available {o['tokens_available']:>13,} taken {o['tokens_taken']:>13,} "
+                f"epochs {o['epochs']:.2f}  documents {o['documents_selected']:,} of {o['documents_available']:,}"
+                f" ({o['documents_output']:,} with repeats)"
+            )
+        for phase in summary.get("phases", []):
+            parts = ", ".join(f"{n} {v['tokens']:,}" for n, v in phase["sources"].items())
+            lines.append(
+                f"  phase {phase['name']:<14} {phase['tokens']:>13,} tokens of {phase['budget_tokens']:,.0f}"
+                f" in {phase['documents']:,} documents ({parts})"
+            )
+    for name, op in ((op["step"], op) for op in manifest.get("operators", [])):
+        summary = op.get("summary") or {}
+        if op.get("operator") == "rehydrate" and summary:
+            lines.append(f"rehydrate {name}: {summary.get('added_copies', 0):,} copies added")
+    for value, part in (manifest.get("partitions") or {}).items():
+        tokens = f", {part['tokens']:,} tokens" if part.get("tokens") is not None else ""
+        lines.append(f"partition {value}: {part['rows']:,} documents{tokens} in {part['files']} files")
+    return lines

@@ -112,6 +112,12 @@ def dataset_input(path: str) -> DatasetInput | None:
         known = ", ".join(manifests) or "none"
         raise FileNotFoundError(f"dataset {root!r} has no version {version!r} (versions: {known})")
     manifest = manifests[version] if version else list(manifests.values())[-1]
+    if manifest["output"]["format"] == "megatron":
+        raise ValueError(
+            f"version {manifest['version']} of {root!r} holds Megatron token ids, not documents a "
+            f"recipe can read; read a Parquet version, or `recipeflow export {root}@{manifest['version']} "
+            "--format parquet OUT` and read OUT"
+        )
     folder = version_path(root, manifest["version"])
     return DatasetInput(
         root=root,

@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 
 import recipeflow
-from recipeflow.engine import history
+from recipeflow.engine import history, output_layout
 from recipeflow.io import readers
 from recipeflow.io import storage
 from recipeflow.datasets import versions
@@ -87,6 +87,16 @@ def _write_parts(paths: list[str], folder: str, fmt: str) -> list[writers.Writte
     return written
 
 
+def _vocab_size(refs: Any, nodes: list[str]) -> int | None:
+    """The vocabulary of the last tokenize step of ``nodes`` (Megatron's dtype follows it)."""
+    sizes = [
+        ref.provenance.get("vocab_size")
+        for ref in refs
+        if ref.node in nodes and ref.name == "tokenize" and ref.provenance
+    ]
+    return sizes[-1] if sizes else None
+
+
 def _file_entries(files: list[writers.WrittenFile], version_dir: str) -> list[dict[str, Any]]:
     return [
         {
@@ -120,8 +130,12 @@ def commit_output(
     version = versions.new_version_id()
     folder = versions.version_path(root, version)
 
-    data = _write_parts([o.kept for o in results[node].final], storage.join(folder, DATA_DIR), output.format)
     lineage_nodes = recipe.ancestors(node)
+    step_refs = {ref.step: ref for n in plan.nodes for s in n.stages for ref in ((s.barrier,) if s.barrier else ()) + s.ops}
+    data = output_layout.write_data(
+        [o.kept for o in results[node].final], storage.join(folder, DATA_DIR), output,
+        vocab_size=_vocab_size(step_refs.values(), lineage_nodes),
+    )
     rejected: list[writers.WrittenFile] = []
     if output.keep_rejected:
         rejected_paths = [
@@ -132,10 +146,11 @@ def commit_output(
             for path in (o.unreadable, o.rejected)
             if path
         ]
-        rejected = _write_parts(rejected_paths, storage.join(folder, REJECTED_DIR), output.format)
+        # Rejected documents have no token ids to speak of: Parquet beside Megatron data.
+        rejected_format = "parquet" if output.format == "megatron" else output.format
+        rejected = _write_parts(rejected_paths, storage.join(folder, REJECTED_DIR), rejected_format)
 
     counts = [row for name in lineage_nodes for row in results[name].counts()]
-    step_refs = {ref.step: ref for n in plan.nodes for s in n.stages for ref in ((s.barrier,) if s.barrier else ()) + s.ops}
     operators = []
     for row in counts:
         ref = step_refs.get(row["step"])
@@ -184,10 +199,11 @@ def commit_output(
         ],
         "operators": operators,
         "rows": sum(f.rows for f in data),
+        "tokens": output_layout.total_tokens(data),  # None: no n_tokens on the documents
         "rejected_rows": sum(f.rows for f in rejected),
-        "files": _file_entries(data, folder),
+        "files": [f.entry(folder) for f in data],
         "rejected_files": _file_entries(rejected, folder),
-        "output": {"format": output.format, "keep_rejected": output.keep_rejected},
+        "output": output.model_dump(mode="json", exclude={"path"}, exclude_none=True),
         "run": run_info["run"],
         "recipeflow_version": recipeflow.__version__,
         # Stage-cache entries of this run (all its nodes: the cache beside the first output
@@ -198,6 +214,9 @@ def commit_output(
             | {f"stages/{o.address}" for r in results.values() for outs in r.stages for o in outs}
         ),
     }
+    partitions = output_layout.partition_counts(data)
+    if partitions:
+        manifest["partitions"] = partitions
     manifest["history"] = history.store(
         root,
         version,

@@ -24,7 +24,7 @@ from recipeflow.operators.base import Operator
 # (and the runner's job), not a schema redesign.
 Executor = Literal["threads", "processes", "ray", "dask"]
 InputFormat = Literal["jsonl", "parquet", "warc", "text"]
-OutputFormat = Literal["parquet", "jsonl.gz"]
+OutputFormat = Literal["parquet", "jsonl.gz", "megatron"]
 
 RECIPE_NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 # Input and node names may not contain dots: `from: clean.rejected` must be unambiguous.
@@ -83,6 +83,47 @@ class OutputSpec(StrictModel):
     keep_last: PositiveInt | None = Field(
         None, description="Keep only this many newest versions; older ones are deleted after a commit"
     )
+    shuffle: "ShuffleSpec | None" = Field(
+        None, description="Write documents in a seeded global order (across all shards): {seed: N}"
+    )
+    target_shard_rows: PositiveInt | None = Field(
+        None, description="Cut the data into files of about this many documents"
+    )
+    target_shard_tokens: Annotated[int, BeforeValidator(lambda v: _whole_amount(v))] | None = Field(
+        None, ge=1, description="Cut the data into files of about this many tokens (needs n_tokens)"
+    )
+    partition_by: str | None = Field(
+        None,
+        description="Write one folder per value of this field (e.g. `phase`: one partition per "
+        "training phase of a mix), each with its own files and counts",
+    )
+
+    @model_validator(mode="after")
+    def _one_shard_target(self) -> "OutputSpec":
+        if self.target_shard_rows is not None and self.target_shard_tokens is not None:
+            raise ValueError("give target_shard_rows or target_shard_tokens, not both")
+        return self
+
+
+def _whole_amount(value: Any) -> Any:
+    """``1e9`` (YAML reads it as a string) or ``1.0e9`` -> 1000000000; other values unchanged."""
+    if isinstance(value, str):
+        try:
+            value = float(value.replace("_", ""))
+        except ValueError:
+            return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+class ShuffleSpec(StrictModel):
+    """A seeded global order of the output's documents."""
+
+    seed: int = Field(0, ge=0, description="Seed of the order (a hash of seed and document id)")
+
+
+OutputSpec.model_rebuild()
 
 
 class PoolsSpec(StrictModel):
