@@ -260,6 +260,38 @@ def diff(root: str, a: str, b: str, limit: int, as_json: bool) -> None:
 
 
 @main.command()
+@click.argument("ref", metavar="ROOT[@VERSION]")
+@click.argument("out")
+@click.option("--format", "fmt", type=click.Choice(["megatron", "jsonl", "parquet"]), required=True,
+              help="megatron: .bin/.idx pairs of token ids (needs token_ids); jsonl: gzipped JSONL.")
+@click.option("--shuffle-seed", type=click.IntRange(min=0), default=None,
+              help="Write documents in a seeded global order.")
+@click.option("--target-shard-rows", type=click.IntRange(min=1), default=None, help="About this many documents per file.")
+@click.option("--target-shard-tokens", type=click.IntRange(min=1), default=None, help="About this many tokens per file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the export's manifest as JSON.")
+def export(ref: str, out: str, fmt: str, shuffle_seed: int | None, target_shard_rows: int | None,
+           target_shard_tokens: int | None, as_json: bool) -> None:
+    """Write a committed version (the latest, or ROOT@VERSION) to the folder OUT in another
+    format, without re-running its recipe; OUT's manifest.json names the source version."""
+    from recipeflow.datasets.version_reader import InspectError
+    from recipeflow.engine.export import ExportError, export_version
+    from recipeflow.engine.output_layout import OutputLayoutError
+
+    try:
+        manifest = export_version(ref, fmt, out, shuffle_seed=shuffle_seed, target_shard_rows=target_shard_rows,
+                                  target_shard_tokens=target_shard_tokens)
+    except (InspectError, ExportError, OutputLayoutError) as exc:
+        _fail(str(exc))
+    if as_json:
+        _echo_json(manifest)
+        return
+    tokens = f" ({manifest['tokens']:,} tokens)" if manifest.get("tokens") is not None else ""
+    source = manifest["source"]
+    click.echo(f"exported {manifest['rows']} documents{tokens} of {source['dataset']}@{source['version']} "
+               f"as {fmt} to {out} ({len(manifest['files'])} files)")
+
+
+@main.command()
 @click.argument("root")
 @click.argument("doc_id")
 @click.option("--version", "version", default=None, help="Version id or `latest` [default: latest].")

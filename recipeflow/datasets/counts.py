@@ -107,10 +107,9 @@ def mix_lines(manifest: Mapping[str, Any]) -> list[str]:
                 f"  phase {phase['name']:<14} {phase['tokens']:>13,} tokens of {phase['budget_tokens']:,.0f}"
                 f" in {phase['documents']:,} documents ({parts})"
             )
-    for name, op in ((op["step"], op) for op in manifest.get("operators", [])):
-        summary = op.get("summary") or {}
-        if op.get("operator") == "rehydrate" and summary:
-            lines.append(f"rehydrate {name}: {summary.get('added_copies', 0):,} copies added")
+    for op in manifest.get("operators", []):
+        if op.get("operator") == "rehydrate":
+            lines.append(f"rehydrate {op['step']}: {op.get('docs_added', 0):,} copies added")
     for value, part in (manifest.get("partitions") or {}).items():
         tokens = f", {part['tokens']:,} tokens" if part.get("tokens") is not None else ""
         lines.append(f"partition {value}: {part['rows']:,} documents{tokens} in {part['files']} files")
