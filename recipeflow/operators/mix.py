@@ -17,7 +17,7 @@ from typing import Any, Literal, Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from recipeflow.operators import document as doc
 from recipeflow.operators.base import (
@@ -158,14 +158,20 @@ class MixParams(OperatorParams):
             raise ValueError(f"phase names must differ; got {names}")
         if any(isinstance(p.tokens, str) for p in self.phases) and self.target_tokens is None:
             raise ValueError("a phase budget in % needs target_tokens")
-        if self.phases and self.target_tokens is not None:
-            asked = sum(p.budget(self.target_tokens) or 0 for p in self.phases)
-            if asked > self.target_tokens * (1 + 1e-9):
+        return self
+
+    @field_validator("phases")
+    @classmethod
+    def _phases_within_target(cls, phases: list[PhaseParams], info: ValidationInfo) -> list[PhaseParams]:
+        target = info.data.get("target_tokens")
+        if phases and target is not None:
+            asked = sum(p.budget(target) or 0 for p in phases)
+            if asked > target * (1 + 1e-9):
                 raise ValueError(
-                    f"the phases ask {asked:,.0f} tokens, over target_tokens {self.target_tokens:,.0f}; "
+                    f"the phases ask {asked:,.0f} tokens, over target_tokens {target:,.0f}; "
                     "lower a phase's tokens or raise target_tokens"
                 )
-        return self
+        return phases
 
     def epochs_of(self, source: str) -> float:
         if isinstance(self.max_epochs, dict):
