@@ -8,7 +8,6 @@ in characters. The engine marks every document with the ``from`` entry it came t
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -20,21 +19,15 @@ import pyarrow.compute as pc
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from recipeflow.operators import document as doc
-from recipeflow.operators.base import (
-    BarrierDecision, OperatorParams, Rejection, Selector, StepResult, split_by_decisions,
-)
-from recipeflow.operators.mixing.token_budget import (
-    BudgetError, SourcePlan, SourceTokens, plan_source, rescale_shares,
-)
+from recipeflow.operators.base import BarrierDecision, OperatorParams, Rejection, Selector, StepResult
+from recipeflow.operators.mixing import by_tokens
+from recipeflow.operators.mixing.by_tokens import PHASE, TOKENS  # noqa: F401 (the field names)
 from recipeflow.operators.registry import register
 from recipeflow.operators.sample import MAX_SEED, ORDER, by_seeded_order, seeded_order
 from recipeflow.operators.top_k import concat_column, shard_decisions
 
 CHARS = "chars"
-TOKENS = "tokens"
 N_TOKENS = "n_tokens"  # what `tokenize` writes
-PHASE = "phase"  # the output field naming a document's phase, when the mix has phases
-_PHASE_COPIES = "__mix_phase_copies"  # decision field: JSON {phase: copies} per kept row
 Unit = Literal["documents", "characters", "tokens"]
 DEFAULT_MAX_EPOCHS = 4.0  # "Scaling Data-Constrained Language Models": repeats pay off up to ~4
 
@@ -299,10 +292,35 @@ class Mix(Selector):
         return shard_decisions([len(s) for s in signatures], drops, repeats)
 
     def _resolve_tokens(self, signatures: list[pa.Table]) -> list[BarrierDecision]:
-        return resolve_by_tokens(self, signatures)
+        p = self.params
+        origins = {str(o) for s in signatures if len(s) for o in s.column(doc.ORIGIN).to_pylist()}
+        self._check_origins(origins)
+        if p.target_tokens is not None:
+            total = float(p.target_tokens)
+        elif p.phases:
+            total = float(sum(phase.budget(None) for phase in p.phases))  # type: ignore[misc]
+        else:  # the largest mix that repeats no document
+            available = by_tokens.available_tokens(signatures, p.weights)
+            weight_sum = sum(p.weights.values())
+            total = float(min(available[n] * weight_sum / w for n, w in p.weights.items() if w > 0))
+        phases = [
+            by_tokens.Phase(ph.name, float(ph.budget(total)), ph.weights or p.weights)  # type: ignore[arg-type]
+            for ph in p.phases
+        ] or [by_tokens.Phase("all", total, p.weights)]
+        spec = by_tokens.TokenMixSpec(
+            weights=p.weights, phases=phases, with_phases=bool(p.phases), target=total,
+            target_given=p.target_tokens is not None, max_epochs={n: p.epochs_of(n) for n in p.weights},
+            on_short=p.on_short, seed=p.seed,
+        )
+        try:
+            decisions, self.last_summary = by_tokens.resolve_by_tokens(spec, signatures)
+        except by_tokens.TokenMixError as error:
+            raise MixError(str(error)) from None
+        return decisions
 
     def apply(self, batch: pa.Table, decision: BarrierDecision) -> StepResult:
-        return apply_with_phases(self, batch, decision)
+        order = [ph.name for ph in self.params.phases]
+        return by_tokens.apply_with_phases(batch, decision, order, self.name, super().apply)
 
     # -- steps of resolve ---------------------------------------------------------------------
 
@@ -469,184 +487,3 @@ def closest_prefix_by_characters(chars: np.ndarray, target: Fraction) -> np.ndar
             if running >= target_ceil:
                 break
     return taken
-
-
-# -- by tokens: target, max_epochs, phases -------------------------------------------------------
-
-
-def resolve_by_tokens(self: Mix, signatures: list[pa.Table]) -> list[BarrierDecision]:
-    """by: tokens. Each phase's budget is split by its weights; a source's stream (seeded order,
-    repeated) is cut into consecutive stretches, phase after phase (see mixing.token_budget)."""
-    p = self.params
-    parts = [s for s in signatures if len(s)]
-    origins = np.array([o for s in parts for o in s.column(doc.ORIGIN).to_pylist()], dtype=object)
-    ranks = concat_column(signatures, ORDER, np.uint64)
-    tokens = concat_column(signatures, TOKENS, np.int64)
-    self._check_origins({str(o) for o in origins.tolist()})
-    sources = {
-        name: SourceTokens(name, rows := by_seeded_order(ranks, np.flatnonzero(origins == name)), tokens[rows])
-        for name in p.weights
-    }
-    available = {name: src.available for name, src in sources.items()}
-    base_shares = _shares(p.weights)
-    if p.target_tokens is not None:
-        total = float(p.target_tokens)
-    elif p.phases:
-        total = float(sum(phase.budget(None) for phase in p.phases))  # type: ignore[misc]
-    else:  # the largest mix that repeats no document
-        total = float(min(available[n] / s for n, s in base_shares.items() if s > 0))
-    phases = p.phases or [PhaseParams(name="all", tokens=total)]
-    phase_shares = [_shares(phase.weights or p.weights, p.weights) for phase in phases]
-    budgets = [float(phase.budget(total)) for phase in phases]  # type: ignore[arg-type]
-    demand = {n: sum(b * sh[n] for b, sh in zip(budgets, phase_shares)) for n in p.weights}
-    max_epochs = {n: p.epochs_of(n) for n in p.weights}
-    rescaled = None
-    short = [n for n in p.weights if demand[n] > 0 and demand[n] > max_epochs[n] * available[n]]
-    if short and p.on_short == "error":
-        name = short[0]
-        raise MixError(
-            f"mix: source {name!r} has {available[name]:,} tokens, but its share "
-            f"({demand[name] / sum(budgets):.1%} of {sum(budgets):,.0f} tokens = {demand[name]:,.0f}) "
-            f"needs {demand[name] / max(available[name], 1):.2f} epochs, over max_epochs "
-            f"{max_epochs[name]:g}; lower target_tokens or its weight, raise max_epochs, or set "
-            "on_short: rescale"
-        )
-    if short:
-        asked = sum(budgets)
-        new = rescale_shares({n: demand[n] / asked for n in p.weights}, available, asked, max_epochs)
-        factor = {n: (new[n] * asked / demand[n]) if demand[n] else 0.0 for n in p.weights}
-        rescaled = {
-            "short_sources": short,
-            "requested_tokens": {n: demand[n] for n in p.weights},
-            "effective_tokens": {n: demand[n] * factor[n] for n in p.weights},
-            "reached_target": bool(abs(sum(new.values()) - 1) < 1e-9),
-        }
-        demand = {n: demand[n] * factor[n] for n in p.weights}
-    else:
-        factor = {n: 1.0 for n in p.weights}
-    plans = {}
-    for name, src in sources.items():
-        targets = [b * sh[name] * factor[name] for b, sh in zip(budgets, phase_shares)]
-        try:
-            plans[name] = plan_source(src, targets, max_epochs[name])
-        except BudgetError as error:
-            raise MixError(f"mix: {error}") from None
-    self.last_summary = _token_summary(p, total, phases, budgets, plans, rescaled)
-    return _token_decisions(signatures, plans, [ph.name for ph in phases], bool(p.phases), self.last_summary)
-
-
-def _shares(weights: Mapping[str, float], every: Mapping[str, float] | None = None) -> dict[str, float]:
-    names = list(every or weights)
-    weight_sum = sum(weights.get(n, 0) for n in names)
-    return {n: weights.get(n, 0) / weight_sum for n in names}
-
-
-def _token_summary(p: MixParams, total: float, phases: list[PhaseParams], budgets: list[float],
-                   plans: dict[str, SourcePlan], rescaled: dict[str, Any] | None) -> dict[str, Any]:
-    origins = {}
-    for name, plan in plans.items():
-        src = plan.source
-        copies = sum(plan.copies) if plan.copies else np.zeros(len(src.rows), np.int64)
-        in_phases = sum((c > 0).astype(np.int64) for c in plan.copies) if plan.copies else copies
-        origins[name] = {
-            "weight": p.weights[name],
-            "tokens_available": src.available,
-            "tokens_taken": int((copies * src.tokens).sum()),
-            "epochs": round(plan.epochs, 6),
-            "max_epochs": p.epochs_of(name),
-            "documents_available": int(len(src.rows)),
-            "documents_selected": int((copies > 0).sum()),
-            "documents_output": int(copies.sum()),
-            "documents_repeated": int((copies > 1).sum()),
-            "documents_in_several_phases": int((in_phases > 1).sum()),
-        }
-    phase_rows = []
-    for i, (phase, budget) in enumerate(zip(phases, budgets)):
-        per_source = {
-            name: {
-                "tokens": int((plan.copies[i] * plan.source.tokens).sum()),
-                "documents": int(plan.copies[i].sum()),
-                "target_tokens": float(plan.targets[i]),
-            }
-            for name, plan in plans.items()
-        }
-        phase_rows.append({
-            "name": phase.name,
-            "budget_tokens": budget,
-            "tokens": sum(v["tokens"] for v in per_source.values()),
-            "documents": sum(v["documents"] for v in per_source.values()),
-            "sources": per_source,
-        })
-    return {
-        "by": "tokens",
-        "target_tokens": total,
-        "target_given": p.target_tokens is not None,
-        "seed": p.seed,
-        "on_short": p.on_short,
-        "rescaled": rescaled,
-        "tokens": sum(o["tokens_taken"] for o in origins.values()),
-        "origins": origins,
-        "phases": phase_rows if p.phases else [],
-    }
-
-
-def _token_decisions(signatures: list[pa.Table], plans: dict[str, SourcePlan], phase_names: list[str],
-                     with_phases: bool, summary: dict[str, Any]) -> list[BarrierDecision]:
-    drops: dict[int, Rejection] = {}
-    repeats: dict[int, int] = {}
-    phase_copies: dict[int, str] = {}
-    for name, plan in plans.items():
-        numbers = summary["origins"][name]
-        detail = (
-            f"origin={name}: selected {numbers['documents_selected']} of {numbers['documents_available']} "
-            f"documents ({numbers['tokens_taken']:,} of {numbers['tokens_available']:,} tokens)"
-        )
-        total = sum(plan.copies) if plan.copies else np.zeros(len(plan.source.rows), np.int64)
-        per_phase = np.stack(plan.copies, axis=1) if plan.copies else np.zeros((len(plan.source.rows), 0), np.int64)
-        for row, count, phases in zip(plan.source.rows.tolist(), total.tolist(), per_phase.tolist()):
-            if count == 0:
-                drops[row] = Rejection("mix_not_selected", detail=detail)
-            elif with_phases:
-                phase_copies[row] = json.dumps({n: c for n, c in zip(phase_names, phases) if c})
-            elif count > 1:
-                repeats[row] = count
-    sizes = [len(s) for s in signatures]
-    decisions = shard_decisions(sizes, drops, repeats)
-    if with_phases:
-        offset = 0
-        for decision, size in zip(decisions, sizes):
-            decision.fields = {_PHASE_COPIES: [phase_copies.get(offset + i) for i in range(size)]}
-            offset += size
-    return decisions
-
-
-def apply_with_phases(self: Mix, batch: pa.Table, decision: BarrierDecision) -> StepResult:
-    """Kept rows, once per copy in each phase (copies after the first get ids ``<id>#2``...),
-    with the ``phase`` field; phases in order."""
-    fields = dict(decision.fields or {})
-    copies_json = fields.pop(_PHASE_COPIES, None)
-    if copies_json is None:
-        return Selector.apply(self, batch, decision)
-    decisions = [decision.drop.get(i) for i in range(len(batch))]
-    result = split_by_decisions(batch, decisions, self.name)
-    order = [ph.name for ph in self.params.phases]
-    indices: list[int] = []
-    phases: list[str] = []
-    ids: list[str] = []
-    doc_ids = batch.column(doc.ID).to_pylist()
-    for row, text in enumerate(copies_json):
-        if decisions[row] is not None or text is None:
-            continue
-        copy = 0
-        per_phase = json.loads(text)
-        for phase in order:
-            for _ in range(per_phase.get(phase, 0)):
-                copy += 1
-                indices.append(row)
-                phases.append(phase)
-                ids.append(doc_ids[row] if copy == 1 else f"{doc_ids[row]}#{copy}")
-    kept = batch.take(pa.array(indices, pa.int64()))
-    kept = doc.set_column(kept, doc.ID, pa.array(ids, pa.string()))
-    result.kept = doc.set_column(kept, PHASE, pa.array(phases, pa.string()))
-    return result
-
