@@ -99,7 +99,7 @@ def mix_lines(manifest: Mapping[str, Any]) -> list[str]:
             lines.append(
                 f"  {name:<20} available {o['tokens_available']:>13,} taken {o['tokens_taken']:>13,} "
                 f"epochs {o['epochs']:.2f}  documents {o['documents_selected']:,} of {o['documents_available']:,}"
-                f" ({o['documents_output']:,} with repeats)"
+                + (f" ({o['documents_output']:,} with copies)" if o["documents_output"] != o["documents_selected"] else "")
             )
         for phase in summary.get("phases", []):
             parts = ", ".join(f"{n} {v['tokens']:,}" for n, v in phase["sources"].items())

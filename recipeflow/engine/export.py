@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa

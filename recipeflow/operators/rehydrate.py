@@ -25,7 +25,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, field_validator
 
-from recipeflow.operators import document as doc
 from recipeflow.operators.base import Mapper, OperatorParams, Rejection, StepResult, repeat_rows, split_by_decisions
 from recipeflow.operators.registry import register
 
