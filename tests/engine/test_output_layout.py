@@ -90,3 +90,25 @@ def test_parquet_with_token_ids_loads_in_datasets(tmp_path):
     assert len(loaded) == 100
     assert loaded[3]["token_ids"] == documents().column("token_ids")[3].as_py()
     assert sorted(glob.glob(str(tmp_path / "p" / "*.parquet"))) == sorted(f.path for f in files)
+
+
+def test_megatron_output_needs_a_tokenize_step_keeping_ids(tmp_path):
+    import pytest
+
+    from recipeflow.recipe.errors import RecipeInvalid
+    from recipeflow.recipe.validate import parse_recipe
+
+    recipe = {
+        "name": "m",
+        "inputs": {"docs": {"path": str(tmp_path / "d.jsonl")}},
+        "process": [{"tokenize": {"tokenizer": "smollm2"}}],
+        "output": {"path": str(tmp_path / "out"), "format": "megatron"},
+    }
+    with pytest.raises(RecipeInvalid, match="keep_ids: true"):
+        parse_recipe(recipe)
+    recipe["process"][0]["tokenize"]["keep_ids"] = True
+    assert parse_recipe(recipe).outputs["main"].format == "megatron"
+    recipe["process"] = []
+    recipe["output"] = {"path": str(tmp_path / "out"), "target_shard_tokens": "1e6"}
+    with pytest.raises(RecipeInvalid, match="target_shard_tokens counts n_tokens"):
+        parse_recipe(recipe)
