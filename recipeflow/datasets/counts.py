@@ -10,12 +10,22 @@ from typing import Any, Mapping, Sequence
 TOP_REASONS = 3  # reasons shown on one line of a table; the manifest keeps all of them
 
 
+def step_label(op: Mapping[str, Any]) -> str:
+    """The step's name; a route's with the values it takes (``route:de [lang=de]``)."""
+    route = op.get("route")
+    if not route:
+        return str(op.get("step"))
+    values = route.get("values")
+    taken = ",".join(map(str, values)) if values is not None else "not " + ",".join(map(str, route.get("exclude", [])))
+    return f"{op.get('step')} [{route.get('field')}={taken}]"
+
+
 def step_row(op: Mapping[str, Any]) -> dict[str, Any]:
     """One step's counts as a flat row (for tables): node, step, operator, documents in, out,
     rejected, tokens in, out (None when documents carried no ``n_tokens`` there), reasons."""
     return {
         "node": op.get("node"),
-        "step": op.get("step"),
+        "step": step_label(op),
         "operator": op.get("operator"),
         "docs_in": op.get("docs_in"),
         "docs_out": op.get("docs_out"),

@@ -64,6 +64,8 @@ class NodeResult:
                         reasons[reason] = reasons.get(reason, 0) + n
         for row in totals.values():
             row["rejected"] = row["docs_in"] + row.get("docs_added", 0) - row["docs_out"]
+            if row["operator"] == "route" and self.plan.route is not None:  # which values it took
+                row["route"] = self.plan.route.model_dump(mode="json", exclude_none=True)
             # Most documents first; equal counts by name, so manifests are reproducible.
             row["reasons"] = dict(sorted(row["reasons"].items(), key=lambda kv: (-kv[1], kv[0])))
         return list(totals.values())

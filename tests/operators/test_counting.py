@@ -64,3 +64,14 @@ def test_the_terminal_table_shows_reasons_and_token_columns_only_with_tokens():
     assert lines[1].endswith("unreadable 1") and "12,345" in lines[2]
     assert "tokens" not in step_table_lines(ops[:1])[0]
     assert format_reasons({"a": 1, "b": 5, "c": 2, "d": 2}, top=2) == "b 5, c 2 (+2 more)"
+
+
+def test_route_rows_name_the_values_they_take():
+    from recipeflow.datasets.counts import step_label
+
+    row = {"step": "route:de", "operator": "route", "route": {"field": "lang", "values": ["de"]}}
+    assert step_label(row) == "route:de [lang=de]"
+    other = {"step": "route:rest", "operator": "route", "route": {"field": "lang", "exclude": ["de", "en"]}}
+    assert step_label(other) == "route:rest [lang=not de,en]"
+    assert step_table_lines([{**row, "docs_in": 10, "docs_out": 4, "rejected": 6}])[1].split()[:3] == [
+        "route:de", "[lang=de]", "route"]
