@@ -262,7 +262,7 @@ class Recipe(StrictModel):
             "description": self.description,
             "inputs": {name: spec.model_dump(mode="json") for name, spec in self.inputs.items()},
             "nodes": {name: _resolved_node(node) for name, node in self.nodes.items()},
-            "outputs": {name: spec.model_dump(mode="json") for name, spec in self.outputs.items()},
+            "outputs": {name: _resolved_output(spec) for name, spec in self.outputs.items()},
             "run": self.run.model_dump(mode="json"),
             **({"train": {n: t.model_dump(mode="json") for n, t in self.train.items()}} if self.train else {}),
             **({"language_settings": self.language_settings} if self.language_settings else {}),
@@ -309,6 +309,16 @@ def resolved_sha256(resolved: dict[str, Any]) -> str:
     """sha256 of a recipe's :meth:`Recipe.resolved` form, canonical JSON."""
     canonical = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+# Output fields added with the token work: left out of the resolved form while unset, so the
+# identity (sha256) of a recipe that does not use them stays what it was.
+_OPTIONAL_OUTPUT_FIELDS = ("shuffle", "target_shard_rows", "target_shard_tokens", "partition_by")
+
+
+def _resolved_output(spec: OutputSpec) -> dict[str, Any]:
+    dumped = spec.model_dump(mode="json")
+    return {k: v for k, v in dumped.items() if not (k in _OPTIONAL_OUTPUT_FIELDS and v is None)}
 
 
 def _resolved_node(node: NodeSpec) -> dict[str, Any]:
