@@ -6,7 +6,7 @@ paragraphs in English (commands, untranslated sections). So the script reports a
 against every paragraph, and against the paragraphs that do not also occur, word for word, in
 the English edition (the untranslated ones).
 
-    python bench/language_id_accuracy.py [--corpus ../shared/corpora/debian-reference.jsonl.gz]
+    python bench/language_id_accuracy.py [--corpus tests/data/debian-reference.jsonl.gz]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import pyarrow as pa
 from recipeflow.operators.language_id import LanguageId
 
 LANGUAGES = ("en", "de", "es", "fr", "it", "ja", "pt", "zh")
-DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "debian-reference.jsonl.gz"
+DEFAULT_CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "debian-reference.jsonl.gz"
 
 
 def paragraphs(corpus: Path, min_chars: int = 200) -> list[tuple[str, str]]:

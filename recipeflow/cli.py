@@ -40,14 +40,20 @@ def run(recipe: str, overrides: tuple[str, ...], no_progress: bool) -> None:
         # One line per finished task would scroll the progress bar away; the UI still has them.
         os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
     from recipeflow.recipe.errors import RecipeInvalid
+    from recipeflow.engine.unreadable import InputUnreadable
     from recipeflow.orchestration.runner import RunRefused, run_recipe
 
+    embedded = not os.environ.get("PREFECT_API_URL")
     try:
         manifests = run_recipe(recipe, overrides, progress=not no_progress)
-    except (RecipeInvalid, RunRefused) as exc:
+    except (RecipeInvalid, RunRefused, InputUnreadable) as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
     _print_results(manifests)
+    if embedded:
+        from recipeflow.orchestration.prefect_server import EMBEDDED_NOTE
+
+        click.echo(f"\n{EMBEDDED_NOTE}")
 
 
 def _print_results(manifests: list[dict]) -> None:
@@ -66,6 +72,10 @@ def _print_results(manifests: list[dict]) -> None:
             continue
         tokens = f" ({m['tokens']:,} tokens)" if m.get("tokens") is not None else ""
         click.echo(f"  {m['rows']} documents{tokens} in {len(m['files'])} files; parent: {m['parent']}")
+        for name, read in (m.get("unreadable") or {}).items():
+            if read["unreadable"]:
+                reasons = "; ".join(f"{n}× {reason}" for reason, n in read["top_reasons"])
+                click.echo(f"  input {name}: {read['unreadable']} of {read['records']} records unreadable ({reasons})")
         for line in mix_lines(m):
             click.echo(f"  {line}")
         tasks = m["run"].get("tasks")
@@ -153,16 +163,31 @@ def serve(recipe: str, cron: str | None, interval: float | None, timezone: str |
 @main.command()
 @click.argument("recipe", type=click.Path(dir_okay=False))
 @overrides_option
-def validate(recipe: str, overrides: tuple[str, ...]) -> None:
+@click.option("--check-inputs", is_flag=True,
+              help="Also read the first records of each input, as a run would, and report records it cannot read.")
+def validate(recipe: str, overrides: tuple[str, ...], check_inputs: bool) -> None:
     """Check RECIPE without running it; list every error."""
     from recipeflow.engine.planner import plan_recipe
+    from recipeflow.engine.unreadable import InputUnreadable, check_readable, probe
     from recipeflow.recipe.errors import RecipeInvalid
     from recipeflow.recipe.loading import load_recipe
+    from recipeflow.recipe.paths import with_absolute_paths
 
     try:
         parsed = load_recipe(recipe, overrides)
-    except RecipeInvalid as exc:
+        if check_inputs:
+            runnable = with_absolute_paths(parsed)
+            read = probe(runnable)
+            for name, row in read.items():
+                reasons = "; ".join(f"{n}× {reason}" for reason, n in row["top_reasons"])
+                click.echo(f"input {name}: {row['records'] - row['unreadable']} of the first {row['records']} "
+                           f"records readable" + (f" (unreadable: {reasons})" if reasons else ""))
+            check_readable(runnable, read)
+    except (RecipeInvalid, InputUnreadable) as exc:
         click.echo(str(exc), err=True)
+        sys.exit(1)
+    except (OSError, ValueError) as exc:  # an input path that names nothing, an unknown format
+        click.echo(f"{recipe}: inputs: {exc}", err=True)
         sys.exit(1)
     click.echo(f"{recipe}: valid")
     click.echo(plan_recipe(parsed).describe())

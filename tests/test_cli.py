@@ -115,3 +115,21 @@ def test_quickstart_recipe_runs_as_shipped(tmp_path, prefect_api):
     )
     assert result.exit_code == 0, result.output
     assert "written to" in result.output and "exact_dedup" in result.output
+
+
+def test_an_embedded_run_says_how_to_see_runs_later_instead_of_a_dead_link(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_UI_URL")}
+    env["PREFECT_HOME"] = str(tmp_path / "home")
+    done = subprocess.run(
+        [sys.executable, "-m", "recipeflow.cli", "run", str(REPO / "recipes" / "quickstart.yaml"),
+         "--no-progress", "--set", f"output.path={tmp_path / 'out'}"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "View at" not in output
+    assert "embedded Prefect server that stopped with it" in output and "prefect server start" in output

@@ -15,7 +15,7 @@ from recipeflow.engine.shard_input import ShardInput
 from recipeflow.engine.planner import OpRef
 from recipeflow.operators import document as doc
 from recipeflow.operators.chain import N_TOKENS
-from recipeflow.operators.base import Filter, Rejection, StreamOperator
+from recipeflow.operators.base import Filter, StreamOperator
 from recipeflow.analyze.model import AnalyzeError, ShardAnalysis, DROPPED_AT, FIRST_REJECTED_AT, ROW_COLUMN
 
 
@@ -66,38 +66,33 @@ def reason_statistic_key(index: int) -> str:
     return f"rs{index}"
 
 
-def _as_list(values: Any) -> list[Any]:
-    """A statistic's values as a Python list, whatever sequence the filter returned."""
-    if hasattr(values, "to_pylist"):
-        return values.to_pylist()
-    if hasattr(values, "tolist"):
-        return values.tolist()
-    return list(values)
-
-
 def _filter_step(
     ref: OpRef, op: Filter, batch: pa.Table, columns: _DocumentColumns, rejected: list[pa.Table]
 ) -> pa.Table:
     """Statistics and decisions of ``op`` for every document of ``batch``; nothing dropped.
 
-    Calls ``compute_stats`` then ``decide``, as ``Filter.annotate`` does, because the names of
-    the statistics are needed too."""
+    Runs the filter's own ``annotate``, as a real run does, so later steps (and routes) see
+    every field it writes (``language_id``'s ``lang``, a classifier's scores, C4's kept lines).
+    Its statistics are the ``stat_*`` columns it added or changed."""
     try:
-        computed = op.compute_stats(batch)
-        decisions: list[Rejection | None] = list(op.decide(computed))  # as computed: may be vectors
+        annotated, decisions = op.annotate(batch)
     except NotImplementedError as exc:
         raise AnalyzeError(
             f"{ref.step}: filter {ref.name!r} does not implement compute_stats() and decide(), "
             "which analyze needs (see recipeflow/operators/base.py, class Filter)"
         ) from exc
+    decisions = list(decisions)
     if len(decisions) != len(batch):
         raise AnalyzeError(
             f"{ref.step}: filter {ref.name!r} decided {len(decisions)} documents of {len(batch)}"
         )
-    rows = batch.column(ROW_COLUMN).to_pylist()
-    for name, values in computed.items():
-        batch = doc.set_column(batch, doc.stat_column(name), values)
-        columns.put(stat_key(ref.index, name), rows, _as_list(values))
+    rows = annotated.column(ROW_COLUMN).to_pylist()
+    for column in annotated.column_names:
+        if not column.startswith(doc.STAT_PREFIX):
+            continue
+        if column in batch.column_names and annotated.column(column).equals(batch.column(column)):
+            continue  # written by an earlier step, not by this one
+        columns.put(stat_key(ref.index, column[len(doc.STAT_PREFIX):]), rows, annotated.column(column).to_pylist())
     columns.put(reason_key(ref.index), rows, [d.reason if d else None for d in decisions])
     columns.put(reason_statistic_key(ref.index), rows, [d.statistic if d else None for d in decisions])
     first = [
@@ -106,9 +101,9 @@ def _filter_step(
     ]
     if first:
         columns.put(FIRST_REJECTED_AT, [rows[i] for i in first], [ref.index] * len(first))
-        taken = batch.take(pa.array(first, pa.int64()))
+        taken = annotated.take(pa.array(first, pa.int64()))
         rejected.append(doc.with_rejection(taken, ref.name, [decisions[i] for i in first], ref.step))  # type: ignore[misc]
-    return batch
+    return annotated
 
 
 def _mapper_step(

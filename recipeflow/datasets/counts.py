@@ -70,6 +70,8 @@ def step_table_lines(operators: Sequence[Mapping[str, Any]], indent: str = "  ")
         if tokens:
             line += f" {_number(row['tokens_in']):>13} {_number(row['tokens_out']):>13}"
         lines.append((indent + line + (f"  {row['reasons']}" if row["reasons"] else "")).rstrip())
+        if op.get("overwrote"):
+            lines.append(f"{indent}{'':<34} overwrote the input's {', '.join(op['overwrote'])}")
     return lines
 
 

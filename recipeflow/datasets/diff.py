@@ -48,6 +48,7 @@ class VersionDiff:
     inputs: dict[str, list[str]]  # input file URLs added, removed, changed (by sha256)
     operators: list[dict[str, Any]]  # per step: docs in/out in A and in B
     recipe_changed: bool
+    recipe_changes: list[str] = field(default_factory=list)  # "path: A → B", per changed field
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,7 +68,32 @@ def diff_versions(root: str, a: str, b: str, limit: int = DEFAULT_LIMIT) -> Vers
         inputs=compare_input_files(first.manifest, second.manifest),
         operators=compare_operators(first.manifest, second.manifest),
         recipe_changed=first.manifest.get("recipe_sha256") != second.manifest.get("recipe_sha256"),
+        recipe_changes=recipe_changes(first.manifest.get("recipe"), second.manifest.get("recipe")),
     )
+
+
+def recipe_changes(a: Any, b: Any, path: str = "") -> list[str]:
+    """What changed between two resolved recipes, one ``path: A → B`` line per changed value
+    (``+``/``-`` for a field only in B / only in A); steps are named by their operator."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        lines = []
+        for key in list(a) + [k for k in b if k not in a]:
+            where = f"{path}.{key}" if path else str(key)
+            if key not in b:
+                lines.append(f"- {where}: {_short(a[key])}")
+            elif key not in a:
+                lines.append(f"+ {where}: {_short(b[key])}")
+            else:
+                lines += recipe_changes(a[key], b[key], where)
+        return lines
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [line for i, (x, y) in enumerate(zip(a, b)) for line in recipe_changes(x, y, f"{path}[{i}]")]
+    return [] if a == b else [f"{path}: {_short(a)} → {_short(b)}"]
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _version_summary(version: Version) -> dict[str, Any]:
@@ -168,13 +194,11 @@ def compare_operators(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, An
                 (op.get("node", ""), op["step"]),
                 {"node": op.get("node"), "step": op["step"], "operator": op["operator"], "a": None, "b": None},
             )
-            row[side] = {
-                "docs_in": op["docs_in"],
-                "docs_out": op["docs_out"],
-                "tokens_in": op.get("tokens_in"),
-                "tokens_out": op.get("tokens_out"),
-                "reasons": dict(op.get("reasons") or {}),
-            }
+            row[side] = {"docs_in": op["docs_in"], "docs_out": op["docs_out"]}
+            # Tokens once documents carry n_tokens; documents removed per rejection reason.
+            row[side].update({k: op[k] for k in ("tokens_in", "tokens_out") if op.get(k) is not None})
+            if op.get("reasons"):
+                row[side]["reasons"] = dict(op["reasons"])
     for row in rows.values():
         row["reasons"] = _reason_changes(row["a"], row["b"])
     return list(rows.values())
@@ -209,6 +233,7 @@ def render_text(result: VersionDiff) -> str:
     if result.columns["added"] or result.columns["removed"]:
         lines.append(f"columns: added {result.columns['added'] or '-'}, removed {result.columns['removed'] or '-'}")
     lines.append("recipe: changed" if result.recipe_changed else "recipe: same")
+    lines += [f"  {change}" for change in result.recipe_changes]
     for label in ("added", "removed", "changed"):
         for url in result.inputs[label]:
             lines.append(f"input file {label}: {url}")

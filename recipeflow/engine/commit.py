@@ -62,6 +62,8 @@ class NodeResult:
                     reasons = row.setdefault("reasons", {})
                     for reason, n in (c.get("reasons") or {}).items():
                         reasons[reason] = reasons.get(reason, 0) + n
+                    if c.get("overwrote"):  # input fields the operator wrote over
+                        row["overwrote"] = sorted(set(row.get("overwrote", [])) | set(c["overwrote"]))
         for row in totals.values():
             row["rejected"] = row["docs_in"] + row.get("docs_added", 0) - row["docs_out"]
             if row["operator"] == "route" and self.plan.route is not None:  # which values it took
@@ -200,6 +202,8 @@ def commit_output(
             if name in used_inputs
         ],
         "operators": operators,
+        # Records that could not be read, per input, with their commonest reasons.
+        "unreadable": {n: s for n, s in (run_info.get("unreadable") or {}).items() if n in used_inputs},
         "rows": sum(f.rows for f in data),
         "tokens": output_layout.total_tokens(data),  # None: no n_tokens on the documents
         "rejected_rows": sum(f.rows for f in rejected),

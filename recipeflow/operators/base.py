@@ -17,12 +17,15 @@ A batch is a ``pyarrow.Table`` with at least the columns ``id`` and ``text`` (se
 from __future__ import annotations
 
 import enum
+import os
+from contextvars import ContextVar
 import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Sequence
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import PydanticUndefined
 
 from recipeflow.operators import document as doc
 from recipeflow.operators.document import Rejection
@@ -52,6 +55,27 @@ class OperatorParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Parameters naming a local file or folder (or any fsspec URL) are marked, so a relative local
+# path in a recipe is resolved from the recipe file's folder, as inputs and outputs are.
+PATH_MARKER = "x-recipeflow-path"
+# The folder relative local paths are taken from while a recipe is validated (its file's
+# folder; unset: the working directory). Validators that check a file exists use local_path.
+recipe_folder: ContextVar[str | None] = ContextVar("recipe_folder", default=None)
+
+
+def path_field(default: Any = PydanticUndefined, **kwargs: Any) -> Any:
+    """A ``Field`` holding a path: resolved from the recipe's folder when relative."""
+    return Field(default, json_schema_extra={PATH_MARKER: True}, **kwargs)
+
+
+def local_path(path: str) -> str:
+    """``path`` as the run will see it: a relative local path joined to the recipe's folder."""
+    folder = recipe_folder.get()
+    if folder is None or "://" in path or os.path.isabs(os.path.expanduser(path)):
+        return path
+    return os.path.join(folder, path)
+
+
 class Operator:
     """A named, registered, parametrised transformation of documents."""
 
@@ -79,6 +103,11 @@ class Operator:
         """Problems between this operator's parameters and its node's ``from`` list (e.g. a
         ``mix`` weight naming no source), found when the recipe is validated."""
         return []
+
+    def written_fields(self) -> tuple[str, ...]:
+        """Fields (besides ``text`` and ``stat_*`` statistics) this operator writes into every
+        document: one an input already has is overwritten, and the manifest says so."""
+        return ()
 
     def provenance(self) -> dict[str, Any]:
         """Facts about what this operator used (a model's path and sha256...), recorded in the

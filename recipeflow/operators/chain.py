@@ -29,6 +29,7 @@ class StepCounts:
     reasons: dict[str, int] = field(default_factory=dict)  # rejection reason -> documents
     tokens_in: int | None = None  # None: the documents had no n_tokens here
     tokens_out: int | None = None
+    overwrote: list[str] = field(default_factory=list)  # input fields it wrote over
 
     @property
     def rejected(self) -> int:
@@ -84,6 +85,9 @@ def run_chain(
     rejected: list[pa.Table] = []
     for (step, op), count in zip(steps, counts):
         count.count_in(batch)
+        for name in op.written_fields():
+            if name in batch.column_names and name not in count.overwrote:
+                count.overwrote.append(name)
         if len(batch):
             result = op.process(batch)
             batch = result.kept

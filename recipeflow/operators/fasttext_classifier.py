@@ -28,7 +28,7 @@ from pydantic import Field, field_validator
 from recipeflow.operators import document as doc
 from recipeflow.operators.models.fasttext_models import file_sha256, load_model, local_copy
 from recipeflow.operators.models.fasttext_training import LABEL_PREFIX, one_line
-from recipeflow.operators.base import Filter, OperatorParams, Rejection
+from recipeflow.operators.base import Filter, OperatorParams, Rejection, path_field
 from recipeflow.operators.registry import register
 
 VERSIONS_DIR = "versions"
@@ -53,7 +53,7 @@ def _strip_label(label: str) -> str:
 
 
 class FastTextClassifierParams(OperatorParams):
-    model: str = Field(
+    model: str = path_field(
         description="A fastText model file (any fsspec path), a model root (latest committed "
         "version) or `ROOT@VERSION`."
     )

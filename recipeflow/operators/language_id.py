@@ -3,7 +3,7 @@
 Decisions follow DataTrove's ``LanguageFilter``: the text is predicted with its line breaks
 replaced by spaces, and a document is kept when any of the wanted languages scores strictly
 above its threshold. Every document gets the fields ``lang`` and ``lang_score`` (the top label
-and its score), kept or not.
+and its score; ``field`` / ``score_field`` rename them), kept or not.
 """
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ class LanguageIdParams(OperatorParams):
         "path to another (e.g. GlotLID's model.bin).")
     label_only: bool = Field(
         False, description="Annotate only, even with languages set (DataTrove's label_only).")
+    field: str = Field(
+        LANG, min_length=1, description="Field the identified language is written to (an "
+        "input's own `lang` is overwritten when they share the name: the manifest says so).")
+    score_field: str = Field(LANG_SCORE, min_length=1, description="Field its score is written to.")
 
     @field_validator("languages")
     @classmethod
@@ -74,6 +78,10 @@ class LanguageId(Filter):
     name = "language_id"
     version = "1"
     Params = LanguageIdParams
+
+    def written_fields(self) -> tuple[str, ...]:
+        script = (LANG_SCRIPT,) if self.params.model != BUNDLED_LID else ()
+        return (self.params.field, self.params.score_field, *script)
 
     def __init__(self, params=None):
         super().__init__(params)
@@ -158,11 +166,11 @@ class LanguageId(Filter):
         if self.params.model != BUNDLED_LID:
             languages = [label.split("_")[0] for label in top_labels]
             scripts = [label.split("_", 1)[1] if "_" in label else None for label in top_labels]
-            batch = doc.set_column(batch, LANG, pa.array(languages, type=pa.string()))
+            batch = doc.set_column(batch, self.params.field, pa.array(languages, type=pa.string()))
             batch = doc.set_column(batch, LANG_SCRIPT, pa.array(scripts, type=pa.string()))
         else:
-            batch = doc.set_column(batch, LANG, pa.array(top_labels, type=pa.string()))
-        batch = doc.set_column(batch, LANG_SCORE, pa.array([r[1] for r in results], type=pa.float64()))
+            batch = doc.set_column(batch, self.params.field, pa.array(top_labels, type=pa.string()))
+        batch = doc.set_column(batch, self.params.score_field, pa.array([r[1] for r in results], type=pa.float64()))
         stats = {LANGUAGE_SCORE: [r[2] for r in results], LANGUAGE_MARGIN: [r[3] for r in results]}
         for statistic, values in stats.items():
             batch = doc.set_column(batch, doc.stat_column(statistic), pa.array(values, type=pa.float64()))

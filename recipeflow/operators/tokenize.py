@@ -20,6 +20,8 @@ fails on, e.g. a word-level vocabulary without an unknown token) is rejected wit
 
 from __future__ import annotations
 
+import os
+
 import itertools
 from typing import Any, Sequence
 
@@ -35,7 +37,15 @@ from recipeflow.operators.models.tokenizer_files import (
     check_tokenizer_spec,
     load_tokenizer,
 )
-from recipeflow.operators.base import Mapper, OperatorParams, Rejection, StepResult, split_by_decisions
+from recipeflow.operators.base import (
+    Mapper,
+    OperatorParams,
+    Rejection,
+    StepResult,
+    local_path,
+    path_field,
+    split_by_decisions,
+)
 from recipeflow.operators.registry import register
 
 N_TOKENS = "n_tokens"
@@ -49,7 +59,7 @@ TOKENIZER_ERROR = "tokenizer_error"
 
 
 class TokenizeParams(OperatorParams):
-    tokenizer: str = Field(
+    tokenizer: str = path_field(
         description="A tokenizer.json file, a model folder holding one (save_pretrained layout), "
         "a .gguf model file, an fsspec URL of one of these, or `smollm2` (bundled). Hub names "
         "are not downloaded.",
@@ -73,7 +83,9 @@ class TokenizeParams(OperatorParams):
     @classmethod
     def _tokenizer_exists(cls, value: str) -> str:
         try:
-            return check_tokenizer_spec(value)
+            resolved = local_path(value)
+            check_tokenizer_spec(resolved if os.path.exists(resolved) else value)
+            return value
         except TokenizerNotFound as error:
             raise ValueError(str(error)) from None
 

@@ -199,7 +199,7 @@ def analyze_recipe(
     """Analyse the recipe at ``path`` in one Prefect flow run; write the HTML report."""
     if sample < 0:
         raise AnalyzeError(f"--sample must be 0 (all documents) or more, got {sample}")
-    recipe = with_absolute_paths(load_recipe(path, overrides), base_dir or os.getcwd())
+    recipe = with_absolute_paths(load_recipe(path, overrides), base_dir)
     check_inputs(recipe)
     report = os.path.abspath(report) if report else default_report_path(recipe)
     _check_report_path(report)

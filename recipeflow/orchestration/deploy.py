@@ -34,6 +34,7 @@ from recipeflow.recipe.models import Recipe
 from recipeflow.recipe.loading import load_recipe
 from recipeflow.recipe.validate import parse_recipe
 from recipeflow.engine.refresh import committed
+from recipeflow.recipe.paths import recipe_folder
 from recipeflow.operators.base import Resource
 
 DEPLOYMENT_FLOW = "recipeflow-deployment"
@@ -56,8 +57,8 @@ def deployment_flow(
     included (or nothing, when nothing changed since the dataset's latest version).
 
     ``recipe``: a recipe file (with ``overrides``, ``--set`` style), or ``recipe_data``: the
-    recipe itself. Relative local paths in it are taken from ``base_dir`` (default: the working
-    directory of the run).
+    recipe itself. Relative local paths in it are taken from ``base_dir`` (default: the recipe
+    file's folder; the working directory of the run for ``recipe_data``).
     """
     if (recipe is None) == (recipe_data is None):
         raise ValueError("a recipeflow deployment needs `recipe` (a recipe file) or `recipe_data`, not both")
@@ -65,8 +66,7 @@ def deployment_flow(
         loaded = load_recipe(recipe, overrides or [])
     else:
         loaded = parse_recipe(recipe_data, source=recipe_source or "<deployment parameters>")
-    base = base_dir or os.getcwd()
-    results = runner.start_flow(loaded, base, progress=False)
+    results = runner.start_flow(loaded, base_dir, progress=False)
     logger = get_run_logger()
     for result in results:
         if not committed(result):
@@ -173,7 +173,7 @@ def deploy_recipe(
     recipe = load_recipe(path, overrides)
     schedule = schedule_for(cron, interval, timezone)
     pool = pool or recipe.run.pools.cpu or DEFAULT_POOL
-    base_dir = base_dir or os.getcwd()
+    base_dir = base_dir or recipe_folder(recipe.source)
     deployed = Deployed(
         name=f"{DEPLOYMENT_FLOW}/{name}", deployment_id="", pool=pool,
         schedule=describe_schedule(cron, interval, timezone),
@@ -238,7 +238,7 @@ def serve_recipe(
     if schedule is None:
         raise DeployError("recipeflow serve needs a schedule: --cron EXPR or --interval SECONDS")
     deployment = build_deployment(
-        recipe, name or recipe.name, schedule=schedule, base_dir=base_dir or os.getcwd(), pool=None
+        recipe, name or recipe.name, schedule=schedule, base_dir=base_dir or recipe_folder(recipe.source), pool=None
     )
     with serving_api(announce) as api:
         announce(

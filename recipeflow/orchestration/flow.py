@@ -18,7 +18,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
 from recipeflow.orchestration import credentials
-from recipeflow.engine import cache_address, execute, history, refresh
+from recipeflow.engine import cache_address, execute, history, refresh, unreadable
 from recipeflow.datasets.counts import mix_lines, step_row, step_table_markdown
 from recipeflow.engine.commit import NodeResult
 from recipeflow.engine.inputs import resolve_input
@@ -270,6 +270,12 @@ def recipe_flow(recipe: Recipe, as_written: dict[str, Any], progress: bool = Tru
             results[node.name] = result
     finally:
         work.bar.stop()
+    read = unreadable.summarize([o for r in results.values() for outputs in r.stages[:1] for o in outputs])
+    for name, row in read.items():
+        if row["unreadable"]:
+            logger.warning("input %s: %d of %d records unreadable (%s)", name, row["unreadable"], row["records"],
+                           "; ".join(f"{n}× {reason}" for reason, n in row["top_reasons"]))
+    unreadable.check_readable(recipe, read)  # a configuration error: stop before committing
     for node in recipe.outputs:
         if node not in unchanged and (record := refresh.nothing_new(recipe, node, results)) is not None:
             logger.info(record["message"])
@@ -280,6 +286,7 @@ def recipe_flow(recipe: Recipe, as_written: dict[str, Any], progress: bool = Tru
         "recipe_name": recipe.name,
         "recipe_sha256": resolved_sha256(as_written),
         "recipe_resolved": as_written,
+        "unreadable": read,
         "run": {
             "executor": recipe.run.executor,
             "workers": recipe.run.workers,

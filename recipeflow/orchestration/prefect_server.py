@@ -24,6 +24,13 @@ import urllib.error
 import urllib.request
 from typing import IO, Iterator
 
+# What the command line says after a run on the embedded server, whose UI ends with the run.
+EMBEDDED_NOTE = (
+    "This run used an embedded Prefect server that stopped with it. To keep runs and see them in "
+    "the UI: `prefect server start` (UI at http://127.0.0.1:4200), then "
+    "`export PREFECT_API_URL=http://127.0.0.1:4200/api` before `recipeflow run`. The committed "
+    "versions stay readable: `recipeflow versions ROOT`, `recipeflow lineage ROOT`."
+)
 _SERVER_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
 
 
@@ -33,6 +40,8 @@ class EmbeddedServer:
     The socket is bound here and handed to uvicorn (``--fd``), so the port is known at once
     and no other process can take it in between.
     """
+
+    cleared_ui_url = False  # PREFECT_UI_URL was blanked for this server's lifetime
 
     def __init__(self) -> None:
         import importlib.util
@@ -108,6 +117,11 @@ def start_embedded_server() -> EmbeddedServer | None:
         return None
     server = EmbeddedServer()
     os.environ["PREFECT_API_URL"] = server.api_url
+    # Prefect would log "View at <URL>" for a UI that is gone when the run ends: no link (the
+    # command line says how to see runs later, see EMBEDDED_NOTE).
+    if "PREFECT_UI_URL" not in os.environ:
+        os.environ["PREFECT_UI_URL"] = ""
+        server.cleared_ui_url = True
     _refresh_prefect_settings()
     return server
 
@@ -135,5 +149,7 @@ def prefect_api(server: EmbeddedServer | None = None) -> Iterator[str]:
             APILogWorker.drain_all(timeout=5)  # send buffered logs while the server is still up
         if os.environ.get("PREFECT_API_URL") == server.api_url:
             os.environ.pop("PREFECT_API_URL")
+            if server.cleared_ui_url:
+                os.environ.pop("PREFECT_UI_URL", None)
             _refresh_prefect_settings()
         server.stop()

@@ -54,7 +54,7 @@ def run_recipe(
     """Run the recipe at ``path``; returns, per output, the manifest of the version committed
     (or, when nothing changed, what the latest version is: see ``refresh``)."""
     recipe = load_recipe(path, overrides)  # validated here, once for the whole run
-    runnable = prepare(recipe, base_dir or os.getcwd())
+    runnable = prepare(recipe, base_dir)
 
     # Imported only now: the embedded server starts while Prefect and the flow are imported.
     from recipeflow.orchestration.prefect_server import prefect_api, start_embedded_server
@@ -65,9 +65,10 @@ def run_recipe(
         return configured(recipe=runnable, as_written=recipe.resolved(), progress=progress)
 
 
-def prepare(recipe: Recipe, base_dir: str) -> Recipe:
+def prepare(recipe: Recipe, base_dir: str | None = None) -> Recipe:
     """Credentials for this process and its workers, and the checks before any work; returns
-    the recipe with its local paths made absolute from ``base_dir``."""
+    the recipe with its local paths made absolute from ``base_dir`` (default: the recipe file's
+    folder)."""
     if recipe.run.aws_credentials_block:
         os.environ[credentials.AWS_BLOCK_ENV] = recipe.run.aws_credentials_block
     runnable = with_absolute_paths(recipe, base_dir)
@@ -82,7 +83,7 @@ def configured_flow(recipe: Recipe) -> Any:
     return recipe_flow.with_options(task_runner=task_runner(recipe.run), flow_run_name=f"{recipe.name}")
 
 
-def start_flow(recipe: Recipe, base_dir: str, *, progress: bool = True) -> list[dict[str, Any]]:
+def start_flow(recipe: Recipe, base_dir: str | None = None, *, progress: bool = True) -> list[dict[str, Any]]:
     """The recipe's flow run, where a Prefect API is set up already (a subflow when called in a
     flow run, as a deployment's run does)."""
     runnable = prepare(recipe, base_dir)

@@ -614,3 +614,13 @@ def _split_export_path(path: str) -> tuple[str, str]:
         return trimmed, ""
     return stem[: len(stem) - len(match.group(0))], match.group(0).lower()
 
+
+def schema_facts() -> dict[str, Any]:
+    """What the JSON Schema of Data-Juicer recipes needs from the conversion: the top-level keys
+    Data-Juicer knows, the run arguments every operator takes, and renamed parameters."""
+    return {
+        "marker_keys": list(MARKER_KEYS),
+        "known_keys": sorted(_KNOWN_KEYS),
+        "run_arguments": sorted(_OPERATOR_RUN_ARGUMENTS),
+        "renamed_parameters": {op: dict(renames) for op, renames in _RENAMED_PARAMETERS.items()},
+    }

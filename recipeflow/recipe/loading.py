@@ -13,7 +13,8 @@ from recipeflow.recipe.errors import IssueCollector, RecipeInvalid, RecipeIssue,
 
 from recipeflow.recipe.models import Recipe
 
-from recipeflow.recipe import datajuicer
+from recipeflow.operators.base import recipe_folder
+from recipeflow.recipe import datajuicer, paths
 from recipeflow.recipe.validate import recipe_or_raise
 
 def load_recipe(path: str, overrides: Sequence[str] = ()) -> Recipe:
@@ -36,9 +37,14 @@ def load_recipe(path: str, overrides: Sequence[str] = ()) -> Recipe:
         issues.found.append(RecipeIssue(source, line, format_path(loc), message))
     data = _apply_overrides(document.data, overrides, issues)
 
-    if datajuicer.is_datajuicer_recipe(data):
-        return datajuicer.parse_datajuicer_recipe(data, issues)
-    return recipe_or_raise(data, issues)
+    # Parameters that name files are checked from the recipe's folder, as the run reads them.
+    token = recipe_folder.set(paths.recipe_folder(source))
+    try:
+        if datajuicer.is_datajuicer_recipe(data):
+            return datajuicer.parse_datajuicer_recipe(data, issues)
+        return recipe_or_raise(data, issues)
+    finally:
+        recipe_folder.reset(token)
 
 
 def _read_text(source: str) -> str:
@@ -115,6 +121,9 @@ def _set_path(root: Any, segments: list[str], value: Any) -> PathKey:
     for position, segment in enumerate(segments):
         last = position == len(segments) - 1
         key = _container_key(container, segment, loc)
+        if isinstance(container, list) and not segment.isdigit():
+            # A step named by its operator: what follows is in its parameters.
+            loc, container, key = loc + (key,), container[key], segment.partition("#")[0]
         loc = loc + (key,)
         if last:
             container[key] = value
@@ -133,7 +142,7 @@ def _container_key(container: Any, segment: str, loc: PathKey) -> str | int:
         return segment
     if isinstance(container, list):
         if not segment.isdigit():
-            raise _BadOverride(f"{where} is a list: expected an item number, got {segment!r}")
+            return _step_by_operator(container, segment, where)
         index = int(segment)
         if index >= len(container):
             raise _BadOverride(
@@ -142,3 +151,22 @@ def _container_key(container: Any, segment: str, loc: PathKey) -> str | int:
             )
         return index
     raise _BadOverride(f"{where} is {describe_value(container)}, not a mapping or a list")
+
+
+def _step_by_operator(steps: list[Any], segment: str, where: str) -> int:
+    """A step of a ``process`` list named by its operator, so an override does not depend on
+    the recipe's order: ``text_length_filter`` (the only one), or ``text_length_filter#2`` (the
+    second of several)."""
+    name, _, nth = segment.partition("#")
+    matches = [i for i, step in enumerate(steps) if isinstance(step, dict) and name in step]
+    if not nth and len(matches) > 1:
+        raise _BadOverride(
+            f"{where} has {len(matches)} {name!r} steps: name one as {name}#1 ... {name}#{len(matches)}"
+        )
+    number = int(nth) if nth.isdigit() else 1
+    if not matches or number < 1 or number > len(matches):
+        names = ", ".join(next(iter(s)) for s in steps if isinstance(s, dict) and s) or "none"
+        raise _BadOverride(
+            f"{where} is a list: expected an item number or an operator name (steps: {names}), got {segment!r}"
+        )
+    return matches[number - 1]

@@ -190,7 +190,7 @@ def one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
-Sources = Annotated[list[str], BeforeValidator(one_or_many)]
+Sources = Annotated[list[str], BeforeValidator(one_or_many, json_schema_input_type=str | list[str])]
 StreamName = Annotated[str, StringConstraints(pattern=STREAM_NAME_PATTERN)]
 
 

@@ -12,6 +12,7 @@ from pydantic.json_schema import models_json_schema
 
 from recipeflow.operators import registry
 from recipeflow.operators.base import Operator
+from recipeflow.recipe import datajuicer
 from recipeflow.recipe.models import CHAIN_KEYS, FROM_DESCRIPTION, GRAPH_KEYS, InputSpec, JSON_SCHEMA_DIALECT, NAME_DESCRIPTION, OutputSpec, RECIPE_NAME_PATTERN, RouteSpec, RunSpec, STREAM_NAME_PATTERN, TrainSpec
 
 # ---------------------------------------------------------------------------------------------
@@ -35,12 +36,32 @@ def recipe_json_schema() -> dict[str, Any]:
         {name: ref(operator.Params) for name, operator in operators.items()}, operators
     )
     definitions["Node"] = _node_schema()
-    names = {"propertyNames": {"pattern": STREAM_NAME_PATTERN}}
-    steps = {"type": "array", "items": {"$ref": "#/$defs/Step"}}
+    definitions["Recipe"] = _recipe_schema(ref)
+    definitions["DataJuicerStep"] = _datajuicer_step_schema(operators, definitions)
+    definitions["DataJuicerRecipe"] = _datajuicer_recipe_schema()
     return {
         "$schema": JSON_SCHEMA_DIALECT,
         "title": "recipeflow recipe",
-        "description": "A data recipe: inputs, operators (a chain or a graph of nodes), outputs.",
+        "description": "A data recipe: inputs, operators (a chain or a graph of nodes), outputs; "
+        "or a Data-Juicer recipe (dataset_path, export_path, process), run as it is.",
+        # A Data-Juicer recipe is recognised as the validator recognises it (one of its marker
+        # keys and no `inputs`), so each form's errors are reported alone.
+        "if": {
+            "type": "object",
+            "anyOf": [{"required": [key]} for key in datajuicer.schema_facts()["marker_keys"]],
+            "not": {"required": ["inputs"]},
+        },
+        "then": {"$ref": "#/$defs/DataJuicerRecipe"},
+        "else": {"$ref": "#/$defs/Recipe"},
+        "$defs": definitions,
+    }
+
+
+def _recipe_schema(ref: Any) -> dict[str, Any]:
+    """recipeflow's own form: chain (process, output) or graph (nodes, outputs)."""
+    names = {"propertyNames": {"pattern": STREAM_NAME_PATTERN}}
+    steps = {"type": "array", "items": {"$ref": "#/$defs/Step"}}
+    return {
         "type": "object",
         "properties": {
             "name": {
@@ -70,31 +91,71 @@ def recipe_json_schema() -> dict[str, Any]:
         "required": ["name", "inputs"],
         "additionalProperties": False,
         "oneOf": [_form_schema(CHAIN_KEYS, GRAPH_KEYS), _form_schema(GRAPH_KEYS, CHAIN_KEYS)],
-        "$defs": definitions,
+    }
+
+
+def _datajuicer_recipe_schema() -> dict[str, Any]:
+    """A Data-Juicer recipe: its top-level keys, ``process`` with Data-Juicer operator names."""
+    facts = datajuicer.schema_facts()
+    properties: dict[str, Any] = {key: {} for key in facts["known_keys"]}
+    properties["process"] = {"type": "array", "items": {"$ref": "#/$defs/DataJuicerStep"}}
+    return {
+        "type": "object",
+        "description": "A Data-Juicer recipe, converted to a recipeflow chain",
+        "properties": properties,
+        "anyOf": [{"required": [key]} for key in facts["marker_keys"]],
+        "not": {"required": ["inputs"]},
+        "additionalProperties": False,
+    }
+
+
+def _datajuicer_step_schema(operators: dict[str, type[Operator]], definitions: dict[str, Any]) -> dict[str, Any]:
+    """A Data-Juicer step: a supported operator under its Data-Juicer name, its parameters as
+    Data-Juicer spells them, and the run arguments every Data-Juicer operator takes."""
+    facts = datajuicer.schema_facts()
+    run_arguments = {name: {} for name in facts["run_arguments"]}
+    properties = {}
+    for name in datajuicer.supported_operators():
+        params = definitions.get(operators[name].Params.__name__, {})
+        renames = {ours: theirs for theirs, ours in facts["renamed_parameters"].get(name, {}).items()}
+        own = {renames.get(key, key): value for key, value in params.get("properties", {}).items()}
+        properties[name] = {
+            "description": inspect.getdoc(operators[name]) or name,
+            "anyOf": [
+                {"type": "object", "properties": {**run_arguments, **own}, "additionalProperties": False},
+                {"type": "null"},
+            ],
+        }
+    return {
+        "description": "`operator_name: {parameters}` with a Data-Juicer operator name",
+        "type": "object",
+        "properties": properties,
+        "minProperties": 1,
+        "maxProperties": 1,
+        "additionalProperties": False,
     }
 
 
 def _step_schema(
     params_refs: dict[str, dict[str, Any]], operators: dict[str, type[Operator]]
 ) -> dict[str, Any]:
-    """A step: exactly one registered operator name mapped to its parameters (or null)."""
-    choices = [
-        {
-            "type": "object",
-            "properties": {
-                name: {
-                    "description": inspect.getdoc(operators[name]) or name,
-                    "anyOf": [params_ref, {"type": "null"}],
-                }
-            },
-            "required": [name],
-            "additionalProperties": False,
-        }
-        for name, params_ref in params_refs.items()
-    ]
-    if not choices:  # no operator registered: any single-key mapping
-        return {"type": "object", "minProperties": 1, "maxProperties": 1}
-    return {"description": "`operator_name: {parameters}`", "anyOf": choices}
+    """A step: exactly one registered operator name mapped to its parameters (or null). One
+    object listing every operator, so a misspelt name is reported as an unknown property."""
+    return {
+        "description": "`operator_name: {parameters}`",
+        "type": "object",
+        "properties": {
+            name: {
+                "description": inspect.getdoc(operators[name]) or name,
+                "anyOf": [params_ref, {"type": "null"}],
+            }
+            for name, params_ref in params_refs.items()
+        },
+        "propertyNames": {"enum": sorted(params_refs)},
+        "minProperties": 1,
+        "maxProperties": 1,
+        "additionalProperties": False,
+    }
 
 
 def _node_schema() -> dict[str, Any]:

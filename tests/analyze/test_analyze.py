@@ -293,3 +293,41 @@ def test_cli_errors_for_people(tmp_path):
     assert result.exit_code == 2 and "--sample" in result.output
     with pytest.raises(AnalyzeError):
         analyze_recipe(str(recipe), sample=-1)
+
+
+def test_analyze_routes_by_what_language_id_writes(tmp_path, prefect_api):
+    """A route reads the `lang` that language_id writes in the same run, not the input's own
+    label (here absent): analyze samples each route as a run would route it."""
+    import gzip
+
+    from recipeflow.orchestration.runner import run_recipe
+    from tests.conftest import REPO
+
+    source = REPO / "recipes" / "samples" / "debian-handbook-multilingual.jsonl.gz"
+    docs = tmp_path / "docs.jsonl"
+    with gzip.open(source, "rt", encoding="utf-8") as f:
+        records = [json.loads(line) for line in f]
+    docs.write_text("".join(json.dumps({"id": r["id"], "text": r["text"]}) + "\n" for r in records))
+    recipe = tmp_path / "routed.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "name": "routed",
+        "inputs": {"docs": {"path": str(docs)}},
+        "nodes": {
+            "identified": {"from": "docs", "process": [{"language_id": {}}]},
+            "en": {"from": "identified", "route": {"field": "lang", "values": ["en"]},
+                   "process": [{"text_length_filter": {"min_length": 200}}]},
+            "de": {"from": "identified", "route": {"field": "lang", "values": ["de"]},
+                   "process": [{"text_length_filter": {"min_length": 200}}]},
+        },
+        "outputs": {"en": {"path": str(tmp_path / "en")}, "de": {"path": str(tmp_path / "de")}},
+        "run": {"executor": "threads", "workers": 1},
+    }))
+    analysis = analyze_recipe(str(recipe), sample=0, report=str(tmp_path / "r.html"), progress=False).analysis
+    sampled = {n.name: n.documents for n in analysis.nodes}
+    manifests = {m["node"]: m for m in run_recipe(str(recipe), progress=False)}
+    routed = {
+        node: next(op["docs_out"] for op in m["operators"] if op["operator"] == "route")
+        for node, m in manifests.items()
+    }
+    assert sampled["en"] == routed["en"] and sampled["de"] == routed["de"]
+    assert routed["en"] > 40 and routed["de"] > 40  # language_id, not the (absent) labels

@@ -142,8 +142,10 @@ def test_diff_counts_and_ids_exactly(datasets):
     ops = {op["step"]: op for op in result.operators}
     assert ops["read:docs"]["a"] == {"docs_in": 6, "docs_out": 6}
     assert ops["read:docs"]["b"] == {"docs_in": 7, "docs_out": 7}
-    assert ops["main.process[2]"]["a"] == {"docs_in": 5, "docs_out": 4}
-    assert ops["main.process[2]"]["b"] == {"docs_in": 6, "docs_out": 5}
+    dedup_reasons = {"reasons": {"exact_duplicate": 1}}  # documents removed per reason
+    assert ops["main.process[2]"]["a"] == {"docs_in": 5, "docs_out": 4, **dedup_reasons}
+    assert ops["main.process[2]"]["b"] == {"docs_in": 6, "docs_out": 5, **dedup_reasons}
+    assert ops["main.process[2]"]["reasons"] == {"exact_duplicate": {"a": 1, "b": 1}}
 
 
 def test_diff_conveniences_limit_and_cli(datasets):
@@ -391,3 +393,14 @@ def test_inspection_on_s3(datasets, s3_copy):
     removed = collect_garbage(root, older_than_hours=0)
     assert {e.key for e in removed.removed} == {e.key for e in entries} - set(keep)
     assert [e.key for e in list_entries(root)] == keep
+
+
+def test_diff_says_what_changed_in_the_recipe():
+    from recipeflow.datasets.diff import recipe_changes
+
+    a = {"name": "r", "nodes": {"main": {"process": [{"text_length_filter": {"min_length": 500}}]}}, "run": {"workers": 2}}
+    b = {"name": "r", "nodes": {"main": {"process": [{"text_length_filter": {"min_length": 800}}]}}, "run": {"workers": 2, "cache": False}}
+    assert recipe_changes(a, b) == [
+        "nodes.main.process[0].text_length_filter.min_length: 500 → 800",
+        "+ run.cache: false",
+    ]

@@ -127,7 +127,7 @@ def check_tokenizer_spec(spec: str) -> str:
     if _looks_like_hub_name(spec):
         raise TokenizerNotFound(hub_name_message(spec))
     raise TokenizerNotFound(
-        f"tokenizer not found: {spec} (relative to {os.getcwd()}); give a tokenizer.json file, a "
+        f"tokenizer not found: {spec}; give a tokenizer.json file, a "
         f"model folder holding tokenizer.json, a .gguf file, or the bundled {BUNDLED_SMOLLM2!r}"
     )
 
