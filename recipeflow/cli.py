@@ -58,6 +58,7 @@ def run(recipe: str, overrides: tuple[str, ...], no_progress: bool) -> None:
 
 def _print_results(manifests: list[dict]) -> None:
     """What a run committed (or why it did not), per output, and per operator."""
+    from recipeflow.datasets.counts import mix_lines, step_table_lines
     from recipeflow.engine.refresh import committed
 
     for m in manifests:
@@ -69,23 +70,19 @@ def _print_results(manifests: list[dict]) -> None:
             metrics = ", ".join(f"{k} {v:.3f}" for k, v in m["metrics"].items() if isinstance(v, float))
             click.echo(f"  model {m['model']['name']} trained on {m['rows']} documents; held-out: {metrics}")
             continue
-        click.echo(f"  {m['rows']} documents in {len(m['files'])} files; parent: {m['parent']}")
+        tokens = f" ({m['tokens']:,} tokens)" if m.get("tokens") is not None else ""
+        click.echo(f"  {m['rows']} documents{tokens} in {len(m['files'])} files; parent: {m['parent']}")
         for name, read in (m.get("unreadable") or {}).items():
             if read["unreadable"]:
                 reasons = "; ".join(f"{n}× {reason}" for reason, n in read["top_reasons"])
                 click.echo(f"  input {name}: {read['unreadable']} of {read['records']} records unreadable ({reasons})")
+        for line in mix_lines(m):
+            click.echo(f"  {line}")
         tasks = m["run"].get("tasks")
         if tasks:
             click.echo(f"  tasks: {tasks['computed']} computed, {tasks['cached']} reused a stored result")
-        click.echo(f"  {'step':<34} {'operator':<22} {'in':>8} {'out':>8} {'rejected':>9}")
-        for op in m["operators"]:
-            # Documents a route leaves go to other branches: they are not rejected.
-            rejected = "" if op["operator"] == "route" else op["rejected"]
-            click.echo(
-                f"  {op['step']:<34} {op['operator']:<22} {op['docs_in']:>8} {op['docs_out']:>8} {rejected:>9}"
-            )
-            if op.get("overwrote"):
-                click.echo(f"  {'':<34} overwrote the input's {', '.join(op['overwrote'])}")
+        for line in step_table_lines(m["operators"]):
+            click.echo(line)
         for op in m["operators"]:
             if op["operator"] == "decontaminate" and op.get("summary"):
                 click.echo(f"  contamination found by {op['step']}:")
@@ -304,7 +301,8 @@ def versions(root: str, show_all: bool, as_json: bool) -> None:
     if not rows:
         click.echo(f"no committed version under {root}")
     for r in rows:
-        click.echo(f"{r['version']}  {r['created_at']}  {r['rows']:>8} rows  {r['path']}")
+        tokens = f"  {r['tokens']:>15,} tokens" if r.get("tokens") is not None else ""
+        click.echo(f"{r['version']}  {r['created_at']}  {r['rows']:>8} rows{tokens}  {r['path']}")
     for f in others:
         click.echo(f"{f.name}  {f.state}: {f.problem}  {f.path}")
 
@@ -338,6 +336,38 @@ def diff(root: str, a: str, b: str, limit: int, as_json: bool) -> None:
         _echo_json(result.as_json())
         return
     click.echo(render_text(result))
+
+
+@main.command()
+@click.argument("ref", metavar="ROOT[@VERSION]")
+@click.argument("out")
+@click.option("--format", "fmt", type=click.Choice(["megatron", "jsonl", "parquet"]), required=True,
+              help="megatron: .bin/.idx pairs of token ids (needs token_ids); jsonl: gzipped JSONL.")
+@click.option("--shuffle-seed", type=click.IntRange(min=0), default=None,
+              help="Write documents in a seeded global order.")
+@click.option("--target-shard-rows", type=click.IntRange(min=1), default=None, help="About this many documents per file.")
+@click.option("--target-shard-tokens", type=click.IntRange(min=1), default=None, help="About this many tokens per file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the export's manifest as JSON.")
+def export(ref: str, out: str, fmt: str, shuffle_seed: int | None, target_shard_rows: int | None,
+           target_shard_tokens: int | None, as_json: bool) -> None:
+    """Write a committed version (the latest, or ROOT@VERSION) to the folder OUT in another
+    format, without re-running its recipe; OUT's manifest.json names the source version."""
+    from recipeflow.datasets.version_reader import InspectError
+    from recipeflow.engine.export import ExportError, export_version
+    from recipeflow.engine.output_layout import OutputLayoutError
+
+    try:
+        manifest = export_version(ref, fmt, out, shuffle_seed=shuffle_seed, target_shard_rows=target_shard_rows,
+                                  target_shard_tokens=target_shard_tokens)
+    except (InspectError, ExportError, OutputLayoutError) as exc:
+        _fail(str(exc))
+    if as_json:
+        _echo_json(manifest)
+        return
+    tokens = f" ({manifest['tokens']:,} tokens)" if manifest.get("tokens") is not None else ""
+    source = manifest["source"]
+    click.echo(f"exported {manifest['rows']} documents{tokens} of {source['dataset']}@{source['version']} "
+               f"as {fmt} to {out} ({len(manifest['files'])} files)")
 
 
 @main.command()

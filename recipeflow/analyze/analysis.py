@@ -175,6 +175,10 @@ def summarise_node(
         else:
             step.dropped_alone = int((dropped_at == ref.index).sum())
             step.dropped_in_sequence = int((first == ref.index).sum())
+            # What a mapper measured (tokenize: n_tokens), over the documents it kept.
+            for column in _stat_columns(table, ref.index):
+                kept_here = reached & ~(dropped_at == ref.index)
+                step.statistics.append(_statistic(column.split(":", 1)[1], table.column(column), kept_here, {}))
     return NodeAnalysis(
         name=name,
         sources=list(sources),
@@ -208,7 +212,8 @@ def nodes_to_annotate(recipe: Recipe) -> tuple[list[NodeWork], list[str]]:
         node.name: tuple(r for s in node.stages for r in ([s.barrier] if s.barrier else []) + list(s.ops))
         for node in plan.nodes
     }
-    needed = {n for n, rs in refs.items() if any(issubclass(r.cls, Filter) for r in rs)}
+    # A node with a filter, or one that counts tokens (its token-length distribution).
+    needed = {n for n, rs in refs.items() if any(issubclass(r.cls, Filter) or r.name == "tokenize" for r in rs)}
     read_by_needed: set[str] = set()
     for node in reversed(plan.nodes):  # dependants come later in dependency order
         if node.name in needed:

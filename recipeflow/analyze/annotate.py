@@ -14,6 +14,7 @@ from recipeflow.io import writers
 from recipeflow.engine.shard_input import ShardInput
 from recipeflow.engine.planner import OpRef
 from recipeflow.operators import document as doc
+from recipeflow.operators.chain import N_TOKENS
 from recipeflow.operators.base import Filter, StreamOperator
 from recipeflow.analyze.model import AnalyzeError, ShardAnalysis, DROPPED_AT, FIRST_REJECTED_AT, ROW_COLUMN
 
@@ -115,6 +116,10 @@ def _mapper_step(
             f"{ref.step}: operator {ref.name!r} did not keep the documents' other columns, "
             "so analyze cannot follow documents through it"
         )
+    if N_TOKENS in result.kept.column_names and N_TOKENS not in batch.column_names:
+        # tokenize: the token-length distribution is this step's statistic.
+        columns.put(stat_key(ref.index, N_TOKENS), result.kept.column(ROW_COLUMN).to_pylist(),
+                    result.kept.column(N_TOKENS).to_pylist())
     if result.rejected is None or not len(result.rejected):
         return result.kept
     dropped = result.rejected.column(ROW_COLUMN).to_pylist()

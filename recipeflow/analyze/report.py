@@ -120,7 +120,7 @@ def summary_rows(analysis: Analysis) -> list[SummaryRow]:
                     SummaryRow(node.name, step.step, step.operator, step.kind, "", {}, "",
                                None, None, None, None, NOT_ANALYSED)
                 )
-            elif step.kind == "filter":
+            elif step.kind == "filter" or step.statistics:  # a filter, or tokenize's n_tokens
                 rows.extend(_filter_rows(node.name, step))
             else:
                 rows.append(
@@ -438,7 +438,7 @@ def _filter_html(step: StepAnalysis) -> str:
 
 def _node_html(node: NodeAnalysis) -> str:
     parts = [f"<section><h2>node {_e(node.name)}</h2>", f"<p>{_e(_node_line(node))}.</p>", _steps_table(node)]
-    parts += [_filter_html(step) for step in node.steps if step.analysed and step.kind == "filter"]
+    parts += [_filter_html(step) for step in node.steps if step.analysed and (step.kind == "filter" or step.statistics)]
     if not node.has_filters:
         parts.append('<p class="note">This node has no filter; it runs because a later node reads it.</p>')
     parts.append("</section>")

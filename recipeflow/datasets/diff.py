@@ -102,6 +102,7 @@ def _version_summary(version: Version) -> dict[str, Any]:
         "version": version.id,
         "created_at": m.get("created_at"),
         "rows": m.get("rows"),
+        "tokens": m.get("tokens"),
         "recipe_sha256": m.get("recipe_sha256"),
     }
 
@@ -194,7 +195,23 @@ def compare_operators(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, An
                 {"node": op.get("node"), "step": op["step"], "operator": op["operator"], "a": None, "b": None},
             )
             row[side] = {"docs_in": op["docs_in"], "docs_out": op["docs_out"]}
+            # Tokens once documents carry n_tokens; documents removed per rejection reason.
+            row[side].update({k: op[k] for k in ("tokens_in", "tokens_out") if op.get(k) is not None})
+            if op.get("reasons"):
+                row[side]["reasons"] = dict(op["reasons"])
+    for row in rows.values():
+        row["reasons"] = _reason_changes(row["a"], row["b"])
     return list(rows.values())
+
+
+def _reason_changes(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, dict[str, int]]:
+    """Per rejection reason: documents it removed in A and in B (0 where it removed none)."""
+    reasons_a = (a or {}).get("reasons", {})
+    reasons_b = (b or {}).get("reasons", {})
+    return {
+        reason: {"a": reasons_a.get(reason, 0), "b": reasons_b.get(reason, 0)}
+        for reason in sorted(set(reasons_a) | set(reasons_b))
+    }
 
 
 # -- text -------------------------------------------------------------------------------------
@@ -204,8 +221,8 @@ def render_text(result: VersionDiff) -> str:
     """The diff for a terminal."""
     d = result.documents
     lines = [
-        f"{result.root}: {result.a['version']} ({result.a['rows']} rows)"
-        f" → {result.b['version']} ({result.b['rows']} rows)",
+        f"{result.root}: {result.a['version']} ({result.a['rows']} rows{_tokens(result.a)})"
+        f" → {result.b['version']} ({result.b['rows']} rows{_tokens(result.b)})",
         f"documents: {d.added} added, {d.removed} removed, {d.changed} changed, {d.unchanged} unchanged",
     ]
     for label, count, ids in (("added", d.added, d.added_ids), ("removed", d.removed, d.removed_ids),
@@ -225,9 +242,21 @@ def render_text(result: VersionDiff) -> str:
         lines.append(
             f"  {op['step']:<34} {op['operator']:<22} {_count(op['a'], 'docs_in'):>8} {_count(op['b'], 'docs_in'):>8}"
             f" {_count(op['a'], 'docs_out'):>8} {_count(op['b'], 'docs_out'):>8}"
+            + (
+                f"  tokens out {_count(op['a'], 'tokens_out')} → {_count(op['b'], 'tokens_out')}"
+                if any(side and side.get("tokens_out") is not None for side in (op["a"], op["b"]))
+                else ""
+            )
         )
+        for reason, n in op.get("reasons", {}).items():
+            change = f"{n['b'] - n['a']:+d}" if n["a"] != n["b"] else "same"
+            lines.append(f"      {reason:<30} {n['a']:>8} {n['b']:>8}  ({change})")
     return "\n".join(lines)
 
 
+def _tokens(summary: dict[str, Any]) -> str:
+    return f", {summary['tokens']:,} tokens" if summary.get("tokens") is not None else ""
+
+
 def _count(side: dict[str, Any] | None, key: str) -> str:
-    return "-" if side is None else str(side[key])
+    return "-" if side is None or side.get(key) is None else str(side[key])

@@ -118,6 +118,9 @@ def open_pair(root: str, a: str, b: str) -> tuple[Version, Version]:
 
 def iter_row_batches(url: str, fmt: str) -> Iterator[list[dict[str, Any]]]:
     """The rows of one data file as dicts, ``BATCH_ROWS`` at a time: bounded memory."""
+    if fmt == "megatron":  # the documents' fields beside the token ids (see output_layout)
+        url = url.removesuffix(".bin") + ".documents.parquet"
+        fmt = "parquet"
     if fmt == "parquet":
         with fsspec.open(url, "rb") as f:
             for batch in pq.ParquetFile(f).iter_batches(batch_size=BATCH_ROWS):

@@ -120,6 +120,7 @@ def list_versions(root: str) -> list[dict[str, Any]]:
             "version": m["version"],
             "created_at": m["created_at"],
             "rows": m["rows"],
+            "tokens": m.get("tokens"),  # None: the version's documents have no n_tokens
             "rejected_rows": m.get("rejected_rows", 0),
             "parent": m.get("parent"),
             "recipe": m["recipe_name"],
@@ -179,6 +180,12 @@ def dataset_input(path: str) -> DatasetInput | None:
         known = ", ".join(manifests) or "none"
         raise FileNotFoundError(f"dataset {root!r} has no version {version!r} (versions: {known})")
     manifest = manifests[version] if version else list(manifests.values())[-1]
+    if manifest["output"]["format"] == "megatron":
+        raise ValueError(
+            f"version {manifest['version']} of {root!r} holds Megatron token ids, not documents a "
+            f"recipe can read; read a Parquet version, or `recipeflow export {root}@{manifest['version']} "
+            "--format parquet OUT` and read OUT"
+        )
     folder = version_path(root, manifest["version"])
     return DatasetInput(
         root=root,

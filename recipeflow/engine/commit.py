@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 
 import recipeflow
-from recipeflow.engine import history, operator_hooks
+from recipeflow.engine import history, operator_hooks, output_layout
 from recipeflow.io import readers
 from recipeflow.io import storage
 from recipeflow.datasets import versions
@@ -57,10 +57,20 @@ class NodeResult:
                     row["docs_out"] += c["docs_out"]
                     if c.get("docs_added"):  # a generator's new documents beside its input's
                         row["docs_added"] = row.get("docs_added", 0) + c["docs_added"]
+                    for side in ("tokens_in", "tokens_out"):  # once documents carry n_tokens
+                        if c.get(side) is not None:
+                            row[side] = row.get(side, 0) + c[side]
+                    reasons = row.setdefault("reasons", {})
+                    for reason, n in (c.get("reasons") or {}).items():
+                        reasons[reason] = reasons.get(reason, 0) + n
                     if c.get("overwrote"):  # input fields the operator wrote over
                         row["overwrote"] = sorted(set(row.get("overwrote", [])) | set(c["overwrote"]))
         for row in totals.values():
             row["rejected"] = row["docs_in"] + row.get("docs_added", 0) - row["docs_out"]
+            if row["operator"] == "route" and self.plan.route is not None:  # which values it took
+                row["route"] = self.plan.route.model_dump(mode="json", exclude_none=True)
+            # Most documents first; equal counts by name, so manifests are reproducible.
+            row["reasons"] = dict(sorted(row["reasons"].items(), key=lambda kv: (-kv[1], kv[0])))
         return list(totals.values())
 
 
@@ -97,6 +107,16 @@ def _read_public(path: str) -> pa.Table:
     return _public_columns(writers.read_table(path))
 
 
+def _vocab_size(refs: Any, nodes: list[str]) -> int | None:
+    """The vocabulary of the last tokenize step of ``nodes`` (Megatron's dtype follows it)."""
+    sizes = [
+        ref.provenance.get("vocab_size")
+        for ref in refs
+        if ref.node in nodes and ref.name == "tokenize" and ref.provenance
+    ]
+    return sizes[-1] if sizes else None
+
+
 def _file_entries(files: list[writers.WrittenFile], version_dir: str) -> list[dict[str, Any]]:
     return [
         {
@@ -130,8 +150,12 @@ def commit_output(
     version = versions.new_version_id()
     folder = versions.version_path(root, version)
 
-    data = _write_parts([o.kept for o in results[node].final], storage.join(folder, DATA_DIR), output.format)
     lineage_nodes = recipe.ancestors(node)
+    step_refs = {ref.step: ref for n in plan.nodes for s in n.stages for ref in ((s.barrier,) if s.barrier else ()) + s.ops}
+    data = output_layout.write_data(
+        [o.kept for o in results[node].final], storage.join(folder, DATA_DIR), output,
+        vocab_size=_vocab_size(step_refs.values(), lineage_nodes),
+    )
     rejected: list[writers.WrittenFile] = []
     if output.keep_rejected:
         rejected_paths = [
@@ -142,10 +166,11 @@ def commit_output(
             for path in (o.unreadable, o.rejected)
             if path
         ]
-        rejected = _write_parts(rejected_paths, storage.join(folder, REJECTED_DIR), output.format)
+        # Rejected documents have no token ids to speak of: Parquet beside Megatron data.
+        rejected_format = "parquet" if output.format == "megatron" else output.format
+        rejected = _write_parts(rejected_paths, storage.join(folder, REJECTED_DIR), rejected_format)
 
     counts = [row for name in lineage_nodes for row in results[name].counts()]
-    step_refs = {ref.step: ref for n in plan.nodes for s in n.stages for ref in ((s.barrier,) if s.barrier else ()) + s.ops}
     operators = []
     for row in counts:
         ref = step_refs.get(row["step"])
@@ -196,10 +221,11 @@ def commit_output(
         # Records that could not be read, per input, with their commonest reasons.
         "unreadable": {n: s for n, s in (run_info.get("unreadable") or {}).items() if n in used_inputs},
         "rows": sum(f.rows for f in data),
+        "tokens": output_layout.total_tokens(data),  # None: no n_tokens on the documents
         "rejected_rows": sum(f.rows for f in rejected),
-        "files": _file_entries(data, folder),
+        "files": [f.entry(folder) for f in data],
         "rejected_files": _file_entries(rejected, folder),
-        "output": {"format": output.format, "keep_rejected": output.keep_rejected},
+        "output": output.model_dump(mode="json", exclude={"path"}, exclude_none=True),
         "run": run_info["run"],
         "recipeflow_version": recipeflow.__version__,
         # Stage-cache entries of this run (all its nodes: the cache beside the first output
@@ -210,6 +236,9 @@ def commit_output(
             | {f"stages/{o.address}" for r in results.values() for outs in r.stages for o in outs}
         ),
     }
+    partitions = output_layout.partition_counts(data)
+    if partitions:
+        manifest["partitions"] = partitions
     manifest["history"] = history.store(
         root,
         version,

@@ -25,7 +25,7 @@ from recipeflow.engine.shard_input import ShardInput, StageOutput, iter_batches
 from recipeflow.operators import document as doc
 from recipeflow.operators.base import BarrierDecision, BarrierOperator, Rejection
 from recipeflow.operators.dedup.deduplicator import Deduplicator
-from recipeflow.operators.chain import StepCounts, run_chain
+from recipeflow.operators.chain import StepCounts, batch_tokens, run_chain
 
 # Under the work root: what generators (LLM rewriting) generated, per chunk (not a task result,
 # so `cache gc` leaves it alone: see cache_admin).
@@ -95,16 +95,27 @@ def run_stage(
             read_rows = route_count.docs_in - read_count.docs_out if route_count else len(batch)
             read_count.docs_in += read_rows + bad_rows
             read_count.docs_out += read_rows
+            read_count.count_reasons(bad, default=doc.UNREADABLE)
+            read_tokens = route_count.tokens_in if route_count else batch_tokens(batch)
+            if read_tokens is not None:  # a dataset input that was tokenized already
+                if route_count:
+                    read_tokens -= read_count.tokens_out or 0
+                read_count.tokens_in = (read_count.tokens_in or 0) + read_tokens
+                read_count.tokens_out = (read_count.tokens_out or 0) + read_tokens
         if bad is not None and len(bad):
             unreadable.append(bad)
         if barrier_op is not None:
             assert barrier_count is not None and decision_table is not None
             decision = decision_slice(decision_table, row, len(batch))
             row += len(batch)
-            barrier_count.docs_in += len(batch)
+            barrier_count.count_in(batch)
             result = barrier_op.apply(batch, decision)  # type: ignore[attr-defined]
+            dropped = len(result.rejected) if result.rejected is not None else 0
+            # Copies a selector repeats (mix upsampling, rehydration) are added documents.
+            barrier_count.docs_added += len(result.kept) - (len(batch) - dropped)
             batch = result.kept
-            barrier_count.docs_out += len(batch)
+            barrier_count.count_out(batch)
+            barrier_count.count_reasons(result.rejected)
             if result.rejected is not None and len(result.rejected):
                 rejected.append(
                     doc.set_column(result.rejected, doc.REJECTED_AT, [stage.barrier.step] * len(result.rejected))  # type: ignore[union-attr]

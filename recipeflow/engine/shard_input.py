@@ -88,11 +88,11 @@ def iter_batches(
         if inp.origin is not None:
             batch = doc.set_column(batch, doc.ORIGIN, pa.array([inp.origin] * len(batch), pa.string()))
         if inp.route is not None:
-            before = len(batch)
+            if routed is not None:
+                routed.count_in(batch)
             batch = route_batch(batch, inp.route)
             if routed is not None:
-                routed.docs_in += before
-                routed.docs_out += len(batch)
+                routed.count_out(batch)
         yield batch, bad
 
 

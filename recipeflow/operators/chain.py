@@ -6,25 +6,67 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from recipeflow.operators import document as doc
 from recipeflow.operators.base import StreamOperator
 
 
+# The column `tokenize` writes; once documents carry it, every count also counts tokens.
+N_TOKENS = "n_tokens"
+
+
 @dataclass
 class StepCounts:
-    """Documents in and out of one step (summed over batches and shards)."""
+    """Documents (and, once they carry ``n_tokens``, tokens) in and out of one step, and how
+    many documents each rejection reason removed (summed over batches and shards)."""
 
     step: str
     operator: str
     docs_in: int = 0
     docs_out: int = 0
     docs_added: int = 0  # new documents a generator wrote beside its input's
+    reasons: dict[str, int] = field(default_factory=dict)  # rejection reason -> documents
+    tokens_in: int | None = None  # None: the documents had no n_tokens here
+    tokens_out: int | None = None
     overwrote: list[str] = field(default_factory=list)  # input fields it wrote over
 
     @property
     def rejected(self) -> int:
         return self.docs_in + self.docs_added - self.docs_out
+
+    def count_in(self, batch: pa.Table) -> None:
+        self.docs_in += len(batch)
+        self.tokens_in = _add_tokens(self.tokens_in, batch)
+
+    def count_out(self, batch: pa.Table) -> None:
+        self.docs_out += len(batch)
+        self.tokens_out = _add_tokens(self.tokens_out, batch)
+
+    def count_reasons(self, rejected: pa.Table | None, default: str = "rejected") -> None:
+        """Add the rejected documents of ``rejected`` under their ``reject_reason``."""
+        if rejected is None or len(rejected) == 0:
+            return
+        if doc.REJECT_REASON in rejected.column_names:
+            found = pc.value_counts(pc.fill_null(rejected.column(doc.REJECT_REASON), default))
+            for item in found.to_pylist():
+                self.reasons[item["values"]] = self.reasons.get(item["values"], 0) + item["counts"]
+        else:
+            self.reasons[default] = self.reasons.get(default, 0) + len(rejected)
+
+
+def batch_tokens(batch: pa.Table) -> int | None:
+    """The sum of ``n_tokens`` over ``batch``, or None when its documents have none."""
+    if N_TOKENS not in batch.column_names:
+        return None
+    return int(pc.sum(batch.column(N_TOKENS)).as_py() or 0)
+
+
+def _add_tokens(total: int | None, batch: pa.Table) -> int | None:
+    tokens = batch_tokens(batch)
+    if tokens is None:
+        return total
+    return (total or 0) + tokens
 
 
 @dataclass
@@ -42,7 +84,7 @@ def run_chain(
     """
     rejected: list[pa.Table] = []
     for (step, op), count in zip(steps, counts):
-        count.docs_in += len(batch)
+        count.count_in(batch)
         for name in op.written_fields():
             if name in batch.column_names and name not in count.overwrote:
                 count.overwrote.append(name)
@@ -50,6 +92,7 @@ def run_chain(
             result = op.process(batch)
             batch = result.kept
             count.docs_added += result.added
+            count.count_reasons(result.rejected)
             if result.rejected is not None and len(result.rejected):
                 rejected.append(
                     doc.set_column(
@@ -58,5 +101,5 @@ def run_chain(
                         pa.array([step] * len(result.rejected), type=pa.string()),
                     )
                 )
-        count.docs_out += len(batch)
+        count.count_out(batch)
     return ChainResult(kept=batch, rejected=rejected)

@@ -16,16 +16,70 @@ from typing import Any, Literal, Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from recipeflow.operators import document as doc
-from recipeflow.operators.base import BarrierDecision, OperatorParams, Rejection, Selector
+from recipeflow.operators.base import BarrierDecision, OperatorParams, Rejection, Selector, StepResult
+from recipeflow.operators.mixing import by_tokens
+from recipeflow.operators.mixing.by_tokens import PHASE, TOKENS  # noqa: F401 (the field names)
 from recipeflow.operators.registry import register
 from recipeflow.operators.sample import MAX_SEED, ORDER, by_seeded_order, seeded_order
 from recipeflow.operators.top_k import concat_column, shard_decisions
 
 CHARS = "chars"
-Unit = Literal["documents", "characters"]
+N_TOKENS = "n_tokens"  # what `tokenize` writes
+Unit = Literal["documents", "characters", "tokens"]
+DEFAULT_MAX_EPOCHS = 4.0  # "Scaling Data-Constrained Language Models": repeats pay off up to ~4
+
+
+def token_amount(value: Any) -> Any:
+    """``1.2e12`` as YAML 1.1 reads it (a string) or ``"1.2T"``/``"500M"`` -> a number."""
+    if isinstance(value, str):
+        text = value.strip().replace("_", "").replace(",", "")
+        scale = {"K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}.get(text[-1:].upper())
+        try:
+            return float(text[:-1]) * scale if scale else float(text)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a number of tokens (e.g. 1.2e12, 500M, 2B)") from None
+    return value
+
+
+class PhaseParams(OperatorParams):
+    """One training phase: its share of the token budget and its own weights."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Phase name (written to the `phase` field)")
+    tokens: float | str = Field(
+        description="Token budget: a number (1e9, 500M) or a percentage of the mix's target_tokens (`10%`)",
+    )
+    weights: dict[str, float] | None = Field(
+        None, description="Weights of this phase (sources left out get 0); default: the mix's weights"
+    )
+
+    @field_validator("tokens", mode="before")
+    @classmethod
+    def _amount(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().endswith("%"):
+            try:
+                percent = float(value.strip()[:-1])
+            except ValueError:
+                raise ValueError(f"{value!r} is not a percentage (e.g. 10%)") from None
+            if not 0 < percent <= 100:
+                raise ValueError(f"a phase's percentage must be in (0, 100]; got {value}")
+            return value.strip()
+        amount = token_amount(value)
+        if not isinstance(amount, (int, float)) or amount <= 0:
+            raise ValueError(f"a phase's tokens must be a number above 0 or a percentage; got {value!r}")
+        return float(amount)
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, weights: dict[str, float] | None) -> dict[str, float] | None:
+        return None if weights is None else MixParams._usable_weights(weights)
+
+    def budget(self, total: float | None) -> float | None:
+        if isinstance(self.tokens, str):
+            return None if total is None else total * float(self.tokens[:-1]) / 100
+        return float(self.tokens)
 
 
 class MixError(ValueError):
@@ -38,7 +92,32 @@ class MixParams(OperatorParams):
         description="Weight of each of the node's `from` entries (an input, a node or "
         "`<node>.rejected`); normalised to shares. Every source needs one.",
     )
-    by: Unit = Field("documents", description="Count shares in documents or in characters.")
+    by: Unit = Field(
+        "documents",
+        description="Count shares in documents, characters or tokens (`n_tokens`: needs a "
+        "tokenize step before the mix).",
+    )
+    target_tokens: float | None = Field(
+        None,
+        gt=0,
+        description="by: tokens: the tokens of the result (e.g. 1.2e12, 500M); each source gives "
+        "weight x target, repeating whole documents up to max_epochs when it is too small.",
+    )
+    max_epochs: float | dict[str, float] = Field(
+        DEFAULT_MAX_EPOCHS,
+        description="by: tokens: how many times a source's tokens may be used at most (one number, "
+        "or per source).",
+    )
+    on_short: Literal["error", "rescale"] = Field(
+        "error",
+        description="by: tokens: a source that cannot give its share within max_epochs is an error, "
+        "or (rescale) gives max_epochs of its tokens and the others fill the rest by their weights.",
+    )
+    phases: list[PhaseParams] = Field(
+        default_factory=list,
+        description="by: tokens: ordered training phases, each `{name, tokens: N or P%, weights}`; "
+        "every document gets a `phase` field.",
+    )
     total: float | None = Field(
         None,
         gt=0,
@@ -51,6 +130,46 @@ class MixParams(OperatorParams):
         "`<id>#2`, `<id>#3`...); otherwise a share larger than the source is an error.",
     )
     seed: int = Field(0, ge=0, le=MAX_SEED, description="Which documents a source contributes.")
+
+    @field_validator("target_tokens", mode="before")
+    @classmethod
+    def _tokens_amount(cls, value: Any) -> Any:
+        return token_amount(value)
+
+    @model_validator(mode="after")
+    def _token_options(self) -> "MixParams":
+        token_only = [n for n in ("target_tokens", "phases") if getattr(self, n)]
+        if self.by != "tokens" and token_only:
+            raise ValueError(f"{token_only[0]} needs by: tokens")
+        if self.by == "tokens" and self.total is not None:
+            raise ValueError("by: tokens takes target_tokens, not total")
+        epochs = self.max_epochs.values() if isinstance(self.max_epochs, dict) else [self.max_epochs]
+        if any(not (e > 0) for e in epochs):
+            raise ValueError("max_epochs must be above 0")
+        names = [p.name for p in self.phases]
+        if len(set(names)) != len(names):
+            raise ValueError(f"phase names must differ; got {names}")
+        if any(isinstance(p.tokens, str) for p in self.phases) and self.target_tokens is None:
+            raise ValueError("a phase budget in % needs target_tokens")
+        return self
+
+    @field_validator("phases")
+    @classmethod
+    def _phases_within_target(cls, phases: list[PhaseParams], info: ValidationInfo) -> list[PhaseParams]:
+        target = info.data.get("target_tokens")
+        if phases and target is not None:
+            asked = sum(p.budget(target) or 0 for p in phases)
+            if asked > target * (1 + 1e-9):
+                raise ValueError(
+                    f"the phases ask {asked:,.0f} tokens, over target_tokens {target:,.0f}; "
+                    "lower a phase's tokens or raise target_tokens"
+                )
+        return phases
+
+    def epochs_of(self, source: str) -> float:
+        if isinstance(self.max_epochs, dict):
+            return float(self.max_epochs.get(source, DEFAULT_MAX_EPOCHS))
+        return float(self.max_epochs)
 
     @field_validator("weights")
     @classmethod
@@ -122,7 +241,19 @@ class Mix(Selector):
 
     @classmethod
     def check_sources(cls, params: MixParams, sources: Sequence[str]) -> list[str]:  # type: ignore[override]
-        return weight_problems(params.weights, sources)
+        problems = weight_problems(params.weights, sources)
+        for phase in params.phases:
+            problems += [
+                f"phase {phase.name!r}: weights name {name!r}, which is not a source of this node "
+                f"(from: {', '.join(sources)})"
+                for name in (phase.weights or {}) if name not in sources
+            ]
+        if isinstance(params.max_epochs, dict):
+            problems += [
+                f"max_epochs names {name!r}, which is not a source of this node (from: {', '.join(sources)})"
+                for name in params.max_epochs if name not in sources
+            ]
+        return problems
 
     def signatures(self, batch: pa.Table) -> pa.Table:
         if len(batch) and doc.ORIGIN not in batch.column_names:
@@ -131,15 +262,26 @@ class Mix(Selector):
                 "each document came through; called directly, set it on the batch first"
             )
         origins = batch.column(doc.ORIGIN) if len(batch) else pa.array([], pa.string())
-        return pa.table(
-            {
-                doc.ORIGIN: pc.cast(origins, pa.string()),
-                ORDER: seeded_order(batch.column(doc.ID).to_pylist(), self.params.seed),
-                CHARS: pc.cast(pc.utf8_length(batch.column(doc.TEXT)), pa.int64()),
-            }
-        )
+        columns = {
+            doc.ORIGIN: pc.cast(origins, pa.string()),
+            ORDER: seeded_order(batch.column(doc.ID).to_pylist(), self.params.seed),
+            CHARS: pc.cast(pc.utf8_length(batch.column(doc.TEXT)), pa.int64()),
+        }
+        if self.params.by == "tokens":
+            if N_TOKENS not in batch.column_names:
+                if len(batch):
+                    raise MixError(
+                        "mix by: tokens needs the `n_tokens` field; put a `tokenize` step before the mix "
+                        "(in this node or upstream)"
+                    )
+                columns[TOKENS] = pa.array([], pa.int64())
+            else:
+                columns[TOKENS] = pc.cast(pc.fill_null(batch.column(N_TOKENS), 0), pa.int64())
+        return pa.table(columns)
 
     def resolve(self, signatures: list[pa.Table]) -> list[BarrierDecision]:
+        if self.params.by == "tokens":
+            return self._resolve_tokens(signatures)
         sources = self._sources(signatures)
         total = self._total(sources)
         self._set_targets(sources, total)
@@ -148,6 +290,37 @@ class Mix(Selector):
         self.last_summary = self._summary(sources, total)
         drops, repeats = self._decisions(sources)
         return shard_decisions([len(s) for s in signatures], drops, repeats)
+
+    def _resolve_tokens(self, signatures: list[pa.Table]) -> list[BarrierDecision]:
+        p = self.params
+        origins = {str(o) for s in signatures if len(s) for o in s.column(doc.ORIGIN).to_pylist()}
+        self._check_origins(origins)
+        if p.target_tokens is not None:
+            total = float(p.target_tokens)
+        elif p.phases:
+            total = float(sum(phase.budget(None) for phase in p.phases))  # type: ignore[misc]
+        else:  # the largest mix that repeats no document
+            available = by_tokens.available_tokens(signatures, p.weights)
+            weight_sum = sum(p.weights.values())
+            total = float(min(available[n] * weight_sum / w for n, w in p.weights.items() if w > 0))
+        phases = [
+            by_tokens.Phase(ph.name, float(ph.budget(total)), ph.weights or p.weights)  # type: ignore[arg-type]
+            for ph in p.phases
+        ] or [by_tokens.Phase("all", total, p.weights)]
+        spec = by_tokens.TokenMixSpec(
+            weights=p.weights, phases=phases, with_phases=bool(p.phases), target=total,
+            target_given=p.target_tokens is not None, max_epochs={n: p.epochs_of(n) for n in p.weights},
+            on_short=p.on_short, seed=p.seed,
+        )
+        try:
+            decisions, self.last_summary = by_tokens.resolve_by_tokens(spec, signatures)
+        except by_tokens.TokenMixError as error:
+            raise MixError(str(error)) from None
+        return decisions
+
+    def apply(self, batch: pa.Table, decision: BarrierDecision) -> StepResult:
+        order = [ph.name for ph in self.params.phases]
+        return by_tokens.apply_with_phases(batch, decision, order, self.name, super().apply)
 
     # -- steps of resolve ---------------------------------------------------------------------
 

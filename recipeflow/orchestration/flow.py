@@ -22,6 +22,7 @@ from prefect.utilities.annotations import quote  # a batch's shard lists: Prefec
 from recipeflow.orchestration.parent_watch import die_with_parent, kill_descendants_on_death
 from recipeflow.orchestration import credentials
 from recipeflow.engine import cache_address, execute, history, operator_hooks, refresh, unreadable
+from recipeflow.datasets.counts import mix_lines, step_row, step_table_markdown
 from recipeflow.engine.commit import NodeResult
 from recipeflow.engine.inputs import resolve_input
 from recipeflow.engine.planner import NodePlan, Plan, Stage, plan_recipe
@@ -228,11 +229,7 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeR
 
 def _publish_artifacts(recipe: Recipe, manifests: list[dict[str, Any]], tasks: dict[str, Any]) -> None:
     committed = [m for m in manifests if refresh.committed(m)]
-    rows = [
-        {k: op.get(k) for k in ("node", "step", "operator", "docs_in", "docs_out", "rejected")}
-        for m in committed[:1]
-        for op in m["operators"]
-    ]
+    rows = [step_row(op) for m in committed[:1] for op in m["operators"]]
     key = slug(recipe.name)
     create_table_artifact(
         table=rows, key=f"{key}-operator-counts", description=f"Documents in and out per operator: {recipe.name}"
@@ -254,14 +251,15 @@ def _publish_artifacts(recipe: Recipe, manifests: list[dict[str, Any]], tasks: d
         if not refresh.committed(m):
             lines.append(f"- **{m['dataset']}**: {m['message']}")
             continue
+        tokens = f", {m['tokens']:,} tokens" if m.get("tokens") is not None else ""
         lines.append(
-            f"- **{m['dataset']}** version `{m['version']}`: {m['rows']} documents"
+            f"- **{m['dataset']}** version `{m['version']}`: {m['rows']} documents{tokens}"
             f" ({m['rejected_rows']} rejected kept), parent `{m['parent']}`"
         )
+        lines += [f"  - {line}" for line in mix_lines(m)]
     lines += ["", f"Tasks: {tasks['computed']} computed, {tasks['cached']} reused a stored result (Cached)."]
     lines += [f"- computed: {name}" for name in tasks["computed_tasks"][:200]]
-    lines += ["", "| step | operator | in | out | rejected |", "|---|---|---:|---:|---:|"]
-    lines += [f"| {r['step']} | {r['operator']} | {r['docs_in']} | {r['docs_out']} | {r['rejected']} |" for r in rows]
+    lines += [""] + step_table_markdown([op for m in committed[:1] for op in m["operators"]])
     create_markdown_artifact(markdown="\n".join(lines), key=f"{key}-summary", description=f"Run summary: {recipe.name}")
 
 

@@ -26,7 +26,7 @@ from recipeflow.operators.base import Operator
 # (and the runner's job), not a schema redesign.
 Executor = Literal["threads", "processes", "ray", "dask"]
 InputFormat = Literal["jsonl", "parquet", "warc", "text"]
-OutputFormat = Literal["parquet", "jsonl.gz"]
+OutputFormat = Literal["parquet", "jsonl.gz", "megatron"]
 
 RECIPE_NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 # Input and node names may not contain dots: `from: clean.rejected` must be unambiguous.
@@ -96,6 +96,47 @@ class OutputSpec(StrictModel):
         description="Also write the committed documents to this one JSONL file (Data-Juicer's "
         "export_path), after the version is committed",
     )
+    shuffle: "ShuffleSpec | None" = Field(
+        None, description="Write documents in a seeded global order (across all shards): {seed: N}"
+    )
+    target_shard_rows: PositiveInt | None = Field(
+        None, description="Cut the data into files of about this many documents"
+    )
+    target_shard_tokens: Annotated[int, BeforeValidator(lambda v: _whole_amount(v))] | None = Field(
+        None, ge=1, description="Cut the data into files of about this many tokens (needs n_tokens)"
+    )
+    partition_by: str | None = Field(
+        None,
+        description="Write one folder per value of this field (e.g. `phase`: one partition per "
+        "training phase of a mix), each with its own files and counts",
+    )
+
+    @model_validator(mode="after")
+    def _one_shard_target(self) -> "OutputSpec":
+        if self.target_shard_rows is not None and self.target_shard_tokens is not None:
+            raise ValueError("give target_shard_rows or target_shard_tokens, not both")
+        return self
+
+
+def _whole_amount(value: Any) -> Any:
+    """``1e9`` (YAML reads it as a string) or ``1.0e9`` -> 1000000000; other values unchanged."""
+    if isinstance(value, str):
+        try:
+            value = float(value.replace("_", ""))
+        except ValueError:
+            return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+class ShuffleSpec(StrictModel):
+    """A seeded global order of the output's documents."""
+
+    seed: int = Field(0, ge=0, description="Seed of the order (a hash of seed and document id)")
+
+
+OutputSpec.model_rebuild()
 
 
 class PoolsSpec(StrictModel):
@@ -277,11 +318,7 @@ class Recipe(StrictModel):
             "description": self.description,
             "inputs": {name: spec.model_dump(mode="json") for name, spec in self.inputs.items()},
             "nodes": {name: _resolved_node(node) for name, node in self.nodes.items()},
-            # export_file only when set, so recipes without one keep their identity (sha256).
-            "outputs": {
-                name: spec.model_dump(mode="json", exclude={"export_file"} if spec.export_file is None else None)
-                for name, spec in self.outputs.items()
-            },
+            "outputs": {name: _resolved_output(spec) for name, spec in self.outputs.items()},
             "run": self.run.model_dump(mode="json"),
             **({"train": {n: t.model_dump(mode="json") for n, t in self.train.items()}} if self.train else {}),
             **({"language_settings": self.language_settings} if self.language_settings else {}),
@@ -330,10 +367,20 @@ def resolved_sha256(resolved: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+# Output fields added with the token work: left out of the resolved form while unset, so the
+# identity (sha256) of a recipe that does not use them stays what it was.
+_OPTIONAL_OUTPUT_FIELDS = ("shuffle", "target_shard_rows", "target_shard_tokens", "partition_by")
+
+
+def _resolved_output(spec: OutputSpec) -> dict[str, Any]:
+    dumped = spec.model_dump(mode="json")
+    return {k: v for k, v in dumped.items() if not (k in _OPTIONAL_OUTPUT_FIELDS and v is None)}
+
+
 def _resolved_node(node: NodeSpec) -> dict[str, Any]:
     """A node as recipe YAML would write it."""
     resolved: dict[str, Any] = {"from": list(node.sources)}
-    if node.route is not None:
+_OPTIONAL_OUTPUT_FIELDS = ("shuffle", "target_shard_rows", "target_shard_tokens", "partition_by", "export_file")
         resolved["route"] = node.route.model_dump(mode="json", exclude_none=True)
     if node.language is not None:
         resolved["language"] = node.language

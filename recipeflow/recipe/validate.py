@@ -384,7 +384,32 @@ def validate_data(data: Any, issues: IssueCollector) -> Recipe | None:
     _check_history_scope(recipe, chain=document.nodes is None, issues=issues)
     for loc, overlap in overlapping_paths(recipe, chain=document.nodes is None, lexical_only=True):
         issues.add(loc, str(overlap))
+    _check_token_outputs(recipe, chain=document.nodes is None, issues=issues)
     return None if issues.found else recipe
+
+
+def _check_token_outputs(recipe: Recipe, *, chain: bool, issues: IssueCollector) -> None:
+    """Megatron output needs token ids, token-sized shards need token counts: a `tokenize`
+    step (with keep_ids for Megatron) upstream of the output's node."""
+    for name, output in recipe.outputs.items():
+        if output.format != "megatron" and output.target_shard_tokens is None:
+            continue
+        steps = [s for node in recipe.ancestors(name) for s in recipe.nodes[node].process]
+        tokenizers = [s for s in steps if s.operator == "tokenize"]
+        loc_base: PathKey = ("output",) if chain else ("outputs", name)
+        if output.format == "megatron" and not any(s.params.get("keep_ids") for s in tokenizers):
+            issues.add(
+                (*loc_base, "format"),
+                "format: megatron writes token ids, but no `tokenize` step with keep_ids: true "
+                f"comes before output {name!r}",
+                expected="a `tokenize: {tokenizer: ..., keep_ids: true}` step upstream, or format parquet",
+            )
+        if output.target_shard_tokens is not None and not tokenizers:
+            issues.add(
+                (*loc_base, "target_shard_tokens"),
+                f"target_shard_tokens counts n_tokens, but no `tokenize` step comes before output {name!r}",
+                expected="a `tokenize` step upstream, or target_shard_rows",
+            )
 
 
 def _check_history_scope(recipe: Recipe, *, chain: bool, issues: IssueCollector) -> None:

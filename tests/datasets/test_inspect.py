@@ -142,8 +142,10 @@ def test_diff_counts_and_ids_exactly(datasets):
     ops = {op["step"]: op for op in result.operators}
     assert ops["read:docs"]["a"] == {"docs_in": 6, "docs_out": 6}
     assert ops["read:docs"]["b"] == {"docs_in": 7, "docs_out": 7}
-    assert ops["main.process[2]"]["a"] == {"docs_in": 5, "docs_out": 4}
-    assert ops["main.process[2]"]["b"] == {"docs_in": 6, "docs_out": 5}
+    dedup_reasons = {"reasons": {"exact_duplicate": 1}}  # documents removed per reason
+    assert ops["main.process[2]"]["a"] == {"docs_in": 5, "docs_out": 4, **dedup_reasons}
+    assert ops["main.process[2]"]["b"] == {"docs_in": 6, "docs_out": 5, **dedup_reasons}
+    assert ops["main.process[2]"]["reasons"] == {"exact_duplicate": {"a": 1, "b": 1}}
 
 
 def test_diff_conveniences_limit_and_cli(datasets):

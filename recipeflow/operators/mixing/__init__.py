@@ -1,0 +1,1 @@
+"""Shared machinery of the mixing selectors: token budgets, phases, repeats."""

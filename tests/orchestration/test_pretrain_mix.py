@@ -1,0 +1,74 @@
+"""recipes/pretrain-mix.yaml end to end: two bundled sources cleaned, deduplicated, tokenized
+with smollm2, mixed 70/30 by tokens in two phases, written as Megatron shards; then the
+counts in the manifest, the terminal summary, `versions`, `diff` and `export`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+
+from recipeflow.cli import _print_results, main
+from recipeflow.io.megatron import MegatronReader
+from recipeflow.orchestration.runner import run_recipe
+from tests.conftest import REPO
+
+RECIPE = REPO / "recipes" / "pretrain-mix.yaml"
+
+
+def cli(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_pretrain_mix_runs_and_every_view_counts_tokens(tmp_path, prefect_api, capsys):
+    root = tmp_path / "pretrain-mix"
+    [manifest] = run_recipe(str(RECIPE), [f"outputs.corpus.path={root}"], progress=False)
+
+    steps = {op["step"]: op for op in manifest["operators"]}
+    mix = steps["corpus.process[2]"]
+    summary = mix["summary"]
+    assert summary["target_tokens"] == 400_000
+    web, books = summary["origins"]["web_clean"], summary["origins"]["books_clean"]
+    # 90% at 70/30 and 10% at 30/70: web asked 0.9*0.7+0.1*0.3 = 66% of the budget.
+    assert abs(web["tokens_taken"] / summary["tokens"] - 0.66) < 0.02
+    for numbers in (web, books):
+        assert numbers["tokens_available"] >= numbers["tokens_taken"] > 0
+        assert numbers["documents_available"] >= numbers["documents_selected"] > 0
+    assert [p["name"] for p in summary["phases"]] == ["stable", "anneal"]
+    assert mix["reasons"] == {"mix_not_selected": mix["rejected"]}
+    assert steps["corpus.process[0]"]["reasons"].get("exact_duplicate", 0) > 0
+    assert steps["corpus.process[1]"]["tokens_out"] == mix["tokens_in"]
+    assert abs(manifest["tokens"] - 400_000) < 10_000  # whole documents of ~3k tokens
+
+    # Megatron pairs, one per output file, per phase partition, ids ending with eos (id 0).
+    assert set(manifest["partitions"]) == {"stable", "anneal"}
+    tokens = 0
+    for entry in manifest["files"]:
+        reader = MegatronReader(str(Path(manifest["dataset"]) / "versions" / manifest["version"]
+                                    / entry["path"]).removesuffix(".bin"))
+        assert reader.documents == entry["rows"] and reader.tokens == entry["tokens"]
+        assert reader.document(0)[-1] == 0 and reader.dtype == np.uint16
+        tokens += reader.tokens
+    assert tokens == manifest["tokens"]
+
+    _print_results([manifest])
+    printed = capsys.readouterr().out
+    assert f"({manifest['tokens']:,} tokens)" in printed
+    assert "mix_not_selected" in printed and "phase anneal" in printed
+
+    listed = cli("versions", str(root))
+    assert f"{manifest['tokens']:,} tokens" in listed.output
+
+    diff = cli("diff", str(root), manifest["version"], manifest["version"], "--json")
+    operators = json.loads(diff.output)["operators"]
+    dedup = next(op for op in operators if op["step"] == "corpus.process[0]")
+    assert dedup["reasons"]["exact_duplicate"]["a"] == dedup["reasons"]["exact_duplicate"]["b"] > 0
+
+    out = tmp_path / "exported"
+    result = cli("export", f"{root}@{manifest['version']}", str(out), "--format", "parquet")
+    assert result.exit_code == 0, result.output
+    exported = json.loads((out / "manifest.json").read_text())
+    assert exported["source"]["version"] == manifest["version"]
+    assert exported["rows"] == manifest["rows"] and exported["tokens"] == manifest["tokens"]
