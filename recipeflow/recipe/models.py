@@ -369,7 +369,7 @@ def resolved_sha256(resolved: dict[str, Any]) -> str:
 
 # Output fields added with the token work: left out of the resolved form while unset, so the
 # identity (sha256) of a recipe that does not use them stays what it was.
-_OPTIONAL_OUTPUT_FIELDS = ("shuffle", "target_shard_rows", "target_shard_tokens", "partition_by")
+_OPTIONAL_OUTPUT_FIELDS = ("shuffle", "target_shard_rows", "target_shard_tokens", "partition_by", "export_file")
 
 
 def _resolved_output(spec: OutputSpec) -> dict[str, Any]:
@@ -380,7 +380,7 @@ def _resolved_output(spec: OutputSpec) -> dict[str, Any]:
 def _resolved_node(node: NodeSpec) -> dict[str, Any]:
     """A node as recipe YAML would write it."""
     resolved: dict[str, Any] = {"from": list(node.sources)}
-_OPTIONAL_OUTPUT_FIELDS = ("shuffle", "target_shard_rows", "target_shard_tokens", "partition_by", "export_file")
+    if node.route is not None:
         resolved["route"] = node.route.model_dump(mode="json", exclude_none=True)
     if node.language is not None:
         resolved["language"] = node.language
