@@ -7,14 +7,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow as pa
 
 import recipeflow
-from recipeflow.engine import history
+from recipeflow.engine import history, snapshot
 from recipeflow.io import readers
 from recipeflow.io import storage
-from recipeflow.datasets import versions
-from recipeflow.io import writers
+from recipeflow.datasets import card, versions
 from recipeflow.engine.shard_input import StageOutput
 from recipeflow.engine.planner import NodePlan, Plan
 from recipeflow.recipe.models import OutputSpec, Recipe
@@ -61,36 +59,6 @@ class NodeResult:
         return list(totals.values())
 
 
-def _public_columns(table: pa.Table) -> pa.Table:
-    """Drop working columns (``__``-prefixed) that must not reach a dataset."""
-    return table.select([n for n in table.column_names if not n.startswith("__")])
-
-
-def _write_parts(paths: list[str], folder: str, fmt: str) -> list[writers.WrittenFile]:
-    """Copy stage outputs into the version folder, one part per non-empty shard, in order."""
-    written = []
-    extension = "parquet" if fmt == "parquet" else "jsonl.gz"
-    for path in paths:
-        table = _public_columns(writers.read_table(path))
-        if len(table) == 0:
-            continue
-        url = storage.join(folder, f"part-{len(written):05d}.{extension}")
-        written.append(writers.write_table(table, url, fmt))
-    return written
-
-
-def _file_entries(files: list[writers.WrittenFile], version_dir: str) -> list[dict[str, Any]]:
-    return [
-        {
-            "path": f.path[len(version_dir) + 1:] if f.path.startswith(version_dir) else f.path,
-            "rows": f.rows,
-            "bytes": f.bytes,
-            "sha256": f.sha256,
-        }
-        for f in files
-    ]
-
-
 def _dataset_keys(dataset: versions.DatasetInput | None) -> dict[str, Any]:
     """For an input that is a dataset: which one, and the exact version read."""
     return {} if dataset is None else {"dataset": dataset.root, "version": dataset.version}
@@ -111,10 +79,37 @@ def commit_output(
     root = output.path
     version = versions.new_version_id()
     folder = versions.version_path(root, version)
-
-    data = _write_parts([o.kept for o in results[node].final], storage.join(folder, DATA_DIR), output.format)
     lineage_nodes = recipe.ancestors(node)
-    rejected: list[writers.WrittenFile] = []
+    parent = versions.latest_version(root)
+    # A refresh deduplicated against the dataset's history publishes only what is new: its
+    # version is the parent's snapshot plus these files. Any other run rebuilds the whole.
+    stacked = parent is not None and any(
+        use.target.root == root for name in lineage_nodes for use in results[name].history
+    )
+    parent_manifest = versions.read_manifest(root, parent) if stacked else {}
+    if stacked and parent_manifest.get("output", {}).get("format", "parquet") != output.format:
+        raise ValueError(
+            f"output.format is {output.format!r} but version {parent} of {root} is "
+            f"{parent_manifest['output']['format']!r}: a refresh adds files to its parent's snapshot, "
+            "so both must have one format. Keep the format, or write to a new dataset root."
+        )
+    provenance = snapshot.input_roots(recipe, input_datasets or {})
+
+    def split(paths: list[str], where: str, rejected: bool, exclude: Any = None) -> snapshot.Split:
+        return snapshot.write_split(
+            paths,
+            storage.join(folder, where),
+            output.format,
+            lambda table: snapshot.published_columns(table, output, rejected, provenance),
+            version,
+            root,
+            parent_manifest.get("rejected_files" if rejected else "files", []),
+            parent,
+            exclude,
+        )
+
+    data = split([o.kept for o in results[node].final], DATA_DIR, rejected=False)
+    rejected = snapshot.Split([], [])
     if output.keep_rejected:
         rejected_paths = [
             path
@@ -124,7 +119,10 @@ def commit_output(
             for path in (o.unreadable, o.rejected)
             if path
         ]
-        rejected = _write_parts(rejected_paths, storage.join(folder, REJECTED_DIR), output.format)
+        # A refresh reads its old inputs again: their documents come back rejected (as duplicates
+        # of themselves, or by the same filters). The snapshot holds those rejections already.
+        known = snapshot.snapshot_ids(root, parent_manifest) if stacked and output.format == "parquet" else None
+        rejected = split(rejected_paths, REJECTED_DIR, rejected=True, exclude=known)
 
     counts = [row for name in lineage_nodes for row in results[name].counts()]
     step_refs = {ref.step: ref for n in plan.nodes for s in n.stages for ref in ((s.barrier,) if s.barrier else ()) + s.ops}
@@ -149,12 +147,13 @@ def commit_output(
     used_inputs = {
         src for name in lineage_nodes for src in recipe.nodes[name].sources if src in recipe.inputs
     }
+    written_inputs = run_info["recipe_resolved"].get("inputs", {})
     manifest = {
         "format": MANIFEST_FORMAT,
         "version": version,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
         "dataset": root,
-        "parent": versions.latest_version(root),
+        "parent": parent,
         "recipe_name": recipe.name,
         "recipe_file": recipe.source,
         "recipe_sha256": run_info["recipe_sha256"],
@@ -163,11 +162,11 @@ def commit_output(
         "inputs": [
             {
                 "name": name,
-                "path": spec.path,
+                "path": written_inputs.get(name, {}).get("path", spec.path),  # as declared
                 "format": spec.format,
                 **_dataset_keys((input_datasets or {}).get(name)),
                 "files": [
-                    {"url": s.url, "size": s.size, "sha256": s.sha256, "records": s.records}
+                    {"url": provenance.relative(name, s.url), "size": s.size, "sha256": s.sha256, "records": s.records}
                     for s in input_files[name]
                 ],
             }
@@ -175,11 +174,24 @@ def commit_output(
             if name in used_inputs
         ],
         "operators": operators,
-        "rows": sum(f.rows for f in data),
-        "rejected_rows": sum(f.rows for f in rejected),
-        "files": _file_entries(data, folder),
-        "rejected_files": _file_entries(rejected, folder),
-        "output": {"format": output.format, "keep_rejected": output.keep_rejected},
+        "rows": sum(e["rows"] for e in data.entries),
+        "rejected_rows": sum(e["rows"] for e in rejected.entries),
+        "files": data.entries,
+        "rejected_files": rejected.entries,
+        # The version is the whole dataset: `stacked` when it holds its parent's files too.
+        "snapshot": {
+            "stacked": stacked,
+            "parent_files": [versions.entry_repo_path(version, e) for e in data.entries if not e["new"]],
+            "new_files": sum(1 for e in data.entries if e["new"]),
+            "new_rows": sum(e["rows"] for e in data.entries if e["new"]),
+            "parent_rows": sum(e["rows"] for e in data.entries if not e["new"]),
+        },
+        "output": {
+            "format": output.format,
+            "keep_rejected": output.keep_rejected,
+            "license": output.license,
+            "columns": output.columns.model_dump(mode="json") if output.columns else None,
+        },
         "run": run_info["run"],
         "recipeflow_version": recipeflow.__version__,
         # Stage-cache entries of this run (all its nodes: the cache beside the first output
@@ -201,4 +213,5 @@ def commit_output(
     versions.commit(root, version, manifest)
     if output.keep_last:
         manifest["deleted_versions"] = versions.apply_retention(root, output.keep_last)
+    card.write_card(root)  # the dataset card follows every commit (and retention)
     return manifest

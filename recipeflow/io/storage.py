@@ -60,13 +60,27 @@ def list_dir(url: str) -> list[str]:
     return sorted(e.rstrip("/").rsplit("/", 1)[-1] for e in entries)
 
 
-def write_bytes(url: str, data: bytes) -> None:
+def write_bytes(url: str, data: bytes, exclusive: bool = False) -> None:
+    """Write ``data`` to ``url``; ``exclusive``: only if nothing is there yet (write-if-absent:
+    ``O_EXCL`` locally, ``If-None-Match: *`` on S3), else FileExistsError."""
     fs, path = filesystem(url)
     parent = path.rsplit("/", 1)[0]
     if parent:
         fs.makedirs(parent, exist_ok=True)
-    with fs.open(path, "wb") as f:
+    with fs.open(path, "xb" if exclusive else "wb") as f:
         f.write(data)
+
+
+def find_files(url: str) -> list[str]:
+    """Every file under a folder, as full URLs (local paths stay paths); empty if none."""
+    fs, path = filesystem(url)
+    fs.invalidate_cache(path)
+    try:
+        found = fs.find(path)
+    except FileNotFoundError:
+        return []
+    prefix = url[: len(url) - len(path.rstrip("/"))] if url.rstrip("/").endswith(path.rstrip("/")) else ""
+    return sorted(prefix + f for f in found)
 
 
 def read_bytes(url: str) -> bytes:
@@ -75,10 +89,10 @@ def read_bytes(url: str) -> bytes:
         return f.read()
 
 
-def write_json(url: str, value: Any) -> bytes:
+def write_json(url: str, value: Any, exclusive: bool = False) -> bytes:
     """Write ``value`` as indented JSON; returns the bytes written."""
     data = (json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8")
-    write_bytes(url, data)
+    write_bytes(url, data, exclusive)
     return data
 
 

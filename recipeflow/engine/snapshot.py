@@ -1,0 +1,207 @@
+"""What a committed version publishes: the columns chosen by ``output.columns``, input
+provenance relative to each input's declared root, one schema per split, and — for a refresh
+that deduplicates against history — the parent's files shared, not copied.
+
+One schema per split: Hugging Face ``datasets``, Polars and DuckDB read a split's files as one
+table and refuse (or silently drop columns of) files whose columns differ. Rejected files
+differ by nature (each step adds its statistics), and a new input may bring a metadata field:
+every part is cast to the union schema of its split, missing columns as nulls. A snapshot's
+new files take the parent's schema when it holds all their columns; when they bring new ones,
+the parent's files cannot be changed in place (other versions list them), so this version
+writes its own copies of them with the union schema (marked ``rewritten_from``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import fsspec
+
+from recipeflow.datasets import versions
+from recipeflow.io import readers, storage, writers
+from recipeflow.operators import document as doc
+from recipeflow.recipe.models import OutputSpec
+
+# Columns a rejected document always keeps, whatever ``output.columns`` says: why it was rejected.
+_REJECTION_COLUMNS = frozenset(doc.REJECTION_COLUMNS)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """How ``input_file`` values are published: per input name, the declared root that local
+    paths are made relative to (remote URLs stay as they are: they name no machine)."""
+
+    roots: dict[str, str]
+
+    def relative(self, input_name: str | None, url: str | None) -> str | None:
+        if url is None or not storage.is_local(url):
+            return url
+        root = self.roots.get(input_name or "")
+        if root is None or not storage.is_local(root):
+            return url.rsplit("/", 1)[-1]
+        return readers.relative_path(storage.absolute(url), storage.absolute(root))
+
+
+def input_roots(recipe: Any, input_datasets: dict[str, versions.DatasetInput]) -> Provenance:
+    """The declared root of every input: a dataset's root, else the non-glob base of its path."""
+    roots = {}
+    for name, spec in recipe.inputs.items():
+        if name in input_datasets:
+            roots[name] = input_datasets[name].root
+        else:
+            try:
+                roots[name] = readers.input_root(spec.path)
+            except (FileNotFoundError, ValueError, OSError):
+                roots[name] = spec.path
+    return Provenance(roots)
+
+
+def published_columns(table: pa.Table, output: OutputSpec, rejected: bool, provenance: Provenance) -> pa.Table:
+    """Working columns (``__``) out, ``output.columns`` applied, ``input_file`` made relative."""
+    names = [n for n in table.column_names if not n.startswith("__")]
+    if output.columns is not None:
+        names = [n for n in names if output.columns.selects(n) or (rejected and n in _REJECTION_COLUMNS)]
+    table = table.select(names)
+    if doc.INPUT_FILE in names and len(table):
+        inputs = table.column(doc.INPUT_NAME).to_pylist() if doc.INPUT_NAME in names else [None] * len(table)
+        files = table.column(doc.INPUT_FILE).to_pylist()
+        relative = [provenance.relative(n, f) for n, f in zip(inputs, files)]
+        table = table.set_column(names.index(doc.INPUT_FILE), doc.INPUT_FILE, pa.array(relative, pa.string()))
+    return table
+
+
+def union_schema(schemas: list[pa.Schema]) -> pa.Schema:
+    """One schema holding every column (id, text first), with Arrow's permissive promotion;
+    a column whose types cannot be reconciled becomes a string (JSON-encoded values)."""
+    schemas = [s for s in schemas if s is not None]
+    if not schemas:
+        return pa.schema([(doc.ID, pa.string()), (doc.TEXT, pa.string())])
+    try:
+        unified = pa.unify_schemas(schemas, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        fields: dict[str, pa.Field] = {}
+        for schema in schemas:
+            for f in schema:
+                if f.name in fields and not fields[f.name].type.equals(f.type):
+                    try:
+                        pa.unify_schemas([pa.schema([fields[f.name]]), pa.schema([f])], promote_options="permissive")
+                    except (pa.ArrowInvalid, pa.ArrowTypeError):
+                        fields[f.name] = pa.field(f.name, pa.string())
+                        continue
+                fields.setdefault(f.name, f)
+        unified = pa.unify_schemas([pa.schema([f]) for f in fields.values()], promote_options="permissive")
+    first = [n for n in (doc.ID, doc.TEXT) if n in unified.names]
+    return pa.schema([unified.field(n) for n in first] + [f for f in unified if f.name not in first])
+
+
+def cast_to(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with exactly ``schema``'s columns: missing ones null, types cast (a type that
+    does not cast is JSON-encoded to strings, as :func:`writers.concat` does)."""
+    columns = []
+    for f in schema:
+        if f.name not in table.column_names:
+            columns.append(pa.nulls(len(table), f.type))
+            continue
+        column = table.column(f.name)
+        if column.type.equals(f.type):
+            columns.append(column)
+            continue
+        try:
+            columns.append(column.cast(f.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            encoded = [None if v is None else json.dumps(v, default=str, ensure_ascii=False) for v in column.to_pylist()]
+            columns.append(pa.array(encoded, pa.string()).cast(f.type))
+    return pa.table(columns, schema=schema)
+
+
+def _rows(path: str) -> int:
+    with fsspec.open(path, "rb") as f:
+        return pq.ParquetFile(f).metadata.num_rows
+
+
+def _schema_of(path: str, select: Callable[[pa.Table], pa.Table]) -> pa.Schema:
+    """The published schema of a stage output, from its footer (an empty table selected)."""
+    with fsspec.open(path, "rb") as f:
+        arrow = pq.ParquetFile(f).schema_arrow
+    return select(arrow.empty_table()).schema
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split's files of a version, in manifest order (inherited first, then new)."""
+
+    entries: list[dict[str, Any]]
+    written: list[writers.WrittenFile]
+
+
+def write_split(
+    paths: list[str],
+    folder: str,
+    fmt: str,
+    select: Callable[[pa.Table], pa.Table],
+    version: str,
+    root: str,
+    inherited: list[dict[str, Any]],
+    parent: str | None,
+    exclude_ids: pa.Array | None = None,
+) -> Split:
+    """Write stage outputs ``paths`` as this version's parts of one split, all with one schema,
+    after the ``inherited`` entries of the parent's snapshot (shared, or rewritten when the
+    new parts bring columns the parent's files lack). Rows whose id is in ``exclude_ids`` are
+    left out of the new parts."""
+    sources = [p for p in paths if _rows(p) > 0]
+    schemas = [_schema_of(p, select) for p in sources]
+    parent_schema = None
+    if inherited and fmt == "parquet":
+        with fsspec.open(versions.entry_url(root, parent or version, inherited[0]), "rb") as f:
+            parent_schema = pq.ParquetFile(f).schema_arrow
+    schema = union_schema(([parent_schema] if parent_schema is not None else []) + schemas)
+    entries: list[dict[str, Any]] = []
+    written: list[writers.WrittenFile] = []
+    extension = "parquet" if fmt == "parquet" else "jsonl.gz"
+
+    def write(table: pa.Table) -> writers.WrittenFile:
+        url = storage.join(folder, f"part-{len(written):05d}.{extension}")
+        done = writers.write_table(cast_to(table, schema), url, fmt)
+        written.append(done)
+        return done
+
+    shared = parent_schema is None or parent_schema.equals(schema)
+    for entry in inherited:
+        owner = entry.get("version") or parent
+        if shared:
+            entries.append({**{k: v for k, v in entry.items() if k != "new"}, "version": owner, "new": False})
+            continue
+        done = write(writers.read_table(versions.entry_url(root, owner or version, entry)))
+        entries.append({**_entry(done, folder, version), "new": False,
+                        "rewritten_from": versions.entry_repo_path(owner or version, entry)})
+    for path in sources:
+        table = select(writers.read_table(path))
+        if exclude_ids is not None and len(exclude_ids):
+            table = table.filter(pc.invert(pc.is_in(table.column(doc.ID), value_set=exclude_ids)))
+            if not len(table):
+                continue
+        done = write(table)
+        entries.append({**_entry(done, folder, version), "new": True})
+    return Split(entries, written)
+
+
+def _entry(f: writers.WrittenFile, folder: str, version: str) -> dict[str, Any]:
+    path = f.path[len(folder.rsplit("/", 1)[0]) + 1:] if f.path.startswith(folder.rsplit("/", 1)[0]) else f.path
+    return {"path": path, "version": version, "rows": f.rows, "bytes": f.bytes, "sha256": f.sha256}
+
+
+
+def snapshot_ids(root: str, manifest: dict[str, Any]) -> pa.Array:
+    """Every id a version holds, published or rejected (its id columns only)."""
+    arrays = [
+        writers.read_table(versions.entry_url(root, manifest["version"], e), columns=[doc.ID]).column(doc.ID).combine_chunks()
+        for key in ("files", "rejected_files")
+        for e in manifest.get(key, [])
+    ]
+    return pa.concat_arrays([a.cast(pa.string()) for a in arrays]) if arrays else pa.array([], pa.string())
