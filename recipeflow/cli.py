@@ -299,6 +299,26 @@ def lineage(ref: str, as_json: bool) -> None:
     click.echo(render_text(tree))
 
 
+@main.command()
+@click.argument("ref", metavar="ROOT[@VERSION]")
+@click.option("--to", "target", required=True,
+              help="hf://datasets/ORG/NAME (the Hugging Face Hub), or a folder / fsspec URL to write the repository to.")
+@click.option("--token", default=None, envvar="HF_TOKEN", help="Hub token [default: $HF_TOKEN or the saved login].")
+@click.option("--private", is_flag=True, help="Create the Hub repository as private (when it does not exist).")
+def publish(ref: str, target: str, token: str | None, private: bool) -> None:
+    """Publish one version (default: latest) as a Hugging Face dataset repository: its files,
+    its manifest and a dataset card whose `default` config is this version."""
+    from recipeflow.datasets.hub import PublishError, publish as publish_version
+    from recipeflow.datasets.version_reader import InspectError
+
+    try:
+        done = publish_version(ref, target, token=token, private=private)
+    except (InspectError, PublishError) as exc:
+        _fail(str(exc))
+    click.echo(f"version {done['version']}: {done['files']} files published to {done['target']}"
+               + (f" ({done['commit']})" if done["commit"] else ""))
+
+
 @main.group()
 def cache() -> None:
     """The stage cache of a dataset root (`<root>/cache/`)."""

@@ -71,6 +71,18 @@ def write_bytes(url: str, data: bytes, exclusive: bool = False) -> None:
         f.write(data)
 
 
+def copy_file(source: str, target: str) -> None:
+    """Stream ``source`` to ``target`` (any two fsspec URLs), parent folders made."""
+    import shutil
+
+    fs, path = filesystem(target)
+    parent = path.rsplit("/", 1)[0]
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    with fsspec.open(source, "rb") as src, fs.open(path, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+
+
 def find_files(url: str) -> list[str]:
     """Every file under a folder, as full URLs (local paths stay paths); empty if none."""
     fs, path = filesystem(url)
