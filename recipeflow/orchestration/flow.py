@@ -25,7 +25,7 @@ from recipeflow.engine.planner import NodePlan, Plan, Stage, plan_recipe
 from recipeflow.engine.shard_input import ShardInput, StageOutput, source_input
 from recipeflow.io import readers, storage
 from recipeflow.operators.base import Resource
-from recipeflow.orchestration import pools
+from recipeflow.orchestration import pools, run_view
 from recipeflow.orchestration.publish import commit_as_asset
 from recipeflow.orchestration.tasks import (
     merge_task,
@@ -143,14 +143,14 @@ def _resolve(
     partitions = barrier.build().partitions()  # type: ignore[attr-defined]
     if partitions <= 1:
         entry = cache_address.resolve_entry(barrier, signatures, history)
-        return work.run(resolve_task, f"{stage.id} resolve {barrier.name}", entry)(
+        return work.run(resolve_task, f"{stage.node}: {barrier.name} resolve · {len(signatures)} signature files", entry)(
             barrier, signatures, entry, work.root, work.reuse, history
         )
     entries = [cache_address.partition_entry(barrier, signatures, p, partitions, history) for p in range(partitions)]
     partials: list[str] = work.bar.wait(
         f"{stage.id} {barrier.name}: partitions",
         [
-            work.run(resolve_partition_task, f"{stage.id} {barrier.name} partition {p}/{partitions}", entry).submit(
+            work.run(resolve_partition_task, f"{stage.node}: {barrier.name} resolve · partition {p + 1}/{partitions}", entry).submit(
                 barrier, signatures, p, partitions, entry, work.root, work.reuse, history
             )
             for p, entry in enumerate(entries)
@@ -158,7 +158,7 @@ def _resolve(
     )
     result.use_cache_files(partials)
     entry = cache_address.merge_entry(barrier, partials)
-    return work.run(merge_task, f"{stage.id} merge {barrier.name}", entry)(
+    return work.run(merge_task, f"{stage.node}: {barrier.name} merge · {partitions} partitions", entry)(
         barrier, partials, signatures, entry, work.root, work.reuse, history
     )
 
@@ -170,7 +170,7 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeR
         signatures = work.bar.wait(
             f"{stage.id} {stage.barrier.name}: signatures",
             [
-                work.run(signatures_task, f"{stage.id} signatures {i.key}", entry).submit(
+                work.run(signatures_task, run_view.task_name(stage.node, [stage.barrier.name], i.key, "signatures"), entry).submit(
                     stage.barrier, i, entry, work.root, work.reuse
                 )
                 for i in inputs
@@ -193,7 +193,7 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeR
     if gpu and work.gpu_pool is not None:
         return pools.run_on_pool(stage, inputs, decisions, entries, work, label)
     futures = [
-        work.run(stage_task, f"{stage.id} {inp.key}", entry)
+        work.run(stage_task, run_view.task_name(stage.node, stage.operator_names, inp.key), entry)
         .with_options(tags=[pools.GPU_TAG] if gpu else [])
         .submit(stage, inp, decision, entry, work.root, work.reuse)
         for inp, decision, entry in zip(inputs, decisions, entries)
@@ -221,10 +221,15 @@ def _publish_artifacts(recipe: Recipe, manifests: list[dict[str, Any]], tasks: d
             f"- **{m['dataset']}** version `{m['version']}`: {m['rows']} documents"
             f" ({m['rejected_rows']} rejected kept), parent `{m['parent']}`"
         )
-    lines += ["", f"Tasks: {tasks['computed']} computed, {tasks['cached']} reused a stored result (Cached)."]
-    lines += [f"- computed: {name}" for name in tasks["computed_tasks"][:200]]
-    lines += ["", "| step | operator | in | out | rejected |", "|---|---|---:|---:|---:|"]
-    lines += [f"| {r['step']} | {r['operator']} | {r['docs_in']} | {r['docs_out']} | {r['rejected']} |" for r in rows]
+    reasons = run_view.drop_reasons(committed[0]) if committed else {}
+    lines += ["", "| step | operator | in | out | rejected | top drop reasons |", "|---|---|---:|---:|---:|---|"]
+    lines += [
+        f"| {r['step']} | {r['operator']} | {r['docs_in']} | {r['docs_out']} | {r['rejected']} | {reasons.get(r['step'], '')} |"
+        for r in rows
+    ]
+    lines += ["", f"## Tasks: {tasks['computed']} computed, {tasks['cached']} reused a stored result (Cached)", ""]
+    lines += [f"- computed: {name}" for name in tasks["computed_tasks"][:100]]
+    lines += [f"- reused: {name}" for name in tasks.get("reused_tasks", [])[:100]]
     create_markdown_artifact(markdown="\n".join(lines), key=f"{key}-summary", description=f"Run summary: {recipe.name}")
 
 
@@ -320,4 +325,5 @@ def recipe_flow(recipe: Recipe, as_written: dict[str, Any], progress: bool = Tru
         for name, spec in recipe.train.items()
     ]
     _publish_artifacts(recipe, manifests, run_info["run"]["tasks"])
+    run_view.rename_run(run_view.final_name(recipe, manifests))
     return manifests + models

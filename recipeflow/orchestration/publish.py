@@ -86,12 +86,22 @@ def publish_dataset_artifacts(manifest: dict[str, Any]) -> None:
 
 
 def lineage_card(manifest: dict[str, Any]) -> str:
-    """Inputs -> recipe -> outputs of one version, as markdown."""
+    """Inputs -> recipe -> outputs of one version, as markdown: a Mermaid graph (the UI renders
+    it: Prefect's default UI, v2, draws ```mermaid blocks), going back through the inputs' own
+    versions, then the details."""
+    from recipeflow.orchestration.run_view import lineage_mermaid
+
+    snap = manifest.get("snapshot") or {}
     lines = [
         f"# {dataset_name(manifest['dataset'])} @ {manifest['version']}",
         "",
         f"**Dataset** `{manifest['dataset']}` · **version** `{manifest['version']}` · "
-        f"**parent** `{manifest['parent']}` · {manifest['rows']} documents",
+        f"**parent** `{manifest['parent']}` · {manifest['rows']} documents"
+        + (f" ({snap.get('new_rows')} new, {snap.get('parent_rows')} shared with the parent)" if snap.get("stacked") else ""),
+        "",
+        "```mermaid",
+        lineage_mermaid(manifest["dataset"], manifest["version"]),
+        "```",
         "",
         "## Inputs",
     ]
@@ -111,5 +121,9 @@ def lineage_card(manifest: dict[str, Any]) -> str:
     ]
     lines += [f"| {o['step']} | {o['operator']} | {o['docs_in']} | {o['docs_out']} |" for o in manifest["operators"]]
     lines += ["", "## Outputs"]
-    lines += [f"- `{f['path']}`: {f['rows']} rows, {f['bytes']} bytes, sha256 `{f['sha256'][:16]}…`" for f in manifest["files"]]
+    lines += [
+        f"- `{versions.entry_repo_path(manifest['version'], f)}`: {f['rows']} rows, {f['bytes']} bytes, "
+        f"sha256 `{f['sha256'][:16]}…`{' (new)' if f.get('new', True) else ' (shared with the parent)'}"
+        for f in manifest["files"]
+    ]
     return "\n".join(lines)

@@ -66,7 +66,7 @@ class Work:
         """Whether the work's result is stored under ``entry``; noted, so the run can say which
         tasks computed and which reused a result."""
         done = self.reuse and entry.finished(self.root)
-        self.reused[name] = done
+        self.reused[name if name not in self.reused else f"{name} ({entry.address[:8]})"] = done
         return done
 
     def run(self, task_fn: Any, name: str, entry: CacheEntry | None = None) -> Any:
@@ -78,4 +78,5 @@ class Work:
     def tally(self) -> dict[str, Any]:
         """Tasks that did their work in this run, and how many reused a stored result."""
         computed = [name for name, done in self.reused.items() if not done]
-        return {"computed": len(computed), "cached": len(self.reused) - len(computed), "computed_tasks": computed}
+        reused = [name for name, done in self.reused.items() if done]
+        return {"computed": len(computed), "cached": len(reused), "computed_tasks": computed, "reused_tasks": reused}
