@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.servers import prefect_server, stop_process_group  # noqa: E402
 
-WINDOW = "1400,1000"
+WINDOW = "1400,1600"
 
 
 def _page(i: int) -> dict:
@@ -84,6 +84,9 @@ def main(out_dir: str) -> None:
     home = work / "prefect-home"
     home.mkdir()
     os.environ["PREFECT_HOME"] = str(home)
+    # The UI asks the server where its API is; the default names port 4200, not the free port
+    # the test server picked. A relative URL is the server's own address, whatever its port.
+    os.environ["PREFECT_UI_API_URL"] = "/api"
     upstream, downstream = _recipes(work)
     with prefect_server(home) as api:
         os.environ["PREFECT_API_URL"] = api
@@ -105,14 +108,23 @@ def main(out_dir: str) -> None:
         shots = []
         for run in runs:
             png = out / f"artifacts-{run['name']}.png"
-            _screenshot(chromium, f"{ui}/runs/flow-run/{run['id']}?tab=Artifacts", png, profile)
+            _screenshot(chromium, f"{ui}/v2/runs/flow-run/{run['id']}?tab=Artifacts", png, profile)
             shots.append(png)
-        for name, path in (("flows", "/flows"), ("artifacts-page", "/artifacts"), ("runs", "/runs")):
+        for name, path in (("flows", "/flows"), ("artifacts-page", "/artifacts"), ("runs", "/runs"),
+                           ("lineage-history", "/artifacts/key/web-corpus-lineage")):
             png = out / f"{name}.png"
-            _screenshot(chromium, f"{ui}{path}", png, profile)
+            _screenshot(chromium, f"{ui}/v2{path}", png, profile)
             shots.append(png)
         artifacts = httpx.post(f"{api}/artifacts/filter", json={}).json()
         print("artifact keys:", sorted({a["key"] for a in artifacts if a.get("key")}))
+        # Each run's markdown artifacts opened: the lineage graph (Mermaid) and the run summary.
+        names = {r["id"]: r["name"] for r in runs}
+        for artifact in artifacts:
+            if artifact["type"] != "markdown" or artifact.get("flow_run_id") not in names:
+                continue
+            png = out / f"{artifact['key']}-{names[artifact['flow_run_id']]}.png"
+            _screenshot(chromium, f"{ui}/v2/artifacts/artifact/{artifact['id']}", png, profile)
+            shots.append(png)
     shutil.rmtree(work, ignore_errors=True)
     for png in shots:
         print("screenshot:", png)

@@ -7,7 +7,6 @@ this module schedules it, shows progress and publishes artifacts.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from typing import Any
 
@@ -97,7 +96,7 @@ def _scan_inputs(recipe: Recipe, work: Work) -> tuple[dict[str, list[readers.Fil
         if resolved.dataset is not None:
             work.datasets[name] = resolved.dataset
         futures = [
-            work.run(scan_task, f"scan {name}:{os.path.basename(u)}").submit(u, fmt, shard_size)
+            work.run(scan_task, f"scan {name}: {readers.relative_path(u, resolved.root)}").submit(u, fmt, shard_size)
             for u in urls
         ]
         scans = work.bar.wait(f"scan {name}", futures)
@@ -220,6 +219,8 @@ def _publish_artifacts(recipe: Recipe, manifests: list[dict[str, Any]], tasks: d
         lines.append(
             f"- **{m['dataset']}** version `{m['version']}`: {m['rows']} documents"
             f" ({m['rejected_rows']} rejected kept), parent `{m['parent']}`"
+            + (f"; a snapshot: {m['snapshot']['new_rows']} new, {m['snapshot']['parent_rows']} shared with the parent"
+               if (m.get("snapshot") or {}).get("stacked") else "")
         )
     reasons = run_view.drop_reasons(committed[0]) if committed else {}
     lines += ["", "| step | operator | in | out | rejected | top drop reasons |", "|---|---|---:|---:|---:|---|"]

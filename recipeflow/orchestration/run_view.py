@@ -22,7 +22,7 @@ SCHEDULED = "scheduled"
 MANUAL = "manual"
 REFRESH = "refresh"
 _AUTO_SCHEDULED = "auto-scheduled"  # the tag Prefect's scheduler gives the runs it creates
-_SHARD = re.compile(r"^(?P<file>.+):(?P<start>\d+)-(?P<end>\d+)$")
+_SHARD = re.compile(r"^(?P<file>.+):(?P<start>\d+)-(?P<end>\d+)(?P<rest>\..+)?$")
 MAX_GRAPH_INPUT_FILES = 6  # files drawn per input; more are one "+N more" node
 
 
@@ -57,7 +57,8 @@ def shard_label(key: str) -> str:
     match = _SHARD.match(key)
     if match is None:
         return key
-    return f"{match['file']} [rows {match['start']}–{match['end']}]"
+    rest = f" {match['rest'].lstrip('.')}" if match["rest"] else ""  # `.rejected`: that shard's rejected stream
+    return f"{match['file']} [rows {match['start']}–{match['end']}]{rest}"
 
 
 def task_name(node: str, operators: list[str], key: str, what: str = "") -> str:
@@ -113,12 +114,13 @@ def drop_reasons(manifest: dict[str, Any], top: int = 3) -> dict[str, str]:
 
 
 def _label(text: str) -> str:
-    return '"' + text.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;") + '"'
+    escaped = text.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+    return '"' + escaped.replace("\n", "<br/>") + '"'
 
 
 class _Graph:
     def __init__(self) -> None:
-        self.lines = ["flowchart LR"]
+        self.lines = ["flowchart TB"]  # top to bottom: the artifact pane is narrow and tall
         self.ids: dict[tuple, str] = {}
 
     def node(self, key: tuple, shape: str, text: str, cls: str) -> tuple[str, bool]:
@@ -158,14 +160,14 @@ def _draw_version(graph: _Graph, tree: dict[str, Any], current: bool = False) ->
         node_id, _ = graph.node(("v", tree["dataset"], tree["version"]), "dataset", text, "dataset")
         return node_id
     node_id, new = graph.node(
-        ("v", tree["dataset"], tree["version"]), "dataset", f"{text}<br/>{tree.get('rows')} documents",
+        ("v", tree["dataset"], tree["version"]), "dataset", f"{text}\n{tree.get('rows')} documents",
         "current" if current else "dataset",
     )
     if not new:
         return node_id
     recipe_id, _ = graph.node(
         ("r", tree["dataset"], tree["version"]), "recipe",
-        f"recipe {tree.get('recipe_name')}<br/>sha256 {str(tree.get('recipe_sha256'))[:12]}", "recipe",
+        f"recipe {tree.get('recipe_name')}\nsha256 {str(tree.get('recipe_sha256'))[:12]}", "recipe",
     )
     graph.edge(recipe_id, node_id)
     for inp in tree.get("inputs", []):
@@ -176,7 +178,7 @@ def _draw_version(graph: _Graph, tree: dict[str, Any], current: bool = False) ->
         files = inp.get("files", [])
         for f in files[:MAX_GRAPH_INPUT_FILES]:
             file_id, _ = graph.node(("f", inp["name"], f["url"]), "file",
-                                    f"{inp['name']}: {f['url']}<br/>sha256 {str(f.get('sha256'))[:12]}", "file")
+                                    f"{inp['name']}: {f['url']}\nsha256 {str(f.get('sha256'))[:12]}", "file")
             graph.edge(file_id, recipe_id)
         if len(files) > MAX_GRAPH_INPUT_FILES:
             more, _ = graph.node(("f", inp["name"], "+more"), "file",
