@@ -12,6 +12,7 @@ from prefect.assets import Asset, AssetProperties, add_asset_metadata, materiali
 
 from recipeflow.datasets import versions
 from recipeflow.engine.commit import commit_output
+from recipeflow.orchestration.run_view import dataset_name, lineage_mermaid
 
 # Characters Prefect does not accept in asset keys.
 _NOT_IN_KEYS = re.compile(r"[\s#?&%\"'<>\[\]{}|\\^`]")
@@ -22,12 +23,6 @@ def asset_key(url: str) -> str:
     """An asset key for a dataset root or input file: a URI (local paths become file://)."""
     key = url if "://" in url else "file://" + url
     return _NOT_IN_KEYS.sub("_", key)[:512]
-
-
-def dataset_name(root: str) -> str:
-    """The dataset's name, as artifact keys use it: its root's last folder, as a slug."""
-    last = root.rstrip("/").rsplit("/", 1)[-1]
-    return re.sub(r"[^a-z0-9]+", "-", last.lower()).strip("-") or "dataset"
 
 
 def upstream_assets(input_urls: list[str]) -> list[Asset]:
@@ -89,8 +84,6 @@ def lineage_card(manifest: dict[str, Any]) -> str:
     """Inputs -> recipe -> outputs of one version, as markdown: a Mermaid graph (the UI renders
     it: Prefect's default UI, v2, draws ```mermaid blocks), going back through the inputs' own
     versions, then the details."""
-    from recipeflow.orchestration.run_view import lineage_mermaid
-
     snap = manifest.get("snapshot") or {}
     lines = [
         f"# {dataset_name(manifest['dataset'])} @ {manifest['version']}",

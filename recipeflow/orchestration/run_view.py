@@ -15,7 +15,6 @@ import re
 from typing import Any
 
 from recipeflow.datasets import lineage, versions
-from recipeflow.orchestration.publish import dataset_name
 from recipeflow.recipe.models import Recipe
 
 SCHEDULED = "scheduled"
@@ -24,6 +23,12 @@ REFRESH = "refresh"
 _AUTO_SCHEDULED = "auto-scheduled"  # the tag Prefect's scheduler gives the runs it creates
 _SHARD = re.compile(r"^(?P<file>.+):(?P<start>\d+)-(?P<end>\d+)(?P<rest>\..+)?$")
 MAX_GRAPH_INPUT_FILES = 6  # files drawn per input; more are one "+N more" node
+
+
+def dataset_name(root: str) -> str:
+    """The dataset's name, as artifact keys and tags use it: its root's last folder, as a slug."""
+    last = root.rstrip("/").rsplit("/", 1)[-1]
+    return re.sub(r"[^a-z0-9]+", "-", last.lower()).strip("-") or "dataset"
 
 
 def trigger_of(parent_tags: list[str] | None) -> str:

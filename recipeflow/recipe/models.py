@@ -273,7 +273,7 @@ class Recipe(StrictModel):
             "description": self.description,
             "inputs": {name: spec.model_dump(mode="json") for name, spec in self.inputs.items()},
             "nodes": {name: _resolved_node(node) for name, node in self.nodes.items()},
-            "outputs": {name: spec.model_dump(mode="json") for name, spec in self.outputs.items()},
+            "outputs": {name: _resolved_output(spec) for name, spec in self.outputs.items()},
             "run": self.run.model_dump(mode="json"),
             **({"train": {n: t.model_dump(mode="json") for n, t in self.train.items()}} if self.train else {}),
             **({"language_settings": self.language_settings} if self.language_settings else {}),
@@ -320,6 +320,16 @@ def resolved_sha256(resolved: dict[str, Any]) -> str:
     """sha256 of a recipe's :meth:`Recipe.resolved` form, canonical JSON."""
     canonical = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _resolved_output(output: OutputSpec) -> dict[str, Any]:
+    """An output as JSON; ``license`` and ``columns`` only when set, so a recipe that does not
+    use them resolves (and hashes) as before they existed: its next run is not a change."""
+    resolved = output.model_dump(mode="json")
+    for optional in ("license", "columns"):
+        if resolved.get(optional) is None:
+            resolved.pop(optional, None)
+    return resolved
 
 
 def _resolved_node(node: NodeSpec) -> dict[str, Any]:
