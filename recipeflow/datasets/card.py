@@ -68,6 +68,53 @@ def languages(root: str, manifest: dict[str, Any]) -> list[str]:
     return [lang for lang, _ in counts.most_common()]
 
 
+_SIMPLE_TYPES = {
+    "string": "string", "large_string": "large_string", "bool": "bool", "null": "null",
+    "int8": "int8", "int16": "int16", "int32": "int32", "int64": "int64",
+    "uint8": "uint8", "uint16": "uint16", "uint32": "uint32", "uint64": "uint64",
+    "halffloat": "float16", "float": "float32", "double": "float64",
+}
+
+
+def _hf_dtype(arrow_type: Any) -> Any:
+    """A `datasets` feature for an Arrow type, as the card's YAML writes it; None if not simple."""
+    import pyarrow as pa
+
+    if pa.types.is_timestamp(arrow_type):
+        return f"timestamp[{arrow_type.unit}" + (f", tz={arrow_type.tz}]" if arrow_type.tz else "]")
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        inner = _hf_dtype(arrow_type.value_type)
+        return None if inner is None or isinstance(inner, dict) else {"list": inner}
+    return _SIMPLE_TYPES.get(str(arrow_type))
+
+
+def features(encoded_schema: str | None) -> list[dict[str, Any]] | None:
+    """The card's ``features`` for a split's schema (from the manifest), or None when a column
+    has a type the card does not spell (then readers infer types from the files)."""
+    if not encoded_schema:
+        return None
+    import base64
+
+    import pyarrow as pa
+
+    schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(encoded_schema)))
+    listed = []
+    for field in schema:
+        dtype = _hf_dtype(field.type)
+        if dtype is None:
+            return None
+        listed.append({"name": field.name, **(dtype if isinstance(dtype, dict) else {"dtype": dtype})})
+    return listed
+
+
+def _dataset_info(name: str, manifest: dict[str, Any], key: str = "files") -> list[dict[str, Any]]:
+    found = features((manifest.get("schemas") or {}).get(key))
+    if found is None:
+        return []
+    return [{"config_name": name, "features": found, "splits": [
+        {"name": "train", "num_examples": sum(e.get("rows", 0) for e in manifest.get(key, []))}]}]
+
+
 def header(root: str, manifests: list[dict[str, Any]]) -> dict[str, Any]:
     """The card's YAML header for the committed ``manifests`` (oldest first)."""
     latest = manifests[-1]
@@ -86,6 +133,14 @@ def header(root: str, manifests: list[dict[str, Any]]) -> dict[str, Any]:
     meta["pretty_name"] = latest.get("recipe_name")
     meta["tags"] = ["recipeflow"]
     meta["configs"] = configs
+    # Declared types: JSON lines carry none, and a column null in one file would be typed
+    # `null` there; with features, `datasets` reads every file of a config with one schema.
+    info = _dataset_info(DEFAULT_CONFIG, latest)
+    info += [i for m in reversed(manifests) if m.get("files") for i in _dataset_info(m["version"], m)]
+    if latest.get("rejected_files"):
+        info += _dataset_info(REJECTED_CONFIG, latest, "rejected_files")
+    if info:
+        meta["dataset_info"] = info
     return meta
 
 

@@ -106,6 +106,7 @@ def commit_output(
             parent_manifest.get("rejected_files" if rejected else "files", []),
             parent,
             exclude,
+            (parent_manifest.get("schemas") or {}).get("rejected_files" if rejected else "files"),
         )
 
     data = split([o.kept for o in results[node].final], DATA_DIR, rejected=False)
@@ -121,7 +122,7 @@ def commit_output(
         ]
         # A refresh reads its old inputs again: their documents come back rejected (as duplicates
         # of themselves, or by the same filters). The snapshot holds those rejections already.
-        known = snapshot.snapshot_ids(root, parent_manifest) if stacked and output.format == "parquet" else None
+        known = snapshot.snapshot_ids(root, parent_manifest) if stacked else None
         rejected = split(rejected_paths, REJECTED_DIR, rejected=True, exclude=known)
 
     counts = [row for name in lineage_nodes for row in results[name].counts()]
@@ -178,6 +179,9 @@ def commit_output(
         "rejected_rows": sum(e["rows"] for e in rejected.entries),
         "files": data.entries,
         "rejected_files": rejected.entries,
+        # Each split's Arrow schema (base64 IPC): the card declares it, so every reader types
+        # every file alike (JSON lines included); a refresh's new files are cast to it.
+        "schemas": {"files": snapshot.encode_schema(data.schema), "rejected_files": snapshot.encode_schema(rejected.schema)},
         # The version is the whole dataset: `stacked` when it holds its parent's files too.
         "snapshot": {
             "stacked": stacked,

@@ -13,6 +13,7 @@ writes its own copies of them with the union schema (marked ``rewritten_from``).
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -22,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import fsspec
 
-from recipeflow.datasets import versions
+from recipeflow.datasets import version_reader, versions
 from recipeflow.io import readers, storage, writers
 from recipeflow.operators import document as doc
 from recipeflow.recipe.models import OutputSpec
@@ -137,6 +138,7 @@ class Split:
 
     entries: list[dict[str, Any]]
     written: list[writers.WrittenFile]
+    schema: pa.Schema | None = None  # every file of the split has it (None: no file)
 
 
 def write_split(
@@ -149,6 +151,7 @@ def write_split(
     inherited: list[dict[str, Any]],
     parent: str | None,
     exclude_ids: pa.Array | None = None,
+    parent_encoded_schema: str | None = None,
 ) -> Split:
     """Write stage outputs ``paths`` as this version's parts of one split, all with one schema,
     after the ``inherited`` entries of the parent's snapshot (shared, or rewritten when the
@@ -160,6 +163,10 @@ def write_split(
     if inherited and fmt == "parquet":
         with fsspec.open(versions.entry_url(root, parent or version, inherited[0]), "rb") as f:
             parent_schema = pq.ParquetFile(f).schema_arrow
+    elif inherited and parent_encoded_schema:
+        # JSON lines hold no types: the parent's schema is the one its manifest recorded, and
+        # the new parts must fit it (a type JSON cannot tell apart would need a rebuild).
+        parent_schema = decode_schema(parent_encoded_schema)
     schema = union_schema(([parent_schema] if parent_schema is not None else []) + schemas)
     entries: list[dict[str, Any]] = []
     written: list[writers.WrittenFile] = []
@@ -188,7 +195,16 @@ def write_split(
                 continue
         done = write(table)
         entries.append({**_entry(done, folder, version), "new": True})
-    return Split(entries, written)
+    return Split(entries, written, schema if entries else None)
+
+
+def encode_schema(schema: pa.Schema | None) -> str | None:
+    """An Arrow schema as text for a manifest (the exact types, which JSON lines do not keep)."""
+    return None if schema is None else base64.b64encode(schema.serialize().to_pybytes()).decode("ascii")
+
+
+def decode_schema(encoded: str) -> pa.Schema:
+    return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(encoded)))
 
 
 def _entry(f: writers.WrittenFile, folder: str, version: str) -> dict[str, Any]:
@@ -199,9 +215,14 @@ def _entry(f: writers.WrittenFile, folder: str, version: str) -> dict[str, Any]:
 
 def snapshot_ids(root: str, manifest: dict[str, Any]) -> pa.Array:
     """Every id a version holds, published or rejected (its id columns only)."""
-    arrays = [
-        writers.read_table(versions.entry_url(root, manifest["version"], e), columns=[doc.ID]).column(doc.ID).combine_chunks()
-        for key in ("files", "rejected_files")
-        for e in manifest.get(key, [])
-    ]
+    parquet = manifest.get("output", {}).get("format", "parquet") == "parquet"
+    arrays = []
+    for key in ("files", "rejected_files"):
+        for e in manifest.get(key, []):
+            url = versions.entry_url(root, manifest["version"], e)
+            if parquet:
+                arrays.append(writers.read_table(url, columns=[doc.ID]).column(doc.ID).combine_chunks())
+            else:
+                ids = [str(row.get(doc.ID)) for row in version_reader.iter_jsonl_rows(url)]
+                arrays.append(pa.array(ids, pa.string()))
     return pa.concat_arrays([a.cast(pa.string()) for a in arrays]) if arrays else pa.array([], pa.string())

@@ -260,3 +260,26 @@ def test_concurrent_commits_on_one_parent_cannot_both_win(tmp_path, store):
         s3fs.S3FileSystem.clear_instance_cache()
         check("s3://recipeflow-snap/ds")
         s3fs.S3FileSystem.clear_instance_cache()
+
+
+def test_a_json_lines_snapshot_loads_with_the_declared_features(tmp_path, prefect_api):
+    import datasets
+
+    crawl = tmp_path / "crawl"
+    crawl.mkdir()
+    write_jsonl(crawl / "day1.jsonl", [page(i) for i in range(8)] + [{"id": "tiny", "text": "short"}])
+    recipe = corpus_recipe(tmp_path, format="jsonl.gz")
+    v1 = run(recipe)
+    # The refresh's rejections (a copy: reject_detail set, reject_value null) differ in their
+    # JSON from version 1's (a short text: reject_value set, reject_detail null).
+    write_jsonl(crawl / "day2.jsonl", [page(i) for i in range(8, 11)] + [dict(page(2), id="copy2")])
+    v2 = run(recipe)
+    assert v2["snapshot"]["stacked"] and v2["rows"] == 11 and v1["rows"] == 8
+    root = tmp_path / "corpus"
+    meta = yaml.safe_load((root / "README.md").read_text().split("---")[1])
+    info = {i["config_name"]: i for i in meta["dataset_info"]}
+    assert {"name": "reject_detail", "dtype": "string"} in info["rejected"]["features"]
+    cache_dir = str(tmp_path / "hf-cache")
+    assert datasets.load_dataset(str(root), cache_dir=cache_dir)["train"].num_rows == 11
+    rejected = datasets.load_dataset(str(root), "rejected", cache_dir=cache_dir)["train"]
+    assert sorted(rejected["id"]) == ["copy2", "tiny"]
