@@ -230,7 +230,9 @@ def test_gpu_stage_runs_as_a_flow_run_on_the_gpu_pool(tmp_path, server):
     first, second = sorted(gpu_tasks, key=lambda t: t["start_time"])
     assert first["end_time"] <= second["start_time"], gpu_tasks
     recipe_tasks = {t["name"] for t in task_runs(api, manifest["run"]["flow_run_id"])}
-    assert {n.split(" ")[0] for n in recipe_tasks if n.startswith("main.")} == {"main.s0", "main.s2"}
+    # Tasks are named by what they do: `<node>: <operators> · <input file> [rows a–b]`.
+    assert {n.split(" · ")[0] for n in recipe_tasks if n.startswith("main:")} == {
+        "main: text_length_filter", "main: normalize_whitespace"}
 
 
 def test_serve_runs_the_schedule_in_process_with_its_own_server(tmp_path):
