@@ -85,7 +85,8 @@ class CommitConflict(RuntimeError):
 
 
 def claim_path(root: str, parent: str) -> str:
-    return storage.join(root, VERSIONS_DIR, CLAIMS_DIR, f"{parent}.json")
+    """Outside ``versions/``: every folder there is a version (or an unfinished one)."""
+    return storage.join(root, CLAIMS_DIR, f"{parent}.json")
 
 
 def commit(root: str, version: str, manifest: dict[str, Any]) -> str:
