@@ -73,9 +73,12 @@ def _filter_step(
 
     Runs the filter's own ``annotate``, as a real run does, so later steps (and routes) see
     every field it writes (``language_id``'s ``lang``, a classifier's scores, C4's kept lines).
-    Its statistics are the ``stat_*`` columns it added or changed."""
+    Its statistics are the ``stat_*`` columns it writes."""
+    # Earlier steps' statistics are set aside, so every stat_* column the filter returns is its
+    # own (a second text_length_filter writes stat_text_length again, maybe with equal values).
+    earlier = [c for c in batch.column_names if c.startswith(doc.STAT_PREFIX)]
     try:
-        annotated, decisions = op.annotate(batch)
+        annotated, decisions = op.annotate(batch.drop_columns(earlier))
     except NotImplementedError as exc:
         raise AnalyzeError(
             f"{ref.step}: filter {ref.name!r} does not implement compute_stats() and decide(), "
@@ -87,12 +90,12 @@ def _filter_step(
             f"{ref.step}: filter {ref.name!r} decided {len(decisions)} documents of {len(batch)}"
         )
     rows = annotated.column(ROW_COLUMN).to_pylist()
-    for column in annotated.column_names:
-        if not column.startswith(doc.STAT_PREFIX):
-            continue
-        if column in batch.column_names and annotated.column(column).equals(batch.column(column)):
-            continue  # written by an earlier step, not by this one
+    own = [c for c in annotated.column_names if c.startswith(doc.STAT_PREFIX)]
+    for column in own:
         columns.put(stat_key(ref.index, column[len(doc.STAT_PREFIX):]), rows, annotated.column(column).to_pylist())
+    for column in earlier:  # kept for later steps unless this filter wrote it again
+        if column not in own:
+            annotated = doc.set_column(annotated, column, batch.column(column))
     columns.put(reason_key(ref.index), rows, [d.reason if d else None for d in decisions])
     columns.put(reason_statistic_key(ref.index), rows, [d.statistic if d else None for d in decisions])
     first = [
