@@ -17,7 +17,6 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
-from prefect.utilities.annotations import quote  # a batch's shard lists: Prefect need not walk them
 
 from recipeflow.orchestration.parent_watch import die_with_parent, kill_descendants_on_death
 from recipeflow.orchestration import credentials
@@ -195,7 +194,7 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeR
             names,
             signature_entries,
             lambda task, start, end, entry: task.submit(
-                barrier, quote(inputs[start:end]), quote(signature_entries[start:end]), entry, work.root, work.reuse
+                barrier, work.quote(inputs[start:end]), work.quote(signature_entries[start:end]), entry, work.root, work.reuse
             ),
         )
         target = work.history.get(stage.barrier.step)
@@ -221,7 +220,7 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeR
         names,
         entries,
         lambda task, start, end, entry: task.submit(
-            stage, quote(inputs[start:end]), quote(decisions[start:end]), quote(entries[start:end]), entry, work.root, work.reuse
+            stage, work.quote(inputs[start:end]), work.quote(decisions[start:end]), work.quote(entries[start:end]), entry, work.root, work.reuse
         ),
         tags=[pools.GPU_TAG] if gpu else [],
     )
@@ -285,6 +284,7 @@ def recipe_flow(recipe: Recipe, as_written: dict[str, Any], progress: bool = Tru
         history=history.history_targets(recipe, plan),
         gpu_pool=recipe.run.pools.gpu,
         tasks_per_stage=batches.tasks_per_stage(recipe.run),
+        executor=recipe.run.executor,
     )
     if any(s.resource == Resource.gpu for s in plan.stages):
         limit = pools.set_gpu_limit(recipe.run.gpu_concurrency, replace=False)

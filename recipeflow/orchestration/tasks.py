@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import task
+from prefect.utilities.annotations import BaseAnnotation
 
 from recipeflow.orchestration import credentials
 from recipeflow.engine import execute, operator_hooks
@@ -22,6 +23,17 @@ from recipeflow.recipe.models import HeadTrainSpec, TrainSpec
 # must never be unpickled; the stage cache itself (JSON under the same content addresses) is
 # still reused, so an upgrade re-runs no operator work.
 CACHE_KEY_PREFIX = "recipeflow2"
+
+
+def _unquoted(value: Any) -> Any:
+    """A parameter the flow sent ``quote``d (not walked by Prefect): the Ray and Dask task
+    runners hand the quote itself to the task (or, serialized, a one-field tuple holding the
+    value), the others its value."""
+    if isinstance(value, BaseAnnotation):
+        return value.unquote()
+    if isinstance(value, tuple) and len(value) == 1 and isinstance(value[0], list):
+        return value[0]
+    return value
 
 
 def entry_cache_key(_context: Any, parameters: dict[str, Any]) -> str:
@@ -88,7 +100,7 @@ def stage_batch_task(
     credentials.configure_credentials()
     return [
         execute.run_stage(stage, inp, decision, shard_entry, work_root, reuse)
-        for inp, decision, shard_entry in zip(inputs, decisions, entries)
+        for inp, decision, shard_entry in zip(_unquoted(inputs), _unquoted(decisions), _unquoted(entries))
     ]
 
 
@@ -100,7 +112,7 @@ def signatures_batch_task(
     credentials.configure_credentials()
     return [
         execute.compute_signatures(barrier, inp, shard_entry, work_root, reuse)
-        for inp, shard_entry in zip(inputs, entries)
+        for inp, shard_entry in zip(_unquoted(inputs), _unquoted(entries))
     ]
 
 
