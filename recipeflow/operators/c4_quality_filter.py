@@ -17,7 +17,6 @@ from pydantic import Field
 from recipeflow.operators import document as doc
 from recipeflow.operators.text.words import WordSplitter, splitter
 from recipeflow.operators.base import (
-    Count,
     OperatorParams,
     Rejection,
     Rule,
@@ -47,12 +46,15 @@ class C4QualityFilterParams(OperatorParams):
         True, description="Remove Wikipedia-style citations: [1], [edit], [citation needed].")
     filter_no_terminal_punct: bool = Field(
         True, description="Remove lines that do not end in . ? ! \" ' (or end in an ellipsis).")
-    min_num_sentences: Count = Field(
-        5, description="Drop documents with fewer sentences in the kept lines; -1 = no minimum.")
-    min_words_per_line: Count = Field(
-        3, description="Remove lines with fewer words (split at whitespace); -1 = no minimum.")
-    max_word_length: Count = Field(
-        1000, description="Remove lines holding a longer word (characters); -1 = no limit.")
+    min_num_sentences: int = Field(
+        ge=-1,  # DataTrove's -1: no bound
+        default=5, description="Drop documents with fewer sentences in the kept lines; -1 = no minimum.")
+    min_words_per_line: int = Field(
+        ge=-1,  # DataTrove's -1: no bound
+        default=3, description="Remove lines with fewer words (split at whitespace); -1 = no minimum.")
+    max_word_length: int = Field(
+        ge=-1,  # DataTrove's -1: no bound
+        default=1000, description="Remove lines holding a longer word (characters); -1 = no limit.")
     filter_lorem_ipsum: bool = Field(True, description='Drop documents containing "lorem ipsum".')
     filter_javascript: bool = Field(True, description='Remove lines mentioning "javascript".')
     filter_curly_bracket: bool = Field(True, description="Drop documents containing '{'.")

@@ -747,7 +747,7 @@ def test_unsafe_yaml_tags_are_refused(tmp_path: Path, tag: str) -> None:
     ("fineweb_quality_filter: {line_punct_thr: 1.5, short_line_length: -1}",
      {"line_punct_thr": "1", "short_line_length": "0"}),
     ("gopher_repetition_filter: {dup_line_frac: -0.3}", {"dup_line_frac": "0"}),
-    ("c4_quality_filter: {min_num_sentences: -5}", {"min_num_sentences": "0"}),
+    ("c4_quality_filter: {min_num_sentences: -5}", {"min_num_sentences": "-1"}),
     ("stopwords_filter: {min_ratio: 1.3}", {"min_ratio": "1"}),
 ])
 def test_nonsense_thresholds_fail_validation_on_their_line(
