@@ -149,7 +149,7 @@ def test_percentile_filter_ties_are_kept_and_bounds_validated():
     assert {r["id"]: r["reject_reason"] for r in run.rejected} == {
         "d000": "below_min_percentile", "d005": "missing_value"
     }
-    with pytest.raises(ValueError, match="above max_percentile"):
+    with pytest.raises(ValueError, match="below min_percentile"):
         PercentileFilter({"field": "score", "min_percentile": 60, "max_percentile": 50})
 
 
