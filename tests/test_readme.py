@@ -23,7 +23,8 @@ def _recipeflow_commands() -> list[list[str]]:
     """Every `recipeflow run|analyze|validate ...` command of the README's bash blocks."""
     commands = []
     for block in _bash_blocks():
-        for line in block.splitlines():
+        # A line ending in a backslash goes on on the next line, as in bash.
+        for line in block.replace("\\\n", " ").splitlines():
             for part in line.split("&&"):
                 words = shlex.split(part.split("#", 1)[0])
                 if words[:1] == ["recipeflow"] and words[1:2] and words[1] in ("run", "analyze", "validate"):
