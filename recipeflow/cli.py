@@ -17,6 +17,11 @@ def _echo_json(value) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
+def _echo_lines(lines: list[str]) -> None:
+    for line in lines:
+        click.echo(line)
+
+
 @click.group()
 @click.version_option(package_name="recipeflow")
 def main() -> None:
@@ -49,56 +54,13 @@ def run(recipe: str, overrides: tuple[str, ...], no_progress: bool) -> None:
     except (RecipeInvalid, RunRefused, InputUnreadable) as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
-    _print_results(manifests)
+    from recipeflow.datasets.run_summary import result_lines
+
+    _echo_lines(result_lines(manifests))
     if embedded:
         from recipeflow.orchestration.prefect_server import EMBEDDED_NOTE
 
         click.echo(f"\n{EMBEDDED_NOTE}")
-
-
-def _print_results(manifests: list[dict]) -> None:
-    """What a run committed (or why it did not), per output, and per operator."""
-    from recipeflow.datasets.counts import mix_lines, step_table_lines
-    from recipeflow.engine.refresh import committed
-
-    for m in manifests:
-        if not committed(m):
-            click.echo(f"\n{m['message']}")
-            continue
-        click.echo(f"\nversion {m['version']} written to {m['dataset']}/versions/{m['version']}")
-        if "model" in m:
-            metrics = ", ".join(f"{k} {v:.3f}" for k, v in m["metrics"].items() if isinstance(v, float))
-            click.echo(f"  model {m['model']['name']} trained on {m['rows']} documents; held-out: {metrics}")
-            continue
-        tokens = f" ({m['tokens']:,} tokens)" if m.get("tokens") is not None else ""
-        click.echo(f"  {m['rows']} documents{tokens} in {len(m['files'])} files; parent: {m['parent']}")
-        for name, read in (m.get("unreadable") or {}).items():
-            if read["unreadable"]:
-                reasons = "; ".join(f"{n}× {reason}" for reason, n in read["top_reasons"])
-                click.echo(f"  input {name}: {read['unreadable']} of {read['records']} records unreadable ({reasons})")
-        for line in mix_lines(m):
-            click.echo(f"  {line}")
-        tasks = m["run"].get("tasks")
-        if tasks:
-            click.echo(f"  tasks: {tasks['computed']} computed, {tasks['cached']} reused a stored result")
-        for line in step_table_lines(m["operators"]):
-            click.echo(line)
-        for op in m["operators"]:
-            if op["operator"] == "decontaminate" and op.get("summary"):
-                click.echo(f"  contamination found by {op['step']}:")
-                _print_contamination(op["summary"], indent="    ")
-
-
-def _print_contamination(summary: dict, indent: str = "") -> None:
-    """decontaminate's per-benchmark table: items hit and documents hit, exact and paraphrase."""
-    click.echo(f"{indent}{'benchmark':<24} {'items':>7} {'hit':>6} {'exact':>6} {'para':>6}"
-               f" {'docs hit':>9} {'exact':>6} {'para':>6}")
-    for name, c in summary.items():
-        click.echo(
-            f"{indent}{name:<24} {c['items']:>7} {c['items_hit']:>6} {c['items_hit_exact']:>6}"
-            f" {c['items_hit_paraphrase']:>6} {c['documents_hit']:>9} {c['documents_hit_exact']:>6}"
-            f" {c['documents_hit_paraphrase']:>6}"
-        )
 
 
 schedule_options = [
@@ -404,6 +366,7 @@ def contamination(ref: str, benchmarks: str, as_json: bool) -> None:
     from pydantic import ValidationError
 
     from recipeflow.datasets.contamination import ContaminationSpecError, check_version, parse_benchmarks
+    from recipeflow.datasets.run_summary import contamination_lines
     from recipeflow.datasets.version_reader import InspectError
     from recipeflow.operators.decontamination.benchmarks import BenchmarkError
 
@@ -418,7 +381,7 @@ def contamination(ref: str, benchmarks: str, as_json: bool) -> None:
         return
     click.echo(f"{report.dataset} version {report.version}: {report.documents} documents checked "
                f"(n={report.params.get('n', 13)}, min_overlap={report.params.get('min_overlap', 1)})")
-    _print_contamination(report.benchmarks)
+    _echo_lines(contamination_lines(report.benchmarks))
 
 
 @main.command()
@@ -438,6 +401,26 @@ def lineage(ref: str, as_json: bool) -> None:
         _echo_json(tree)
         return
     click.echo(render_text(tree))
+
+
+@main.command()
+@click.argument("ref", metavar="ROOT[@VERSION]")
+@click.option("--to", "target", required=True,
+              help="hf://datasets/ORG/NAME (the Hugging Face Hub), or a folder / fsspec URL to write the repository to.")
+@click.option("--token", default=None, envvar="HF_TOKEN", help="Hub token [default: $HF_TOKEN or the saved login].")
+@click.option("--private", is_flag=True, help="Create the Hub repository as private (when it does not exist).")
+def publish(ref: str, target: str, token: str | None, private: bool) -> None:
+    """Publish one version (default: latest) as a Hugging Face dataset repository: its files,
+    its manifest and a dataset card whose `default` config is this version."""
+    from recipeflow.datasets.hub import PublishError, publish as publish_version
+    from recipeflow.datasets.version_reader import InspectError
+
+    try:
+        done = publish_version(ref, target, token=token, private=private)
+    except (InspectError, PublishError) as exc:
+        _fail(str(exc))
+    click.echo(f"version {done['version']}: {done['files']} files published to {done['target']}"
+               + (f" ({done['commit']})" if done["commit"] else ""))
 
 
 @main.group()

@@ -166,7 +166,7 @@ def collect_garbage(
             # result.json first: a half-removed entry then reads as unfinished, never as done.
             storage.remove(storage.join(entry.url, RESULT))
             storage.remove(entry.url, recursive=True)
-    uncommitted = [f for f in versions.version_folders(root) if f.state != "committed"]
+    uncommitted = [f for f in versions.version_folders(root) if f.state in ("unfinished", "unreadable")]
     stale = [f for f in uncommitted if _newest_file(f.path) < cutoff]
     if not dry_run:
         for folder in stale:

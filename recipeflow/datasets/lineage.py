@@ -41,6 +41,23 @@ def _describe_version(version: Version, path: tuple[VersionKey, ...], seen: set[
         "parent": m.get("parent"),
         "rows": m.get("rows"),
         "inputs": [_describe_input(entry, path + (key,), seen) for entry in m.get("inputs", [])],
+        **_describe_snapshot(version, path + (key,), seen),
+    }
+
+
+def _describe_snapshot(version: Version, path: tuple[VersionKey, ...], seen: set[VersionKey]) -> dict[str, Any]:
+    """For a snapshot that shares its parent's files: how many rows are new, how many it holds
+    from each earlier version, and the parent's own lineage (where those rows came from)."""
+    m = version.manifest
+    if not (m.get("snapshot") or {}).get("stacked"):
+        return {}
+    held: dict[str, int] = {}
+    for entry in m.get("files", []):
+        writer = version.file_version(entry)
+        held[writer] = held.get(writer, 0) + entry.get("rows", 0)
+    return {
+        "rows_by_version": held,
+        "parent_snapshot": _describe_upstream(version.root, m.get("parent"), path, seen),
     }
 
 
@@ -102,6 +119,10 @@ def _version_lines(node: dict[str, Any], indent: str) -> list[str]:
     ]
     for inp in node["inputs"]:
         lines.extend(_input_lines(inp, indent + "  "))
+    if "rows_by_version" in node:
+        held = ", ".join(f"{rows} from {v}" for v, rows in node["rows_by_version"].items())
+        lines.append(f"{indent}  snapshot: {held}; the parent's rows come from:")
+        lines.extend(_version_lines(node["parent_snapshot"], indent + "    "))
     return lines
 
 

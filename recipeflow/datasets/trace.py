@@ -50,6 +50,7 @@ class FoundRow:
     file: str  # path relative to the version folder
     row: int
     values: dict[str, Any]
+    version: str = ""  # the version that wrote the file (a snapshot's file may be its parent's)
 
 
 @dataclass
@@ -91,6 +92,14 @@ def trace_document(root: str, doc_id: str, version: str | None = None) -> Docume
 
 def _build_trace(version: Version, found: FoundRow, copies: int, earlier: list[FoundRow]) -> DocumentTrace:
     values = found.values
+    # The run that wrote the file says where the document came from: for a file a snapshot
+    # shares with its parent, that is the parent's (or an earlier) manifest.
+    writer = version.manifest
+    if found.version and found.version != version.id:
+        try:
+            writer = version_reader.open_version(version.root, found.version).manifest
+        except version_reader.UnknownVersion:
+            pass  # the writer was deleted by retention (its files kept): this manifest it is
     text = values.get(doc.TEXT)
     rejection = _rejection(values) if found.where == REJECTED else None
     earlier_rejections = [_rejection(r.values) for r in earlier]
@@ -105,12 +114,12 @@ def _build_trace(version: Version, found: FoundRow, copies: int, earlier: list[F
         text_length=len(text) if isinstance(text, str) else None,
         text_preview=text[:TEXT_PREVIEW] if isinstance(text, str) else None,
         parent_id=values.get(PARENT_ID),
-        input=input_of(version.manifest, values),
+        input=input_of(writer, values),
         rejection=rejection,
         earlier_rejections=earlier_rejections,
         statistics={k: v for k, v in values.items() if k.startswith(doc.STAT_PREFIX)},
         metadata={k: v for k, v in values.items() if k not in _NOT_METADATA and not k.startswith(doc.STAT_PREFIX)},
-        paths=document_paths(version.manifest, values, rejection, earlier_rejections),
+        paths=document_paths(writer, values, rejection, earlier_rejections),
     )
 
 
@@ -148,7 +157,7 @@ def find_rows(version: Version, where: str, doc_id: str) -> Iterator[FoundRow]:
         url = version.file_url(entry)
         rows = _parquet_rows(url, doc_id) if version.format == "parquet" else _jsonl_rows(url, doc_id)
         for position, values in rows:
-            yield FoundRow(where, entry["path"], position, values)
+            yield FoundRow(where, entry["path"], position, values, version.file_version(entry))
 
 
 def _parquet_rows(url: str, doc_id: str) -> Iterator[tuple[int, dict[str, Any]]]:

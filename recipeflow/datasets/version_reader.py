@@ -51,9 +51,13 @@ class Version:
         return self.manifest.get("output", {}).get("format", "parquet")
 
     def file_url(self, entry: dict[str, Any]) -> str:
-        """The URL of a ``files`` / ``rejected_files`` entry (paths are relative to the folder)."""
-        path = entry["path"]
-        return path if "://" in path or path.startswith("/") else storage.join(self.folder, path)
+        """The URL of a ``files`` / ``rejected_files`` entry: relative to the folder of the
+        version that wrote it (a snapshot shares its parent's files)."""
+        return versions.entry_url(self.root, self.id, entry)
+
+    def file_version(self, entry: dict[str, Any]) -> str:
+        """The version that wrote a file entry (this one, or an earlier one it shares)."""
+        return entry.get("version") or self.id
 
 
 def split_ref(ref: str) -> tuple[str, str | None]:

@@ -1,9 +1,17 @@
 """Dataset versions: immutable folders under ``<root>/versions/``, each committed by writing
-its ``manifest.json`` last (atomically on local disk). A folder without a manifest is an
-unfinished (or killed) run and is invisible to every reader; a version whose manifest does not
-parse (torn by a full disk before writes were atomic, or edited by hand) is skipped by every
-reader with an :class:`UnreadableManifestWarning` naming its path. ``version_folders`` lists
-both kinds, for ``recipeflow versions --all`` and ``cache gc``."""
+its ``manifest.json`` last. A folder without a manifest is an unfinished (or killed) run and is
+invisible to every reader.
+
+A version is a snapshot: the whole dataset as of its commit. Its manifest lists every data
+(and rejected) file it holds; an entry's ``version`` names the folder the file lives in (its
+own, or an earlier version's when the file is shared with the parent, never copied), and
+``new`` says whether this version wrote it. Entries without ``version`` (older manifests)
+live in the version's own folder.
+
+Concurrent commits rely on two things only: version ids are unique (time + random token),
+and the store's write-if-absent (``open(..., "xb")``: ``O_EXCL`` on local disk,
+``If-None-Match: *`` on S3) for the manifest and for the claim a snapshot makes on its parent.
+"""
 
 from __future__ import annotations
 
@@ -82,13 +90,14 @@ def committed_manifests(root: str) -> list[dict[str, Any]]:
     return sorted(manifests, key=lambda m: (m["created_at"], m["version"]))
 
 
-VersionState = Literal["committed", "unfinished", "unreadable"]
+VersionState = Literal["committed", "retired", "unfinished", "unreadable"]
 
 
 @dataclass(frozen=True)
 class VersionFolder:
-    """One folder under ``versions/``: committed, unfinished (no manifest: a run in progress,
-    failed or killed mid-commit) or unreadable (a manifest that does not parse)."""
+    """One folder under ``versions/``: committed, retired (deleted by ``keep_last``, its
+    manifest gone, but holding files a kept snapshot shares), unfinished (no manifest: a run in
+    progress, failed or killed mid-commit) or unreadable (a manifest that does not parse)."""
 
     name: str
     path: str
@@ -100,13 +109,18 @@ def version_folders(root: str) -> list[VersionFolder]:
     """Every folder under ``<root>/versions/``, by name, whatever its state."""
     root = storage.absolute(root)
     folders = []
+    shared_from = {e.get("version") for m in committed_manifests(root)
+                   for key in ("files", "rejected_files") for e in m.get(key, [])}
     for name in storage.list_dir(storage.join(root, VERSIONS_DIR)):
         path = version_path(root, name)
         try:
             read_manifest(root, name)
             folders.append(VersionFolder(name, path, "committed"))
         except FileNotFoundError:
-            folders.append(VersionFolder(name, path, "unfinished", "no manifest.json: never committed"))
+            if name in shared_from:
+                folders.append(VersionFolder(name, path, "retired", "deleted by keep_last; holds files a kept snapshot shares"))
+            else:
+                folders.append(VersionFolder(name, path, "unfinished", "no manifest.json: never committed"))
         except UnreadableManifest as error:
             folders.append(VersionFolder(name, path, "unreadable", error.problem))
     return folders
@@ -135,22 +149,94 @@ def latest_version(root: str) -> str | None:
     return manifests[-1]["version"] if manifests else None
 
 
+CLAIMS_DIR = "claims"
+
+
+class CommitConflict(RuntimeError):
+    """Another run committed a snapshot on the same parent first."""
+
+
+def claim_path(root: str, parent: str) -> str:
+    """Outside ``versions/``: every folder there is a version (or an unfinished one)."""
+    return storage.join(root, CLAIMS_DIR, f"{parent}.json")
+
+
 def commit(root: str, version: str, manifest: dict[str, Any]) -> str:
-    """Make a version visible: its manifest is the last file written, whole or not at all."""
-    storage.write_json(manifest_path(root, version), manifest, atomic=True)
+    """Make a version visible: its manifest is the last file written, whole or not at all.
+
+    A snapshot that stacks on its parent (its manifest's ``snapshot.stacked``) first claims
+    the parent, write-if-absent: of two runs that refreshed the same parent at once, the second
+    fails with :class:`CommitConflict` instead of committing a snapshot that misses the first
+    one's documents (and was deduplicated without them).
+    """
+    parent = manifest.get("parent")
+    if parent and manifest.get("snapshot", {}).get("stacked"):
+        claim = {"parent": parent, "version": version, "created_at": manifest["created_at"]}
+        try:
+            storage.write_json(claim_path(root, parent), claim, exclusive=True)
+        except FileExistsError:
+            holder = storage.read_json(claim_path(root, parent)).get("version")
+            raise CommitConflict(
+                f"cannot commit version {version} of {root}: version {holder} was committed on top of "
+                f"the same parent {parent} by another run while this one ran. Run the recipe again: its "
+                f"stage results are cached, and it will add to (and deduplicate against) {holder}. "
+                f"If no run is committing {holder} (a run killed while committing), delete "
+                f"{claim_path(root, parent)}."
+            ) from None
+    storage.write_json(manifest_path(root, version), manifest, atomic=True, exclusive=True)
     return version_path(root, version)
+
+
+def entry_folder(root: str, version: str, entry: dict[str, Any]) -> str:
+    """The version folder a manifest's file entry lives in (shared files: an earlier one)."""
+    return version_path(root, entry.get("version") or version)
+
+
+def entry_url(root: str, version: str, entry: dict[str, Any]) -> str:
+    """The URL of a ``files`` / ``rejected_files`` entry of ``version``'s manifest."""
+    path = entry["path"]
+    if "://" in path or path.startswith("/"):
+        return path
+    return storage.join(entry_folder(root, version, entry), path)
+
+
+def entry_repo_path(version: str, entry: dict[str, Any]) -> str:
+    """The entry's path relative to the dataset root (``versions/<v>/data/part-00000.parquet``)."""
+    return f"{VERSIONS_DIR}/{entry.get('version') or version}/{entry['path']}"
+
+
+def listed_urls(root: str, manifest: dict[str, Any]) -> set[str]:
+    """Every data and rejected file a version lists, wherever it lives."""
+    return {
+        entry_url(root, manifest["version"], e)
+        for key in ("files", "rejected_files")
+        for e in manifest.get(key, [])
+    }
 
 
 def apply_retention(root: str, keep_last: int) -> list[str]:
     """Delete all but the newest ``keep_last`` committed versions; returns those deleted.
 
     The manifest goes first, so a version being deleted is invisible before its files go.
+    A file a kept version lists (a snapshot shares its parent's files) is never deleted: the
+    deleted version's folder keeps those files and loses the rest.
     """
+    manifests = committed_manifests(root)
+    kept = manifests[-keep_last:]
+    referenced = {u for m in kept for u in listed_urls(root, m)}
     deleted = []
-    for manifest in committed_manifests(root)[:-keep_last]:
+    for manifest in manifests[:-keep_last]:
         version = manifest["version"]
+        folder = version_path(root, version)
         storage.remove(manifest_path(root, version))
-        storage.remove(version_path(root, version), recursive=True)
+        storage.remove(claim_path(root, version))
+        files = storage.find_files(folder)
+        if any(f in referenced for f in files):
+            for url in files:
+                if url not in referenced:
+                    storage.remove(url)
+        else:
+            storage.remove(folder, recursive=True)
         deleted.append(version)
     return deleted
 
@@ -186,12 +272,11 @@ def dataset_input(path: str) -> DatasetInput | None:
             f"recipe can read; read a Parquet version, or `recipeflow export {root}@{manifest['version']} "
             "--format parquet OUT` and read OUT"
         )
-    folder = version_path(root, manifest["version"])
     return DatasetInput(
         root=root,
         version=manifest["version"],
         format="parquet" if manifest["output"]["format"] == "parquet" else "jsonl",
-        files=[storage.join(folder, f["path"]) for f in manifest["files"]],
+        files=[entry_url(root, manifest["version"], f) for f in manifest["files"]],
     )
 
 

@@ -4,18 +4,15 @@ the manifest, last."""
 from __future__ import annotations
 
 import datetime as dt
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow as pa
 
 import recipeflow
-from recipeflow.engine import history, operator_hooks, output_layout
+from recipeflow.engine import history, operator_hooks, output_layout, snapshot
 from recipeflow.io import readers
-from recipeflow.io import storage
-from recipeflow.datasets import versions
-from recipeflow.io import writers
+from recipeflow.io import storage, writers
+from recipeflow.datasets import card, versions
 from recipeflow.engine.shard_input import StageOutput
 from recipeflow.engine.planner import NodePlan, Plan
 from recipeflow.recipe.models import OutputSpec, Recipe
@@ -80,33 +77,6 @@ def _reported(result: NodeResult, ref: Any) -> Any | None:
     return operator_hooks.merged_report(ref, reports)
 
 
-def _public_columns(table: pa.Table) -> pa.Table:
-    """Drop working columns (``__``-prefixed) that must not reach a dataset."""
-    return table.select([n for n in table.column_names if not n.startswith("__")])
-
-
-# Shard outputs copied at once: with thousands of small shards the copy is latency-bound (open,
-# read, write: milliseconds each), and Arrow's readers and writers release the GIL. A window of
-# this many shards is in memory at a time.
-_COPY_THREADS = 8
-
-
-def _write_parts(paths: list[str], folder: str, fmt: str) -> list[writers.WrittenFile]:
-    """Copy stage outputs into the version folder, one part per non-empty shard, in order."""
-    written: list[writers.WrittenFile] = []
-    extension = "parquet" if fmt == "parquet" else "jsonl.gz"
-    with ThreadPoolExecutor(_COPY_THREADS) as pool:
-        for start in range(0, len(paths), _COPY_THREADS):
-            tables = [t for t in pool.map(_read_public, paths[start : start + _COPY_THREADS]) if len(t)]
-            urls = [storage.join(folder, f"part-{len(written) + i:05d}.{extension}") for i in range(len(tables))]
-            written += pool.map(lambda table, url: writers.write_table(table, url, fmt), tables, urls)
-    return written
-
-
-def _read_public(path: str) -> pa.Table:
-    return _public_columns(writers.read_table(path))
-
-
 def _vocab_size(refs: Any, nodes: list[str]) -> int | None:
     """The vocabulary of the last tokenize step of ``nodes`` (Megatron's dtype follows it)."""
     sizes = [
@@ -115,18 +85,6 @@ def _vocab_size(refs: Any, nodes: list[str]) -> int | None:
         if ref.node in nodes and ref.name == "tokenize" and ref.provenance
     ]
     return sizes[-1] if sizes else None
-
-
-def _file_entries(files: list[writers.WrittenFile], version_dir: str) -> list[dict[str, Any]]:
-    return [
-        {
-            "path": f.path[len(version_dir) + 1:] if f.path.startswith(version_dir) else f.path,
-            "rows": f.rows,
-            "bytes": f.bytes,
-            "sha256": f.sha256,
-        }
-        for f in files
-    ]
 
 
 def _dataset_keys(dataset: versions.DatasetInput | None) -> dict[str, Any]:
@@ -149,14 +107,43 @@ def commit_output(
     root = output.path
     version = versions.new_version_id()
     folder = versions.version_path(root, version)
-
     lineage_nodes = recipe.ancestors(node)
-    step_refs = {ref.step: ref for n in plan.nodes for s in n.stages for ref in ((s.barrier,) if s.barrier else ()) + s.ops}
-    data = output_layout.write_data(
-        [o.kept for o in results[node].final], storage.join(folder, DATA_DIR), output,
-        vocab_size=_vocab_size(step_refs.values(), lineage_nodes),
+    parent = versions.latest_version(root)
+    # A refresh deduplicated against the dataset's history publishes only what is new: its
+    # version is the parent's snapshot plus these files. Any other run rebuilds the whole.
+    stacked = parent is not None and any(
+        use.target.root == root for name in lineage_nodes for use in results[name].history
     )
-    rejected: list[writers.WrittenFile] = []
+    parent_manifest = versions.read_manifest(root, parent) if stacked else {}
+    if stacked and parent_manifest.get("output", {}).get("format", "parquet") != output.format:
+        raise ValueError(
+            f"output.format is {output.format!r} but version {parent} of {root} is "
+            f"{parent_manifest['output']['format']!r}: a refresh adds files to its parent's snapshot, "
+            "so both must have one format. Keep the format, or write to a new dataset root."
+        )
+    provenance = snapshot.input_roots(recipe, input_datasets or {})
+    step_refs = {ref.step: ref for n in plan.nodes for s in n.stages for ref in ((s.barrier,) if s.barrier else ()) + s.ops}
+    # Rejected documents are plain parts, in the data's format (Parquet beside Megatron data:
+    # they have no token ids to speak of).
+    rejected_layout = OutputSpec(path=root, format="parquet" if output.format == "megatron" else output.format)
+
+    def split(paths: list[str], where: str, rejected: bool, exclude: Any = None) -> snapshot.Split:
+        return snapshot.write_split(
+            paths,
+            storage.join(folder, where),
+            rejected_layout if rejected else output,
+            lambda table: snapshot.published_columns(table, output, rejected, provenance),
+            version,
+            root,
+            parent_manifest.get("rejected_files" if rejected else "files", []),
+            parent,
+            exclude,
+            (parent_manifest.get("schemas") or {}).get("rejected_files" if rejected else "files"),
+            None if rejected else _vocab_size(step_refs.values(), lineage_nodes),
+        )
+
+    data = split([o.kept for o in results[node].final], DATA_DIR, rejected=False)
+    rejected = snapshot.Split([])
     if output.keep_rejected:
         rejected_paths = [
             path
@@ -166,9 +153,10 @@ def commit_output(
             for path in (o.unreadable, o.rejected)
             if path
         ]
-        # Rejected documents have no token ids to speak of: Parquet beside Megatron data.
-        rejected_format = "parquet" if output.format == "megatron" else output.format
-        rejected = _write_parts(rejected_paths, storage.join(folder, REJECTED_DIR), rejected_format)
+        # A refresh reads its old inputs again: their documents come back rejected (as duplicates
+        # of themselves, or by the same filters). The snapshot holds those rejections already.
+        known = snapshot.snapshot_ids(root, parent_manifest) if stacked else None
+        rejected = split(rejected_paths, REJECTED_DIR, rejected=True, exclude=known)
 
     counts = [row for name in lineage_nodes for row in results[name].counts()]
     operators = []
@@ -192,12 +180,13 @@ def commit_output(
     used_inputs = {
         src for name in lineage_nodes for src in recipe.nodes[name].sources if src in recipe.inputs
     }
+    written_inputs = run_info["recipe_resolved"].get("inputs", {})
     manifest = {
         "format": MANIFEST_FORMAT,
         "version": version,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
         "dataset": root,
-        "parent": versions.latest_version(root),
+        "parent": parent,
         "recipe_name": recipe.name,
         "recipe_file": recipe.source,
         "recipe_sha256": run_info["recipe_sha256"],
@@ -206,11 +195,11 @@ def commit_output(
         "inputs": [
             {
                 "name": name,
-                "path": spec.path,
+                "path": written_inputs.get(name, {}).get("path", spec.path),  # as declared
                 "format": spec.format,
                 **_dataset_keys((input_datasets or {}).get(name)),
                 "files": [
-                    {"url": s.url, "size": s.size, "sha256": s.sha256, "records": s.records}
+                    {"url": provenance.relative(name, s.url), "size": s.size, "sha256": s.sha256, "records": s.records}
                     for s in input_files[name]
                 ],
             }
@@ -220,11 +209,22 @@ def commit_output(
         "operators": operators,
         # Records that could not be read, per input, with their commonest reasons.
         "unreadable": {n: s for n, s in (run_info.get("unreadable") or {}).items() if n in used_inputs},
-        "rows": sum(f.rows for f in data),
-        "tokens": output_layout.total_tokens(data),  # None: no n_tokens on the documents
-        "rejected_rows": sum(f.rows for f in rejected),
-        "files": [f.entry(folder) for f in data],
-        "rejected_files": _file_entries(rejected, folder),
+        "rows": sum(e["rows"] for e in data.entries),
+        "tokens": output_layout.total_tokens(data.entries),  # None: no n_tokens on the documents
+        "rejected_rows": sum(e["rows"] for e in rejected.entries),
+        "files": data.entries,
+        "rejected_files": rejected.entries,
+        # Each split's Arrow schema (base64 IPC): the card declares it, so every reader types
+        # every file alike (JSON lines included); a refresh's new files are cast to it.
+        "schemas": {"files": snapshot.encode_schema(data.schema), "rejected_files": snapshot.encode_schema(rejected.schema)},
+        # The version is the whole dataset: `stacked` when it holds its parent's files too.
+        "snapshot": {
+            "stacked": stacked,
+            "parent_files": [versions.entry_repo_path(version, e) for e in data.entries if not e["new"]],
+            "new_files": sum(1 for e in data.entries if e["new"]),
+            "new_rows": sum(e["rows"] for e in data.entries if e["new"]),
+            "parent_rows": sum(e["rows"] for e in data.entries if not e["new"]),
+        },
         "output": output.model_dump(mode="json", exclude={"path"}, exclude_none=True),
         "run": run_info["run"],
         "recipeflow_version": recipeflow.__version__,
@@ -236,7 +236,7 @@ def commit_output(
             | {f"stages/{o.address}" for r in results.values() for outs in r.stages for o in outs}
         ),
     }
-    partitions = output_layout.partition_counts(data)
+    partitions = output_layout.partition_counts(data.entries)
     if partitions:
         manifest["partitions"] = partitions
     manifest["history"] = history.store(
@@ -249,12 +249,11 @@ def commit_output(
     # The manifest is written last: until then no reader sees this version.
     versions.commit(root, version, manifest)
     if output.export_file:  # Data-Juicer's export_path: the committed documents as one file too
-        _export_file([o.kept for o in results[node].final], output.export_file)
+        published = [snapshot.published_columns(writers.read_table(o.kept), output, False, provenance)
+                     for o in results[node].final]
+        writers.write_jsonl_file(published, output.export_file)
     if output.keep_last:
         manifest["deleted_versions"] = versions.apply_retention(root, output.keep_last)
+    card.write_card(root)  # the dataset card follows every commit (and retention)
     return manifest
 
-
-def _export_file(paths: list[str], url: str) -> None:
-    """The documents of ``paths`` (stage outputs, in order) as one JSONL file at ``url``."""
-    writers.write_jsonl_file([_public_columns(writers.read_table(p)) for p in paths], url)

@@ -51,6 +51,7 @@ def export_version(ref: str, fmt: str, out: str, *, shuffle_seed: int | None = N
     files = output_layout.write_table_data(
         table, storage.join(out, "data"), spec, vocab_size or _vocab_size(version.manifest)
     )
+    entries = [f.entry(out) for f in files]
     manifest = {
         "format": EXPORT_FORMAT,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
@@ -64,8 +65,8 @@ def export_version(ref: str, fmt: str, out: str, *, shuffle_seed: int | None = N
         },
         "output": spec.model_dump(mode="json", exclude={"path"}, exclude_none=True),
         "rows": sum(f.rows for f in files),
-        "tokens": output_layout.total_tokens(files),
-        "files": [f.entry(out) for f in files],
+        "tokens": output_layout.total_tokens(entries),
+        "files": entries,
         "recipeflow_version": recipeflow.__version__,
     }
     storage.write_json(manifest_url, manifest)  # last: a complete export has its manifest
@@ -84,7 +85,8 @@ def _read_file(version: version_reader.Version, entry: dict[str, Any]) -> pa.Tab
     if version.format != "megatron":
         rows = [row for batch in version_reader.iter_row_batches(url, version.format) for row in batch]
         return pa.Table.from_pylist(rows)
-    documents = version.file_url(entry["documents"]) if "documents" in entry else None
+    # The documents file lives beside its pair, in the folder of the version that wrote it.
+    documents = version.file_url({**entry, "path": entry["documents"]["path"]}) if "documents" in entry else None
     reader = megatron.MegatronReader(url.removesuffix(megatron.BIN_SUFFIX))
     ids = [reader.document(i).astype(np.uint32) for i in range(reader.documents)]
     token_ids = pa.array(ids, pa.list_(pa.uint32()))

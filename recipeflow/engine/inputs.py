@@ -22,7 +22,7 @@ def resolve_input(spec: InputSpec) -> ResolvedInput:
     """The files to read and their format; raises InputNotFound or FileNotFoundError."""
     dataset = versions.dataset_input(spec.path)
     if dataset is not None:
-        folder = dataset.files[0].rsplit("/", 1)[0] if dataset.files else spec.path
-        return ResolvedInput(dataset.files, spec.format or dataset.format, folder, dataset)
+        # Relative to the dataset's root: a snapshot's files live in several version folders.
+        return ResolvedInput(dataset.files, spec.format or dataset.format, dataset.root, dataset)
     urls = readers.expand_input(spec.path)
     return ResolvedInput(urls, spec.format or readers.infer_format(urls[0]), readers.input_root(spec.path))

@@ -5,8 +5,9 @@ Megatron's indexed dataset). Every written file is counted in documents and toke
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -69,16 +70,40 @@ def needs_whole_output(output: OutputSpec) -> bool:
     return bool(output.shuffle or output.target_shard_rows or output.target_shard_tokens or output.partition_by)
 
 
-def write_data(paths: list[str], folder: str, output: OutputSpec, vocab_size: int | None = None) -> list[LaidFile]:
-    """Write the documents of the stage outputs ``paths`` (in order) under ``folder``."""
+# Stage outputs copied at once when streamed: with thousands of small shards the copy is
+# latency-bound (open, read, write: milliseconds each), and Arrow's readers and writers release
+# the GIL. A window of this many shards is in memory at a time.
+_COPY_THREADS = 8
+
+
+def write_data(
+    paths: list[str],
+    folder: str,
+    output: OutputSpec,
+    vocab_size: int | None = None,
+    prepare: Callable[[pa.Table], pa.Table] = public_columns,
+    first_number: int = 0,
+) -> list[LaidFile]:
+    """Write the documents of the stage outputs ``paths`` (in order) under ``folder``, each
+    table passed through ``prepare`` (the columns published) first; files are numbered from
+    ``first_number``."""
     if not needs_whole_output(output):
-        tables = (public_columns(writers.read_table(p)) for p in paths)
-        return [f for i, t in enumerate(t for t in tables if len(t)) for f in _write_file(t, folder, i, output, vocab_size)]
-    return write_table_data(public_columns(writers.concat([writers.read_table(p) for p in paths])),
-                            folder, output, vocab_size)
+        files: list[LaidFile] = []
+        with ThreadPoolExecutor(_COPY_THREADS) as pool:
+            for start in range(0, len(paths), _COPY_THREADS):
+                window = pool.map(lambda p: prepare(writers.read_table(p)), paths[start : start + _COPY_THREADS])
+                tables = [t for t in window if len(t)]
+                numbers = range(first_number + len(files), first_number + len(files) + len(tables))
+                for laid in pool.map(lambda t, n: _write_file(t, folder, n, output, vocab_size), tables, numbers):
+                    files += laid
+        return files
+    table = writers.concat([prepare(writers.read_table(p)) for p in paths])
+    return write_table_data(table, folder, output, vocab_size, first_number)
 
 
-def write_table_data(table: pa.Table, folder: str, output: OutputSpec, vocab_size: int | None = None) -> list[LaidFile]:
+def write_table_data(
+    table: pa.Table, folder: str, output: OutputSpec, vocab_size: int | None = None, first_number: int = 0
+) -> list[LaidFile]:
     """Write one table of documents under ``folder`` as ``output`` lays it out."""
     if len(table) == 0:
         return []
@@ -89,7 +114,7 @@ def write_table_data(table: pa.Table, folder: str, output: OutputSpec, vocab_siz
     for value, part in _partitions(table, output.partition_by):
         part_folder = folder if value is None else storage.join(folder, f"{output.partition_by}={value}")
         for shard in _shards(part, output):
-            for laid in _write_file(shard, part_folder, len(files), output, vocab_size):
+            for laid in _write_file(shard, part_folder, first_number + len(files), output, vocab_size):
                 files.append(LaidFile(**{**laid.__dict__, "partition": value}))
     return files
 
@@ -153,21 +178,22 @@ def _write_file(table: pa.Table, folder: str, number: int, output: OutputSpec,
     return [LaidFile(path=written.path, rows=written.rows, bytes=written.bytes, sha256=written.sha256, tokens=tokens)]
 
 
-def partition_counts(files: list[LaidFile]) -> dict[str, dict[str, Any]]:
-    """Per partition: documents, tokens and files."""
+def partition_counts(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per partition of a version's file entries (:meth:`LaidFile.entry`): documents, tokens
+    and files."""
     counts: dict[str, dict[str, Any]] = {}
-    for f in files:
-        if f.partition is None:
+    for f in entries:
+        if f.get("partition") is None:
             continue
-        row = counts.setdefault(f.partition, {"rows": 0, "tokens": None, "files": 0})
-        row["rows"] += f.rows
+        row = counts.setdefault(f["partition"], {"rows": 0, "tokens": None, "files": 0})
+        row["rows"] += f["rows"]
         row["files"] += 1
-        if f.tokens is not None:
-            row["tokens"] = (row["tokens"] or 0) + f.tokens
+        if f.get("tokens") is not None:
+            row["tokens"] = (row["tokens"] or 0) + f["tokens"]
     return counts
 
 
-def total_tokens(files: list[LaidFile]) -> int | None:
-    counted = [f.tokens for f in files if f.tokens is not None]
+def total_tokens(entries: list[dict[str, Any]]) -> int | None:
+    """Tokens in a version's file entries (None: no file counted any)."""
+    counted = [f["tokens"] for f in entries if f.get("tokens") is not None]
     return sum(counted) if counted else None
-

@@ -22,6 +22,7 @@ from typing import Any
 
 from recipeflow.io import readers
 from recipeflow.datasets import versions
+from recipeflow.engine import snapshot
 from recipeflow.engine.planner import Plan
 from recipeflow.recipe.models import Recipe
 
@@ -66,10 +67,11 @@ def _inputs(
     recipe: Recipe, node: str, files: dict[str, list[readers.FileScan]], datasets: dict[str, Any]
 ) -> dict[str, Any]:
     used = {s for n in recipe.ancestors(node) for s in recipe.nodes[n].sources if s in recipe.inputs}
+    provenance = snapshot.input_roots(recipe, datasets)  # manifests record URLs as published
     return {
         name: {
             "dataset": [datasets[name].root, datasets[name].version] if name in datasets else None,
-            "files": [[f.url, f.sha256] for f in files[name]],
+            "files": [[provenance.relative(name, f.url), f.sha256] for f in files[name]],
         }
         for name in sorted(used)
     }

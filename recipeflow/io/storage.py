@@ -60,25 +60,29 @@ def list_dir(url: str) -> list[str]:
     return sorted(e.rstrip("/").rsplit("/", 1)[-1] for e in entries)
 
 
-def write_bytes(url: str, data: bytes) -> None:
+def write_bytes(url: str, data: bytes, exclusive: bool = False) -> None:
+    """Write ``data`` to ``url``; ``exclusive``: only if nothing is there yet (write-if-absent:
+    ``O_EXCL`` locally, ``If-None-Match: *`` on S3), else FileExistsError."""
     fs, path = filesystem(url)
     parent = path.rsplit("/", 1)[0]
     if parent:
         fs.makedirs(parent, exist_ok=True)
-    with fs.open(path, "wb") as f:
+    with fs.open(path, "xb" if exclusive else "wb") as f:
         f.write(data)
 
 
-def write_bytes_atomic(url: str, data: bytes) -> None:
-    """Write ``data`` so that readers see the whole file or none of it.
+def write_bytes_atomic(url: str, data: bytes, exclusive: bool = False) -> None:
+    """Write ``data`` so that readers see the whole file or none of it; ``exclusive``: only if
+    nothing is there yet, else FileExistsError (see :func:`write_bytes`).
 
-    On local disk the bytes go to a temporary name beside ``url``, which is renamed over it
-    once complete (a full disk or a kill leaves a stray temporary file, never a torn ``url``).
-    An object store's PUT is already all-or-nothing, so it is written in place.
+    On local disk the bytes go to a temporary name beside ``url``, which then takes its place
+    (renamed over it, or hard-linked to it when exclusive, since a link fails on an existing
+    name): a full disk or a kill leaves a stray temporary file, never a torn ``url``. An object
+    store's PUT is already all-or-nothing, so it is written in place.
     """
     fs, path = filesystem(url)
     if not is_local(url):
-        write_bytes(url, data)
+        write_bytes(url, data, exclusive)
         return
     parent = os.path.dirname(path)
     fs.makedirs(parent, exist_ok=True)
@@ -88,10 +92,37 @@ def write_bytes_atomic(url: str, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        remove(temporary)
-        raise
+        if exclusive:
+            os.link(temporary, path)
+        else:
+            os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def copy_file(source: str, target: str) -> None:
+    """Stream ``source`` to ``target`` (any two fsspec URLs), parent folders made."""
+    import shutil
+
+    fs, path = filesystem(target)
+    parent = path.rsplit("/", 1)[0]
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    with fsspec.open(source, "rb") as src, fs.open(path, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+
+
+def find_files(url: str) -> list[str]:
+    """Every file under a folder, as full URLs (local paths stay paths); empty if none."""
+    fs, path = filesystem(url)
+    fs.invalidate_cache(path)
+    try:
+        found = fs.find(path)
+    except FileNotFoundError:
+        return []
+    prefix = url[: len(url) - len(path.rstrip("/"))] if url.rstrip("/").endswith(path.rstrip("/")) else ""
+    return sorted(prefix + f for f in found)
 
 
 def read_bytes(url: str) -> bytes:
@@ -100,11 +131,14 @@ def read_bytes(url: str) -> bytes:
         return f.read()
 
 
-def write_json(url: str, value: Any, *, atomic: bool = False) -> bytes:
-    """Write ``value`` as indented JSON (``atomic``: see :func:`write_bytes_atomic`); returns
-    the bytes written."""
+def write_json(url: str, value: Any, *, atomic: bool = False, exclusive: bool = False) -> bytes:
+    """Write ``value`` as indented JSON (``atomic`` and ``exclusive``: see
+    :func:`write_bytes_atomic`); returns the bytes written."""
     data = (json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8")
-    (write_bytes_atomic if atomic else write_bytes)(url, data)
+    if atomic:
+        write_bytes_atomic(url, data, exclusive)
+    else:
+        write_bytes(url, data, exclusive)
     return data
 
 

@@ -155,8 +155,9 @@ def dataset_version_files(target: str) -> list[str] | None:
     if version not in manifests:
         raise FileNotFoundError(f"dsir: `target` {target!r}: no committed version {version!r} "
                                 f"under {root}; committed versions, oldest first: {', '.join(ordered)}")
-    folder = f"{root.rstrip('/')}/{VERSIONS_DIR}/{version}"
-    files = [e["path"] if "://" in e["path"] or e["path"].startswith("/") else f"{folder}/{e['path']}"
+    # A snapshot's entry names the version folder it lives in (files shared with a parent).
+    files = [e["path"] if "://" in e["path"] or e["path"].startswith("/")
+             else f"{root.rstrip('/')}/{VERSIONS_DIR}/{e.get('version') or version}/{e['path']}"
              for e in manifests[version].get("files", [])]
     if not files:
         raise FileNotFoundError(f"dsir: `target` {target!r}: version {version} has no data files")

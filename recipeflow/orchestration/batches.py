@@ -29,8 +29,8 @@ def spans(count: int, batches: int) -> list[tuple[int, int]]:
     return [(bounds[i], bounds[i + 1]) for i in range(batches) if bounds[i + 1] > bounds[i]]
 
 
-def batch_name(prefix: str, names: list[str]) -> str:
-    """A task run's name: the shard's own name for one shard, else the first and last."""
+def batch_name(label: str, names: list[str]) -> str:
+    """A task run's name: what it does, then its shard's name, or the first and last shard's."""
     if len(names) == 1:
-        return f"{prefix} {names[0]}"
-    return f"{prefix} {names[0]} … {names[-1]} ({len(names)} shards)"
+        return f"{label} · {names[0]}"
+    return f"{label} · {names[0]} … {names[-1]} ({len(names)} shards)"

@@ -4,7 +4,7 @@
 A deployment runs the flow ``recipeflow-deployment``, whose parameters hold the recipe: the
 resolved recipe itself (``recipeflow deploy``/``serve``: the worker needs no recipe file), or a
 recipe file's path and ``--set`` overrides (``deploy/prefect.yaml``, with the code pulled to the
-worker). Each run starts the recipe's flow run (``recipeflow-run``, a subflow with the recipe's
+worker). Each run starts the recipe's flow run (a subflow named after the recipe, with the recipe's
 executor); a run whose inputs, recipe and operators did not change commits nothing.
 """
 

@@ -28,7 +28,7 @@ from recipeflow.engine.planner import NodePlan, Plan, Stage, plan_recipe
 from recipeflow.engine.shard_input import ShardInput, StageOutput, source_input
 from recipeflow.io import readers, storage
 from recipeflow.operators.base import Resource
-from recipeflow.orchestration import batches, pools
+from recipeflow.orchestration import batches, pools, run_view
 from recipeflow.orchestration.publish import commit_as_asset
 from recipeflow.orchestration.tasks import (
     index_task,
@@ -105,7 +105,7 @@ def _scan_inputs(recipe: Recipe, work: Work) -> tuple[dict[str, list[readers.Fil
         if resolved.dataset is not None:
             work.datasets[name] = resolved.dataset
         futures = [
-            work.run(scan_task, f"scan {name}:{os.path.basename(u)}").submit(u, fmt, shard_size)
+            work.run(scan_task, f"scan {name}: {readers.relative_path(u, resolved.root)}").submit(u, fmt, shard_size)
             for u in urls
         ]
         scans = work.bar.wait(f"scan {name}", futures)
@@ -151,14 +151,14 @@ def _resolve(
     partitions = barrier.build().partitions()  # type: ignore[attr-defined]
     if partitions <= 1:
         entry = cache_address.resolve_entry(barrier, signatures, history)
-        return work.run(resolve_task, f"{stage.id} resolve {barrier.name}", entry)(
+        return work.run(resolve_task, f"{stage.node}: {barrier.name} resolve · {len(signatures)} signature files", entry)(
             barrier, signatures, entry, work.root, work.reuse, history
         )
     entries = [cache_address.partition_entry(barrier, signatures, p, partitions, history) for p in range(partitions)]
     partials: list[str] = work.bar.wait(
         f"{stage.id} {barrier.name}: partitions",
         [
-            work.run(resolve_partition_task, f"{stage.id} {barrier.name} partition {p}/{partitions}", entry).submit(
+            work.run(resolve_partition_task, f"{stage.node}: {barrier.name} resolve · partition {p + 1}/{partitions}", entry).submit(
                 barrier, signatures, p, partitions, entry, work.root, work.reuse, history
             )
             for p, entry in enumerate(entries)
@@ -166,7 +166,7 @@ def _resolve(
     )
     result.use_cache_files(partials)
     entry = cache_address.merge_entry(barrier, partials)
-    return work.run(merge_task, f"{stage.id} merge {barrier.name}", entry)(
+    return work.run(merge_task, f"{stage.node}: {barrier.name} merge · {partitions} partitions", entry)(
         barrier, partials, signatures, entry, work.root, work.reuse, history
     )
 
@@ -176,22 +176,22 @@ def _build_indexes(stage: Stage, work: Work, result: NodeResult) -> None:
     shard tasks: built once under its content address, then read by every shard."""
     for ref in operator_hooks.index_refs(stage):
         entry = operator_hooks.index_entry_of(ref)
-        path = work.run(index_task, f"{stage.id} index {ref.name}", entry)(ref, entry, work.root, work.reuse)
+        path = work.run(index_task, f"{stage.node}: {ref.name} index · {ref.step}", entry)(ref, entry, work.root, work.reuse)
         result.use_cache_files([path])
 
 
 def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeResult) -> list[StageOutput]:
     decisions: list[str | None] = [None] * len(inputs)
     digests: list[str | None] = [None] * len(inputs)
-    names = [inp.key for inp in inputs]
+    labels = [run_view.shard_label(inp.key) for inp in inputs]
     if stage.barrier is not None:
         barrier = stage.barrier
         signature_entries = [cache_address.signatures_entry(barrier, i) for i in inputs]
         signatures = work.map_batches(
             signatures_batch_task,
             f"{stage.id} {barrier.name}: signatures",
-            f"{stage.id} signatures",
-            names,
+            run_view.task_label(stage.node, [barrier.name], "signatures"),
+            labels,
             signature_entries,
             lambda task, start, end, entry: task.submit(
                 barrier, work.quote(inputs[start:end]), work.quote(signature_entries[start:end]), entry, work.root, work.reuse
@@ -216,8 +216,8 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeR
     return work.map_batches(
         stage_batch_task,
         label,
-        stage.id,
-        names,
+        run_view.task_label(stage.node, stage.operator_names),
+        labels,
         entries,
         lambda task, start, end, entry: task.submit(
             stage, work.quote(inputs[start:end]), work.quote(decisions[start:end]), work.quote(entries[start:end]), entry, work.root, work.reuse
@@ -254,11 +254,14 @@ def _publish_artifacts(recipe: Recipe, manifests: list[dict[str, Any]], tasks: d
         lines.append(
             f"- **{m['dataset']}** version `{m['version']}`: {m['rows']} documents{tokens}"
             f" ({m['rejected_rows']} rejected kept), parent `{m['parent']}`"
+            + (f"; a snapshot: {m['snapshot']['new_rows']} new, {m['snapshot']['parent_rows']} shared with the parent"
+               if (m.get("snapshot") or {}).get("stacked") else "")
         )
         lines += [f"  - {line}" for line in mix_lines(m)]
-    lines += ["", f"Tasks: {tasks['computed']} computed, {tasks['cached']} reused a stored result (Cached)."]
-    lines += [f"- computed: {name}" for name in tasks["computed_tasks"][:200]]
     lines += [""] + step_table_markdown([op for m in committed[:1] for op in m["operators"]])
+    lines += ["", f"## Tasks: {tasks['computed']} computed, {tasks['cached']} reused a stored result (Cached)", ""]
+    lines += [f"- computed: {name}" for name in tasks["computed_tasks"][:100]]
+    lines += [f"- reused: {name}" for name in tasks.get("reused_tasks", [])[:100]]
     create_markdown_artifact(markdown="\n".join(lines), key=f"{key}-summary", description=f"Run summary: {recipe.name}")
 
 
@@ -365,6 +368,7 @@ def recipe_flow(recipe: Recipe, as_written: dict[str, Any], progress: bool = Tru
         for name, spec in recipe.train.items()
     ]
     _publish_artifacts(recipe, manifests, run_info["run"]["tasks"])
+    run_view.rename_run(run_view.final_name(recipe, manifests))
     return manifests + models
 
 

@@ -24,7 +24,7 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from recipeflow.orchestration import credentials
+from recipeflow.orchestration import credentials, run_view
 from recipeflow.engine.cache_address import RESULT, CacheEntry
 from recipeflow.engine.planner import OpRef, Stage
 from recipeflow.engine.shard_input import ShardInput, StageOutput
@@ -96,7 +96,9 @@ def stage_flow(
     logger = get_run_logger()
     logger.info("stage %s (%s) on %d shards", plan.id, " → ".join(plan.operator_names), len(shards))
     futures = [
-        stage_task.with_options(task_run_name=f"{plan.id} {inp.key}", tags=[GPU_TAG], refresh_cache=not reuse)
+        stage_task.with_options(
+            task_run_name=run_view.task_name(plan.node, plan.operator_names, inp.key), tags=[GPU_TAG], refresh_cache=not reuse
+        )
         .submit(plan, inp, decision, CacheEntry("stages", address), work_root, reuse)
         for inp, decision, address in zip(map(shard_from_json, shards), decisions, addresses)
     ]

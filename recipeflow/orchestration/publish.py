@@ -13,6 +13,7 @@ from prefect.utilities.annotations import quote
 
 from recipeflow.datasets import versions
 from recipeflow.engine.commit import commit_output
+from recipeflow.orchestration.run_view import dataset_name, lineage_mermaid
 
 # Characters Prefect does not accept in asset keys.
 _NOT_IN_KEYS = re.compile(r"[\s#?&%\"'<>\[\]{}|\\^`]")
@@ -23,12 +24,6 @@ def asset_key(url: str) -> str:
     """An asset key for a dataset root or input file: a URI (local paths become file://)."""
     key = url if "://" in url else "file://" + url
     return _NOT_IN_KEYS.sub("_", key)[:512]
-
-
-def dataset_name(root: str) -> str:
-    """The dataset's name, as artifact keys use it: its root's last folder, as a slug."""
-    last = root.rstrip("/").rsplit("/", 1)[-1]
-    return re.sub(r"[^a-z0-9]+", "-", last.lower()).strip("-") or "dataset"
 
 
 def upstream_assets(input_urls: list[str]) -> list[Asset]:
@@ -88,12 +83,20 @@ def publish_dataset_artifacts(manifest: dict[str, Any]) -> None:
 
 
 def lineage_card(manifest: dict[str, Any]) -> str:
-    """Inputs -> recipe -> outputs of one version, as markdown."""
+    """Inputs -> recipe -> outputs of one version, as markdown: a Mermaid graph (the UI renders
+    it: Prefect's default UI, v2, draws ```mermaid blocks), going back through the inputs' own
+    versions, then the details."""
+    snap = manifest.get("snapshot") or {}
     lines = [
         f"# {dataset_name(manifest['dataset'])} @ {manifest['version']}",
         "",
         f"**Dataset** `{manifest['dataset']}` · **version** `{manifest['version']}` · "
-        f"**parent** `{manifest['parent']}` · {manifest['rows']} documents",
+        f"**parent** `{manifest['parent']}` · {manifest['rows']} documents"
+        + (f" ({snap.get('new_rows')} new, {snap.get('parent_rows')} shared with the parent)" if snap.get("stacked") else ""),
+        "",
+        "```mermaid",
+        lineage_mermaid(manifest["dataset"], manifest["version"]),
+        "```",
         "",
         "## Inputs",
     ]
@@ -113,5 +116,9 @@ def lineage_card(manifest: dict[str, Any]) -> str:
     ]
     lines += [f"| {o['step']} | {o['operator']} | {o['docs_in']} | {o['docs_out']} |" for o in manifest["operators"]]
     lines += ["", "## Outputs"]
-    lines += [f"- `{f['path']}`: {f['rows']} rows, {f['bytes']} bytes, sha256 `{f['sha256'][:16]}…`" for f in manifest["files"]]
+    lines += [
+        f"- `{versions.entry_repo_path(manifest['version'], f)}`: {f['rows']} rows, {f['bytes']} bytes, "
+        f"sha256 `{f['sha256'][:16]}…`{' (new)' if f.get('new', True) else ' (shared with the parent)'}"
+        for f in manifest["files"]
+    ]
     return "\n".join(lines)

@@ -82,7 +82,11 @@ def run_recipe(
 
     server = start_embedded_server()
     configured = configured_flow(runnable)
-    with prefect_api(server):
+    from prefect import tags
+
+    from recipeflow.orchestration import run_view
+
+    with prefect_api(server), tags(*run_view.run_tags(runnable, run_view.MANUAL)):
         return configured(recipe=runnable, as_written=recipe.resolved(), progress=progress)
 
 
@@ -98,14 +102,26 @@ def prepare(recipe: Recipe, base_dir: str | None = None) -> Recipe:
 
 
 def configured_flow(recipe: Recipe) -> Any:
-    """The flow ``recipeflow-run`` with the recipe's executor."""
+    """The recipe's flow: named after the recipe (each recipe is its own flow in the UI), with
+    its executor; its run is named ``<recipe>-<start time>`` until the commit renames it
+    ``<recipe>-<version>`` (see ``run_view``)."""
+    from recipeflow.orchestration import run_view
     from recipeflow.orchestration.flow import recipe_flow, task_runner
 
-    return recipe_flow.with_options(task_runner=task_runner(recipe.run), flow_run_name=f"{recipe.name}")
+    return recipe_flow.with_options(
+        name=recipe.name, task_runner=task_runner(recipe.run), flow_run_name=run_view.start_name(recipe)
+    )
 
 
 def start_flow(recipe: Recipe, base_dir: str | None = None, *, progress: bool = True) -> list[dict[str, Any]]:
     """The recipe's flow run, where a Prefect API is set up already (a subflow when called in a
     flow run, as a deployment's run does)."""
+    from prefect import tags
+    from prefect.runtime import flow_run
+
+    from recipeflow.orchestration import run_view
+
     runnable = prepare(recipe, base_dir)
-    return configured_flow(runnable)(recipe=runnable, as_written=recipe.resolved(), progress=progress)
+    trigger = run_view.trigger_of(flow_run.get_tags())  # the deployment's run: scheduled or not
+    with tags(*run_view.run_tags(runnable, trigger)):
+        return configured_flow(runnable)(recipe=runnable, as_written=recipe.resolved(), progress=progress)

@@ -81,7 +81,7 @@ class Work:
         """Whether the work's result is stored under ``entry``; noted, so the run can say which
         tasks computed and which reused a result."""
         done = self.reuse and entry.finished(self.root)
-        self.reused[name] = done
+        self.reused[name if name not in self.reused else f"{name} ({entry.address[:8]})"] = done
         return done
 
     def run(self, task_fn: Any, name: str, entry: CacheEntry | None = None) -> Any:
@@ -94,23 +94,24 @@ class Work:
         self,
         task_fn: Any,
         label: str,
-        prefix: str,
+        task_label: str,
         names: list[str],
         entries: list[CacheEntry],
         submit: Callable[[Any, int, int, CacheEntry], PrefectFuture],
         tags: Sequence[str] = (),
     ) -> list[Any]:
         """Units of work, one per shard, run as at most ``tasks_per_stage`` batch tasks of
-        contiguous shards; the batches' results joined in shard order. ``submit(task, start,
+        contiguous shards, named ``task_label`` (what they do) and the shards' ``names``; the
+        batches' results joined in shard order. ``submit(task, start,
         end, entry)`` submits the (named, refresh-set) task on shards ``[start, end)`` under the
         batch's entry. Each shard's stored result is noted by its own name, as one task each was."""
         futures, sizes = [], []
         for start, end in batches.spans(len(entries), self.tasks_per_stage):
             part = entries[start:end]
-            stored = [self.stored(f"{prefix} {name}", e) for name, e in zip(names[start:end], part)]
+            stored = [self.stored(f"{task_label} · {name}", e) for name, e in zip(names[start:end], part)]
             refresh = not self.reuse or not all(stored)
             task = task_fn.with_options(
-                task_run_name=batches.batch_name(prefix, names[start:end]), refresh_cache=refresh, tags=list(tags)
+                task_run_name=batches.batch_name(task_label, names[start:end]), refresh_cache=refresh, tags=list(tags)
             )
             futures.append(submit(task, start, end, cache_address.batch_entry(part)))
             sizes.append(end - start)
@@ -119,4 +120,5 @@ class Work:
     def tally(self) -> dict[str, Any]:
         """Tasks that did their work in this run, and how many reused a stored result."""
         computed = [name for name, done in self.reused.items() if not done]
-        return {"computed": len(computed), "cached": len(self.reused) - len(computed), "computed_tasks": computed}
+        reused = [name for name, done in self.reused.items() if done]
+        return {"computed": len(computed), "cached": len(reused), "computed_tasks": computed, "reused_tasks": reused}

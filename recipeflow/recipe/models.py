@@ -3,8 +3,10 @@ documents validation reads first, with the constants both share."""
 
 
 import copy
+import fnmatch
 import hashlib
 import json
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -15,6 +17,7 @@ from pydantic import (
     Field,
     Tag,
     StringConstraints,
+    field_validator,
     model_validator,
 )
 
@@ -72,6 +75,47 @@ class InputSpec(StrictModel):
     id_field: str = Field("id", description="Field that holds the document id")
 
 
+# Columns every published document has: selection cannot leave them out.
+REQUIRED_COLUMNS = ("id", "text")
+_COLUMN_PATTERN = re.compile(r"^[A-Za-z0-9_.\-*?\[\]!]+$")
+
+
+class ColumnsSpec(StrictModel):
+    """Columns to publish: ``keep`` (only these, plus id and text) and/or ``drop``; each entry a
+    column name or a glob pattern (``stat_*``, ``input_?``, ``[ab]*``)."""
+
+    keep: list[str] | None = Field(None, description="Publish only these columns (id and text always)")
+    drop: list[str] = Field(default_factory=list, description="Leave these columns out")
+
+    @field_validator("keep", "drop")
+    @classmethod
+    def _patterns(cls, patterns: list[str] | None) -> list[str] | None:
+        for pattern in patterns or []:
+            if not _COLUMN_PATTERN.match(pattern) or pattern.count("[") != pattern.count("]"):
+                raise ValueError(
+                    f"{pattern!r} is not a column name or glob pattern: use letters, digits, _ . - and "
+                    "the wildcards * ? [...] (for example stat_* or lang)"
+                )
+        return patterns
+
+    @field_validator("drop")
+    @classmethod
+    def _not_required(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            hit = [c for c in REQUIRED_COLUMNS if fnmatch.fnmatchcase(c, pattern)]
+            if hit:
+                raise ValueError(f"drop pattern {pattern!r} would drop {hit[0]!r}: every document keeps id and text")
+        return patterns
+
+    def selects(self, column: str) -> bool:
+        """Whether ``column`` is published."""
+        if column in REQUIRED_COLUMNS:
+            return True
+        if self.keep is not None and not any(fnmatch.fnmatchcase(column, p) for p in self.keep):
+            return False
+        return not any(fnmatch.fnmatchcase(column, p) for p in self.drop)
+
+
 class OutputSpec(StrictModel):
     """Where a dataset is written."""
 
@@ -109,6 +153,14 @@ class OutputSpec(StrictModel):
         None,
         description="Write one folder per value of this field (e.g. `phase`: one partition per "
         "training phase of a mix), each with its own files and counts",
+    )
+    license: str | None = Field(
+        None,
+        description="License of the published dataset, as the dataset card states it (a Hugging Face "
+        "license id such as cc-by-4.0, odc-by, other)",
+    )
+    columns: ColumnsSpec | None = Field(
+        None, description="Which columns are published (keep / drop lists; glob patterns such as stat_*)"
     )
 
     @model_validator(mode="after")
@@ -367,9 +419,11 @@ def resolved_sha256(resolved: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-# Output fields added with the token work: left out of the resolved form while unset, so the
+# Output fields added since the first release: left out of the resolved form while unset, so the
 # identity (sha256) of a recipe that does not use them stays what it was.
-_OPTIONAL_OUTPUT_FIELDS = ("shuffle", "target_shard_rows", "target_shard_tokens", "partition_by", "export_file")
+_OPTIONAL_OUTPUT_FIELDS = (
+    "license", "columns", "shuffle", "target_shard_rows", "target_shard_tokens", "partition_by", "export_file",
+)
 
 
 def _resolved_output(spec: OutputSpec) -> dict[str, Any]:

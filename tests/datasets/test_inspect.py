@@ -15,6 +15,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from recipeflow.io import storage
 from recipeflow.datasets import cache_admin
 from recipeflow.datasets import versions
 from recipeflow.datasets.cache_admin import collect_garbage, list_entries
@@ -134,9 +135,9 @@ def test_diff_counts_and_ids_exactly(datasets):
     assert (d.added, d.removed, d.changed, d.unchanged) == (2, 1, 1, 2)
     assert d.added_ids == ["d7", "d8"] and d.removed_ids == ["d4"] and d.changed_ids == ["d2"]
     assert result.inputs == {
-        "added": [str(datasets.inputs / "b.jsonl")],
+        "added": ["b.jsonl"],  # relative to the input's declared root (no machine's path)
         "removed": [],
-        "changed": [str(datasets.inputs / "a.jsonl")],
+        "changed": ["a.jsonl"],
     }
     assert not result.recipe_changed and result.columns == {"added": [], "removed": []}
     ops = {op["step"]: op for op in result.operators}
@@ -178,7 +179,7 @@ def test_trace_kept_document(datasets):
     trace = trace_document(str(datasets.root), "d6")
     assert trace.version == datasets.second["version"] and trace.found_in == "data"
     a_file = datasets.inputs / "a.jsonl"
-    assert trace.input["name"] == "docs" and trace.input["file"] == str(a_file)
+    assert trace.input["name"] == "docs" and trace.input["file"] == "a.jsonl"
     assert trace.input["record"] == 4  # 0-based line in the second a.jsonl
     assert trace.input["sha256"] == hashlib.sha256(a_file.read_bytes()).hexdigest()
     assert trace.rejection is None and trace.metadata == {"source": "web"}
@@ -224,7 +225,7 @@ def test_trace_unknown_document_says_where_it_looked(datasets):
     assert "no document with id 'd404'" in result.output
     assert "data/part-00000.parquet" in result.output and "rejected file" in result.output
     as_json = json.loads(invoke("trace", str(datasets.root), "d7", "--json").output)
-    assert as_json["input"]["file"] == str(datasets.inputs / "b.jsonl") and as_json["input"]["record"] == 0
+    assert as_json["input"]["file"] == "b.jsonl" and as_json["input"]["record"] == 0
 
 
 def test_trace_follows_a_graph_through_a_rejected_stream(datasets):
@@ -263,7 +264,7 @@ def test_lineage_of_a_dataset_built_from_a_dataset(datasets):
     assert upstream["parent"] == datasets.first["version"]
     files = {f["url"]: f["sha256"] for f in upstream["inputs"][0]["files"]}
     assert files == {
-        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
         for p in (datasets.inputs / "a.jsonl", datasets.inputs / "b.jsonl")
     }
     pinned = dataset_lineage(f"{datasets.root}@{datasets.first['version']}")
@@ -384,10 +385,10 @@ def test_inspection_on_s3(datasets, s3_copy):
     manifest = versions.read_manifest(root, datasets.second["version"])
     keep = [e.key for e in entries][:2]
     manifest["cache_entries"] = keep  # the second version "used" two entries; the first none
-    versions.commit(root, manifest["version"], manifest)
+    storage.write_json(versions.manifest_path(root, manifest["version"]), manifest)  # edited by hand
     first = versions.read_manifest(root, datasets.first["version"])
     first.pop("cache_entries", None)
-    versions.commit(root, first["version"], first)
+    storage.write_json(versions.manifest_path(root, first["version"]), first)
 
     assert collect_garbage(root).removed == []  # everything is newer than 24 h
     removed = collect_garbage(root, older_than_hours=0)

@@ -185,7 +185,7 @@ def _run_recipe_file(tmp_path: Path, bench: str, shard_size: int = 40) -> Path:
 
 def test_a_run_builds_once_reports_everywhere_and_rechecks_a_new_benchmark_version(tmp_path, prefect_api,
                                                                                      count_builds):
-    from recipeflow.cli import _print_results
+    from recipeflow.datasets.run_summary import result_lines
     from recipeflow.orchestration.runner import run_recipe
 
     pages = _english_with_sentences()
@@ -202,10 +202,7 @@ def test_a_run_builds_once_reports_everywhere_and_rechecks_a_new_benchmark_versi
     assert table["documents_hit"] == op["rejected"] >= 3 and table["documents_hit_paraphrase"] == 0
     assert f"indexes/{op['provenance']['index_key']}" in first["cache_entries"]
 
-    # (not capsys: Prefect's log handlers of later flow runs would write to its closed stream)
-    with CliRunner().isolation() as streams:
-        _print_results([first])
-    printed = streams[0].getvalue().decode()
+    printed = "\n".join(result_lines([first]))
     assert "contamination found by main.process[0]" in printed
     assert re.search(r"qa\s+3\s+3\s+3\s+0\s+%d\s+%d\s+0" % (table["documents_hit"], table["documents_hit"]), printed)
 
@@ -259,7 +256,7 @@ def test_stage_results_are_reused_while_the_benchmark_is_unchanged(tmp_path, pre
     _write_jsonl(inputs / "b.jsonl", all_pages[100:140])
     [second] = run_recipe(str(recipe), progress=False)
     tasks = second["run"]["tasks"]
-    stage_tasks = [t for t in tasks["computed_tasks"] if t.startswith("main.s0 ")]
+    stage_tasks = [t for t in tasks["computed_tasks"] if t.startswith("main: ") and " signatures" not in t]
     assert stage_tasks and all("b.jsonl" in t or "pages" in t for t in stage_tasks)
     assert tasks["cached"] > 0 and len(stage_tasks) < computed_first
     assert len(count_builds) == 1  # the index of the unchanged benchmark set is reused

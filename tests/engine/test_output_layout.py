@@ -67,7 +67,7 @@ def test_megatron_pairs_per_partition_read_back(tmp_path):
     spec = OutputSpec(path="x", format="megatron", partition_by="phase", target_shard_rows=50)
     files = output_layout.write_data(paths, str(tmp_path / "m"), spec, vocab_size=50_000)
     assert {f.partition for f in files} == {"stable", "anneal"}
-    counts = output_layout.partition_counts(files)
+    counts = output_layout.partition_counts([f.entry(str(tmp_path / "m")) for f in files])
     assert counts["anneal"]["rows"] == 10 and counts["stable"]["rows"] == 90
     expected = dict(zip(table.column("id").to_pylist(), table.column("token_ids").to_pylist()))
     for f in files:

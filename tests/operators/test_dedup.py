@@ -661,9 +661,12 @@ def _history_recipe(tmp_path: Path, data_dir: Path, keep: str, partitions: int) 
     return path
 
 
-def _version_rows(root: Path, manifest: dict, key: str = "files") -> list[dict]:
-    folder = Path(versions.version_path(str(root), manifest["version"]))
-    return [r for f in manifest[key] for r in pq.read_table(folder / f["path"]).to_pylist()]
+def _version_rows(root: Path, manifest: dict, key: str = "files", new_only: bool = True) -> list[dict]:
+    """Rows of the files the version wrote (``new_only``), or of its whole snapshot."""
+    return [
+        r for f in manifest[key] if f.get("new", True) or not new_only
+        for r in pq.read_table(versions.entry_url(str(root), manifest["version"], f)).to_pylist()
+    ]
 
 
 @pytest.mark.parametrize("keep, partitions", [("first", 1), ("longest", 3)])
@@ -692,14 +695,17 @@ def test_history_scope_publishes_only_documents_new_to_the_corpus(tmp_path, pref
     [v2] = run_recipe(str(recipe), progress=False)
 
     assert v2["parent"] == v1["version"]
-    # Only the new pages are published; every old page and every duplicate of one is not.
+    # Only the new pages are added; every old page and every duplicate of one is not. The
+    # version is the whole corpus: the parent's files (shared) plus the new ones.
     assert sorted(ids(_version_rows(root, v2))) == sorted(p["id"] for p in pages[30:36])
+    assert sorted(ids(_version_rows(root, v2, new_only=False))) == sorted(p["id"] for p in pages[:36])
     reasons = {r["id"]: (r["rejected_by"], r["reject_detail"]) for r in _version_rows(root, v2, "rejected_files")}
     assert reasons["copy"] == ("exact_dedup", f"duplicate_of={first[3]['id']}")
     assert reasons["near-longer"] == ("minhash_dedup", f"duplicate_of={first[7]['id']}")
     assert reasons["moved"] == ("url_dedup", f"duplicate_of={first[11]['id']}")
     assert reasons["new-again"] == ("exact_dedup", f"duplicate_of={pages[35]['id']}")
-    assert all(reasons[p["id"]][1] == f"duplicate_of={p['id']}" for p in first)  # re-crawled
+    # Re-crawled pages are published already (the snapshot holds them): not rejections too.
+    assert not any(p["id"] in reasons for p in first)
     minhash = next(o for o in v2["operators"] if o["operator"] == "minhash_dedup")
     assert minhash["summary"]["history_documents"] == 30
 

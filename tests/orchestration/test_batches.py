@@ -24,8 +24,8 @@ def test_spans_cover_every_shard_once_in_order_and_balanced():
 
 
 def test_batch_names_say_which_shards():
-    assert batch_name("s1", ["a"]) == "s1 a"
-    assert batch_name("s1", ["a", "b", "c"]) == "s1 a … c (3 shards)"
+    assert batch_name("main: clean", ["a"]) == "main: clean · a"
+    assert batch_name("main: clean", ["a", "b", "c"]) == "main: clean · a … c (3 shards)"
 
 
 def _recipe(tmp_path: Path, out: str, tasks_per_stage: int, keep_rejected: bool = True) -> str:

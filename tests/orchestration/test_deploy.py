@@ -122,7 +122,7 @@ def test_deploy_schedule_and_refresh_on_s3(tmp_path, server):
             cached = {n for n, s in states.items() if s == "Cached"}
             # scan + 2 shards x (stage, signatures, apply stage) of the new file, and the one
             # global resolve of the barrier; every task of the old files is Cached.
-            assert computed == {n for n in states if "day3" in n} | {"main.s1 resolve exact_dedup"}, states
+            assert computed == {n for n in states if "day3" in n} | {"main: exact_dedup resolve · 6 signature files"}, states
             assert len(computed) == 1 + 2 * 3 + 1, states
             assert cached and not any("day3" in n for n in cached), states
             assert len(cached) == 2 + 4 * 3, states  # scans of day1, day2; their 4 shards
@@ -225,12 +225,14 @@ def test_gpu_stage_runs_as_a_flow_run_on_the_gpu_pool(tmp_path, server):
 
     # The GPU stage's tasks ran in the stage's flow run, tagged, one at a time (limit 1); the
     # stages before and after it ran in the recipe's flow run on the cpu pool.
-    gpu_tasks = [t for t in task_runs(api, stage_run["id"]) if t["name"].startswith("main.s1 ")]
+    gpu_tasks = [t for t in task_runs(api, stage_run["id"]) if t["name"].startswith("main: ")]
     assert len(gpu_tasks) == 2 and all("recipeflow-gpu" in t["tags"] for t in gpu_tasks)
     first, second = sorted(gpu_tasks, key=lambda t: t["start_time"])
     assert first["end_time"] <= second["start_time"], gpu_tasks
     recipe_tasks = {t["name"] for t in task_runs(api, manifest["run"]["flow_run_id"])}
-    assert {n.split(" ")[0] for n in recipe_tasks if n.startswith("main.")} == {"main.s0", "main.s2"}
+    # Tasks are named by what they do: `<node>: <operators> · <input file> [rows a–b]`.
+    assert {n.split(" · ")[0] for n in recipe_tasks if n.startswith("main:")} == {
+        "main: text_length_filter", "main: normalize_whitespace"}
 
 
 def test_serve_runs_the_schedule_in_process_with_its_own_server(tmp_path):
