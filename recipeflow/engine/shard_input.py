@@ -33,6 +33,14 @@ class ShardInput:
     parquet: str | None = None
     origin: str | None = None  # the `from` entry it was read through (see document.ORIGIN)
     route: RouteSpec | None = None  # the reading node takes only documents it routes
+    rows: int | None = None  # documents in ``parquet`` (a source shard counts its records)
+
+    @property
+    def documents(self) -> int:
+        """How many documents (source records) the shard holds, for progress."""
+        if self.source is not None:
+            return sum(s.stop - s.start for s in self.source.slices)
+        return self.rows or 0
 
     def address_part(self) -> str:
         """What of this input decides a task's output: its documents, origin and route."""
@@ -57,13 +65,14 @@ class StageOutput:
     reports: dict[str, Any] = field(default_factory=dict)
 
     def as_input(self) -> ShardInput:
-        return ShardInput(key=self.key, fingerprint=f"{self.address}:kept", parquet=self.kept)
+        return ShardInput(key=self.key, fingerprint=f"{self.address}:kept", parquet=self.kept, rows=self.kept_rows)
 
     def rejected_input(self) -> ShardInput | None:
         if not self.rejected:
             return None
         return ShardInput(
-            key=f"{self.key}.rejected", fingerprint=f"{self.address}:rejected", parquet=self.rejected
+            key=f"{self.key}.rejected", fingerprint=f"{self.address}:rejected", parquet=self.rejected,
+            rows=self.rejected_rows,
         )
 
 

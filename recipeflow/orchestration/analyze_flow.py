@@ -19,7 +19,7 @@ from recipeflow.io import readers
 from recipeflow.engine.shard_input import ShardInput
 from recipeflow.orchestration.flow import slug, task_runner
 from recipeflow.orchestration.tasks import scan_task
-from recipeflow.orchestration.work import ProgressBar
+from recipeflow.orchestration.progress import ProgressBar
 from recipeflow.recipe.paths import with_absolute_paths
 from recipeflow.engine.planner import OpRef
 from recipeflow.orchestration.prefect_server import prefect_api
@@ -62,6 +62,7 @@ def _scan_more(files: InputFiles, need: int | None, shard_size: int, workers: in
                 )
                 for u in group
             ],
+            unit="files",
         )
 
 
@@ -102,7 +103,10 @@ def _annotate_node(work: NodeWork, sources: SampleSources, sample: int | None, w
                 )
                 for key, limit in walk.todo
             ]
-            for (key, _limit), result in zip(walk.todo, bar.wait(f"analyze {work.name}", futures)):
+            sizes = [shards[key].documents if limit is None else min(limit, shards[key].documents)
+                     for key, limit in walk.todo]
+            analyzed = bar.wait(f"analyze {work.name}", futures, sizes, unit="documents")
+            for (key, _limit), result in zip(walk.todo, analyzed):
                 done[key] = result
         elif walk.scan_more is not None:
             missing = None if sample is None else sample - sum(done[k].docs for k in walk.included)

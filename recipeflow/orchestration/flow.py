@@ -41,7 +41,8 @@ from recipeflow.orchestration.tasks import (
     train_head_task,
     train_task,
 )
-from recipeflow.orchestration.work import ProgressBar, Work
+from recipeflow.orchestration.progress import ProgressBar
+from recipeflow.orchestration.work import Work
 from recipeflow.recipe.models import HeadTrainSpec, Recipe, RunSpec, resolved_sha256
 
 CACHE_DIR = "cache"
@@ -108,7 +109,7 @@ def _scan_inputs(recipe: Recipe, work: Work) -> tuple[dict[str, list[readers.Fil
             work.run(scan_task, f"scan {name}: {readers.relative_path(u, resolved.root)}").submit(u, fmt, shard_size)
             for u in urls
         ]
-        scans = work.bar.wait(f"scan {name}", futures)
+        scans = work.bar.wait(f"scan {name}", futures, unit="files")
         files[name] = scans
         by_url = {s.url: s for s in scans}
         cut = readers.cut_shards(name, fmt, spec.text_field, spec.id_field, resolved.root, scans, shard_size)
@@ -156,13 +157,14 @@ def _resolve(
         )
     entries = [cache_address.partition_entry(barrier, signatures, p, partitions, history) for p in range(partitions)]
     partials: list[str] = work.bar.wait(
-        f"{stage.id} {barrier.name}: partitions",
+        f"{stage.node}: {barrier.name} resolve",
         [
             work.run(resolve_partition_task, f"{stage.node}: {barrier.name} resolve · partition {p + 1}/{partitions}", entry).submit(
                 barrier, signatures, p, partitions, entry, work.root, work.reuse, history
             )
             for p, entry in enumerate(entries)
         ],
+        unit="partitions",
     )
     result.use_cache_files(partials)
     entry = cache_address.merge_entry(barrier, partials)
@@ -184,18 +186,21 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeR
     decisions: list[str | None] = [None] * len(inputs)
     digests: list[str | None] = [None] * len(inputs)
     labels = [run_view.shard_label(inp.key) for inp in inputs]
+    documents = [inp.documents for inp in inputs]
     if stage.barrier is not None:
         barrier = stage.barrier
         signature_entries = [cache_address.signatures_entry(barrier, i) for i in inputs]
+        signatures_label = run_view.task_label(stage.node, [barrier.name], "signatures")
         signatures = work.map_batches(
             signatures_batch_task,
-            f"{stage.id} {barrier.name}: signatures",
-            run_view.task_label(stage.node, [barrier.name], "signatures"),
+            signatures_label,
+            signatures_label,
             labels,
             signature_entries,
             lambda task, start, end, entry: task.submit(
                 barrier, work.quote(inputs[start:end]), work.quote(signature_entries[start:end]), entry, work.root, work.reuse
             ),
+            documents,
         )
         target = work.history.get(stage.barrier.step)
         earlier = history.earlier_signatures(target) if target is not None else []
@@ -208,7 +213,7 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeR
         if resolution.summary is not None:
             result.summaries[stage.barrier.step] = resolution.summary
     _build_indexes(stage, work, result)
-    label = f"{stage.id} {' → '.join(stage.operator_names) or 'pass'}"
+    label = run_view.task_label(stage.node, stage.operator_names)
     gpu = stage.resource == Resource.gpu
     entries = [cache_address.stage_entry(stage, inp, digest) for inp, digest in zip(inputs, digests)]
     if gpu and work.gpu_pool is not None:
@@ -216,12 +221,13 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeR
     return work.map_batches(
         stage_batch_task,
         label,
-        run_view.task_label(stage.node, stage.operator_names),
+        label,
         labels,
         entries,
         lambda task, start, end, entry: task.submit(
             stage, work.quote(inputs[start:end]), work.quote(decisions[start:end]), work.quote(entries[start:end]), entry, work.root, work.reuse
         ),
+        documents,
         tags=[pools.GPU_TAG] if gpu else [],
     )
 

@@ -1,5 +1,5 @@
 """What a flow run keeps while it runs: where task results live, which finished work it may
-reuse (and which it did), and the progress bar on the terminal."""
+reuse (and which it did), and its progress display."""
 
 from __future__ import annotations
 
@@ -7,51 +7,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from prefect.futures import PrefectFuture, as_completed
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from prefect.futures import PrefectFuture
 
 from recipeflow.engine import cache_address
 from recipeflow.engine.cache_address import CacheEntry
 from recipeflow.engine.history import HistoryTarget
 from recipeflow.orchestration import batches
-
-
-@dataclass
-class ProgressBar:
-    """A progress bar on the terminal, one line per stage."""
-
-    progress: Progress | None
-
-    @classmethod
-    def start(cls, enabled: bool) -> "ProgressBar":
-        if not enabled:
-            return cls(None)
-        progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-        )
-        progress.start()
-        return cls(progress)
-
-    def wait(self, label: str, futures: Sequence[PrefectFuture], sizes: Sequence[int] | None = None) -> list[Any]:
-        """Results of ``futures`` in submission order, advancing the bar as each finishes: by
-        one, or by ``sizes[i]`` (the shards a batch task did) so the bar counts shards."""
-        weight = {id(f): (sizes[i] if sizes is not None else 1) for i, f in enumerate(futures)}
-        bar = self.progress.add_task(label, total=sum(weight.values())) if self.progress else None
-        for future in as_completed(list(futures)):
-            future.result()  # raises at once if a task failed
-            if self.progress is not None and bar is not None:
-                self.progress.advance(bar, weight[id(future)])
-        return [f.result() for f in futures]
-
-    def stop(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
+from recipeflow.orchestration.progress import ProgressBar
 
 
 @dataclass
@@ -98,13 +60,15 @@ class Work:
         names: list[str],
         entries: list[CacheEntry],
         submit: Callable[[Any, int, int, CacheEntry], PrefectFuture],
+        documents: Sequence[int],
         tags: Sequence[str] = (),
     ) -> list[Any]:
         """Units of work, one per shard, run as at most ``tasks_per_stage`` batch tasks of
         contiguous shards, named ``task_label`` (what they do) and the shards' ``names``; the
-        batches' results joined in shard order. ``submit(task, start,
-        end, entry)`` submits the (named, refresh-set) task on shards ``[start, end)`` under the
-        batch's entry. Each shard's stored result is noted by its own name, as one task each was."""
+        batches' results joined in shard order. ``submit(task, start, end, entry)`` submits the
+        (named, refresh-set) task on shards ``[start, end)`` under the batch's entry. Each
+        shard's stored result is noted by its own name, as one task each was. ``documents``:
+        each shard's, for the progress display."""
         futures, sizes = [], []
         for start, end in batches.spans(len(entries), self.tasks_per_stage):
             part = entries[start:end]
@@ -114,8 +78,8 @@ class Work:
                 task_run_name=batches.batch_name(task_label, names[start:end]), refresh_cache=refresh, tags=list(tags)
             )
             futures.append(submit(task, start, end, cache_address.batch_entry(part)))
-            sizes.append(end - start)
-        return [r for results in self.bar.wait(label, futures, sizes) for r in results]
+            sizes.append(sum(documents[start:end]))
+        return [r for results in self.bar.wait(label, futures, sizes, unit="documents") for r in results]
 
     def tally(self) -> dict[str, Any]:
         """Tasks that did their work in this run, and how many reused a stored result."""

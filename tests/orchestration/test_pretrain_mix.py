@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 from click.testing import CliRunner
 
-from recipeflow.cli import _print_results, main
+from recipeflow.cli import main
+from recipeflow.datasets.run_summary import result_lines
 from recipeflow.io.megatron import MegatronReader
 from recipeflow.orchestration.runner import run_recipe
 from tests.conftest import REPO
@@ -22,7 +23,7 @@ def cli(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
-def test_pretrain_mix_runs_and_every_view_counts_tokens(tmp_path, prefect_api, capsys):
+def test_pretrain_mix_runs_and_every_view_counts_tokens(tmp_path, prefect_api):
     root = tmp_path / "pretrain-mix"
     [manifest] = run_recipe(str(RECIPE), [f"outputs.corpus.path={root}"], progress=False)
 
@@ -53,8 +54,7 @@ def test_pretrain_mix_runs_and_every_view_counts_tokens(tmp_path, prefect_api, c
         tokens += reader.tokens
     assert tokens == manifest["tokens"]
 
-    _print_results([manifest])
-    printed = capsys.readouterr().out
+    printed = "\n".join(result_lines([manifest]))
     assert f"({manifest['tokens']:,} tokens)" in printed
     assert "mix_not_selected" in printed and "phase anneal" in printed
 
