@@ -15,17 +15,13 @@ naming the recipe field.
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-import recipeflow
-from recipeflow.datasets import versions
 from recipeflow.engine.shard_input import ShardInput, iter_batches
-from recipeflow.io import storage
+from recipeflow.engine.train import commit_model
 from recipeflow.operators import document as doc
 from recipeflow.operators.models.classifier_head import HEAD_FILE
 from recipeflow.operators.models.classifier_training import (
@@ -42,7 +38,6 @@ from recipeflow.operators.models.embedding_models import (
 )
 from recipeflow.recipe.models import REJECTED_SUFFIX, HeadTrainSpec, Recipe
 
-MODEL_FORMAT = "recipeflow.model/1"
 GRADER_FIELDS = ("grade_model", "grade_prompt_sha256")  # written by llm_grade beside the grade
 
 
@@ -210,28 +205,11 @@ def train_head_and_commit(
     head.training = {"metrics": result.metrics, "data": lineage, "recipe_sha256": run_info["recipe_sha256"]}
     head_bytes = head.to_bytes()
 
-    root = spec.output.path
-    version = versions.new_version_id()
-    storage.write_bytes(storage.join(versions.version_path(root, version), HEAD_FILE), head_bytes)
-    sha256 = hashlib.sha256(head_bytes).hexdigest()
-    manifest = {
-        "format": MODEL_FORMAT,
-        "version": version,
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
-        "dataset": root,
-        "parent": versions.latest_version(root),
-        "recipe_name": run_info["recipe_name"],
-        "recipe_sha256": run_info["recipe_sha256"],
-        "recipe": run_info["recipe_resolved"],
-        "model": {"name": name, "kind": "head", "path": HEAD_FILE, "bytes": len(head_bytes),
-                  "sha256": sha256, "task": head.task, "labels": head.labels,
-                  "embedding": head.metadata()["embedding"]},
-        "training": {"data": lineage, "params": spec.model_dump(mode="json", exclude={"output"})},
-        "metrics": result.metrics,
-        "rows": len(graded_rows),
-        "files": [{"path": HEAD_FILE, "bytes": len(head_bytes), "sha256": sha256}],
-        "run": run_info["run"],
-        "recipeflow_version": recipeflow.__version__,
-    }
-    versions.commit(root, version, manifest)
-    return manifest
+    return commit_model(
+        spec.output.path, run_info, HEAD_FILE, head_bytes,
+        model={"name": name, "kind": "head", "task": head.task, "labels": head.labels,
+               "embedding": head.metadata()["embedding"]},
+        training={"data": lineage, "params": spec.model_dump(mode="json", exclude={"output"})},
+        metrics=result.metrics,
+        rows=len(graded_rows),
+    )

@@ -8,6 +8,7 @@ examples, the recipe), the parameters and the precision/recall on the held-out s
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import tempfile
 from typing import Any, Iterator
 
@@ -58,12 +59,30 @@ def train_and_commit(
             bucket=spec.bucket,
             workdir=workdir,
         )
-        version = versions.new_version_id()
-        folder = versions.version_path(root, version)
         with open(trained.path, "rb") as f:
             model_bytes = f.read()
-        storage.write_bytes(storage.join(folder, MODEL_FILE), model_bytes)
+    return commit_model(
+        root, run_info, MODEL_FILE, model_bytes,
+        model={"name": name},
+        training={
+            "positive": {"sources": list(spec.positive), "documents": positive_counts},
+            "negative": {"sources": list(spec.negative), "documents": negative_counts},
+            "params": spec.model_dump(mode="json", exclude={"output"}),
+        },
+        metrics=trained.metrics,
+        rows=sum(positive_counts.values()) + sum(negative_counts.values()),
+    )
 
+
+def commit_model(
+    root: str, run_info: dict[str, Any], file_name: str, model_bytes: bytes, *, model: dict[str, Any],
+    training: dict[str, Any], metrics: dict[str, Any], rows: int,
+) -> dict[str, Any]:
+    """Commit a trained model as a new version of ``root``: the model file, then the manifest
+    every model version has (``model`` and ``training`` say what it is and what it learnt from)."""
+    version = versions.new_version_id()
+    storage.write_bytes(storage.join(versions.version_path(root, version), file_name), model_bytes)
+    sha256 = hashlib.sha256(model_bytes).hexdigest()
     manifest = {
         "format": MODEL_FORMAT,
         "version": version,
@@ -73,15 +92,11 @@ def train_and_commit(
         "recipe_name": run_info["recipe_name"],
         "recipe_sha256": run_info["recipe_sha256"],
         "recipe": run_info["recipe_resolved"],
-        "model": {"name": name, "path": MODEL_FILE, "bytes": len(model_bytes), "sha256": trained.sha256},
-        "training": {
-            "positive": {"sources": list(spec.positive), "documents": positive_counts},
-            "negative": {"sources": list(spec.negative), "documents": negative_counts},
-            "params": spec.model_dump(mode="json", exclude={"output"}),
-        },
-        "metrics": trained.metrics,
-        "rows": sum(positive_counts.values()) + sum(negative_counts.values()),
-        "files": [{"path": MODEL_FILE, "bytes": len(model_bytes), "sha256": trained.sha256}],
+        "model": {**model, "path": file_name, "bytes": len(model_bytes), "sha256": sha256},
+        "training": training,
+        "metrics": metrics,
+        "rows": rows,
+        "files": [{"path": file_name, "bytes": len(model_bytes), "sha256": sha256}],
         "run": run_info["run"],
         "recipeflow_version": recipeflow.__version__,
     }

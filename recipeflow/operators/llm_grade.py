@@ -35,12 +35,12 @@ from pydantic import Field, field_validator, model_validator
 from recipeflow.operators import document as doc
 from recipeflow.operators.base import (
     Generator,
-    OperatorParams,
     Rejection,
     StepResult,
     split_by_decisions,
 )
 from recipeflow.operators.models.llm_backends import Generation, Request
+from recipeflow.operators.models.llm_settings import LlmBackendSettings
 from recipeflow.operators.models.rephrase_prompts import PromptTemplate, custom_template
 from recipeflow.operators.registry import register
 from recipeflow.operators.rephrase import Rephrase
@@ -63,7 +63,7 @@ def rubrics() -> dict[str, dict[str, Any]]:
     return json.loads(text)
 
 
-class LlmGradeParams(OperatorParams):
+class LlmGradeParams(LlmBackendSettings):
     rubric: Literal["fineweb_edu"] | None = Field(
         None, description="A bundled rubric: fineweb_edu (additive 0-5 educational value). "
         "Default: fineweb_edu unless `template` or `template_file` is given.")
@@ -83,11 +83,6 @@ class LlmGradeParams(OperatorParams):
     keep_answer: bool = Field(False, description="Also keep the model's answer "
                               "(`<grade_field>_answer`).")
 
-    backend: Literal["transformers", "vllm", "openai"] = Field(
-        "transformers", description="As in rephrase: vllm (GPU pool), openai (an endpoint), "
-        "transformers (small models on the CPU).")
-    model: str = Field(description="As in rephrase: a folder or GGUF file, "
-                       "`smollm2-135m-instruct` (bundled), or the endpoint's model name.")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0: greedy (reproducible grades).")
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     max_tokens: int = Field(256, ge=1, description="Room for the justification and the grade.")
@@ -97,18 +92,6 @@ class LlmGradeParams(OperatorParams):
     batch_size: int = Field(256, ge=1, description="Prompts per backend call.")
     cache_dir: str | None = Field(None, description="Generation cache (default: the "
                                   "dataset's cache/generations/).")
-    tensor_parallel_size: int = Field(1, ge=1)
-    dtype: str = Field("auto")
-    max_model_len: int | None = Field(None, ge=1)
-    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
-    engine_options: dict[str, Any] = Field(default_factory=dict)
-    base_url: str | None = None
-    api_key_env: str | None = "OPENAI_API_KEY"
-    concurrency: int = Field(8, ge=1)
-    max_retries: int = Field(5, ge=0)
-    requests_per_minute: float | None = Field(None, gt=0)
-    timeout_s: float = Field(300.0, gt=0)
-
     @field_validator("score_pattern")
     @classmethod
     def _one_group(cls, value: str | None) -> str | None:
@@ -133,8 +116,6 @@ class LlmGradeParams(OperatorParams):
                 raise ValueError("a custom template needs score_pattern (how to find the grade)")
         if self.template_file is not None and self.score_pattern is None:
             raise ValueError("a custom template_file needs score_pattern (how to find the grade)")
-        if self.backend == "openai" and not self.base_url:
-            raise ValueError("backend openai needs base_url (e.g. http://localhost:8000/v1)")
         return self
 
 

