@@ -86,10 +86,11 @@ def test_deploy_schedule_and_refresh_on_s3(tmp_path, server):
         fs.pipe(f"{BUCKET}/crawl/day1.jsonl", jsonl(docs[:100]))
         fs.pipe(f"{BUCKET}/crawl/day2.jsonl", jsonl(docs[100:180]))
         worker_home = tmp_path / "worker"
+        # Deployed before the worker starts: a starting worker creates its pool when missing.
+        out = run_cli("deploy", str(path), "--name", "nightly", "--interval", "3600", "--pool", "cpu-test",
+                      api=api, home=tmp_path / "cli").stdout
+        assert "created work pool 'cpu-test'" in out and "every 3600 seconds" in out
         with process_worker(api, "cpu-test", "cpu-worker", worker_home):
-            out = run_cli("deploy", str(path), "--name", "nightly", "--interval", "3600", "--pool", "cpu-test",
-                          api=api, home=tmp_path / "cli").stdout
-            assert "created work pool 'cpu-test'" in out and "every 3600 seconds" in out
             deployment = httpx.get(f"{api}/deployments/name/recipeflow-deployment/nightly").json()
             [schedule] = deployment["schedules"]
             assert schedule["schedule"]["interval"] == 3600 and deployment["work_pool_name"] == "cpu-test"

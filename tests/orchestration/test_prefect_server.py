@@ -55,7 +55,7 @@ def test_runs_against_a_real_prefect_server(tmp_path, prefect_server):
     _run_cli(recipe, api, tmp_path / "home", "output.keep_rejected=true")
 
     flow_runs = httpx.post(f"{api}/flow_runs/filter", json={"sort": "START_TIME_ASC"}).json()
-    runs = [r for r in flow_runs if r["name"] == "ui-check"]
+    runs = [r for r in flow_runs if r["name"].startswith("ui-check-")]  # renamed <recipe>-<version>
     assert len(runs) == 2 and all(r["state_type"] == "COMPLETED" for r in runs)
 
     def states(flow_run_id: str) -> Counter:
