@@ -100,7 +100,11 @@ def main() -> None:
                         help="fractions of the cold run's time at which a run is killed")
     args = parser.parse_args()
 
+    import logging
+
     from tests.s3 import s3_endpoint
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
 
     docs = build_documents(args.docs)
     with tempfile.TemporaryDirectory(prefix="recipeflow-resume-") as tmp, s3_endpoint(BUCKET):

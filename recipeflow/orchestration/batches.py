@@ -6,7 +6,8 @@ one task per shard that cost grows with the shard count, and a crawl has hundred
 of shards. A stage therefore runs as a few tasks (``run.tasks_per_stage``, by default four per
 worker: enough to balance the load, few enough to cost nothing), each doing a contiguous run of
 shards. Every shard keeps its own cache entry underneath, so reuse, resume after a kill and the
-output bytes are those of one task per shard; results come back in shard order.
+output bytes are those of one task per shard; results come back in shard order. Shards whose
+result is stored are batched apart from those still to do (see ``Work.map_batches``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def spans(count: int, batches: int) -> list[tuple[int, int]]:
 
 
 def batch_name(label: str, names: list[str]) -> str:
-    """A task run's name: what it does, then its shard's name, or the first and last shard's."""
+    """A task run's name: what it does, then its shard's name, or the first and last."""
     if len(names) == 1:
         return f"{label} · {names[0]}"
     return f"{label} · {names[0]} … {names[-1]} ({len(names)} shards)"

@@ -197,8 +197,9 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeR
             signatures_label,
             labels,
             signature_entries,
-            lambda task, start, end, entry: task.submit(
-                barrier, work.quote(inputs[start:end]), work.quote(signature_entries[start:end]), entry, work.root, work.reuse
+            lambda task, shards, entry: task.submit(
+                barrier, work.quote([inputs[i] for i in shards]), work.quote([signature_entries[i] for i in shards]),
+                entry, work.root, work.reuse,
             ),
             documents,
         )
@@ -224,8 +225,9 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeR
         label,
         labels,
         entries,
-        lambda task, start, end, entry: task.submit(
-            stage, work.quote(inputs[start:end]), work.quote(decisions[start:end]), work.quote(entries[start:end]), entry, work.root, work.reuse
+        lambda task, shards, entry: task.submit(
+            stage, work.quote([inputs[i] for i in shards]), work.quote([decisions[i] for i in shards]),
+            work.quote([entries[i] for i in shards]), entry, work.root, work.reuse,
         ),
         documents,
         tags=[pools.GPU_TAG] if gpu else [],

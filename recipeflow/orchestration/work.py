@@ -59,27 +59,39 @@ class Work:
         task_label: str,
         names: list[str],
         entries: list[CacheEntry],
-        submit: Callable[[Any, int, int, CacheEntry], PrefectFuture],
+        submit: Callable[[Any, list[int], CacheEntry], PrefectFuture],
         documents: Sequence[int],
         tags: Sequence[str] = (),
     ) -> list[Any]:
-        """Units of work, one per shard, run as at most ``tasks_per_stage`` batch tasks of
-        contiguous shards, named ``task_label`` (what they do) and the shards' ``names``; the
-        batches' results joined in shard order. ``submit(task, start, end, entry)`` submits the
-        (named, refresh-set) task on shards ``[start, end)`` under the batch's entry. Each
-        shard's stored result is noted by its own name, as one task each was. ``documents``:
-        each shard's, for the progress display."""
+        """Units of work, one per shard, run as batch tasks, named ``task_label`` (what they do)
+        and the shards' ``names``; the results in shard order. ``submit(task, shards, entry)``
+        submits the (named, refresh-set) task on the shard indices ``shards`` under the batch's
+        entry. Each shard's stored result is noted by its own name, as one task each was.
+        ``documents``: each shard's, for the progress display.
+
+        The shards still to do are cut into ``tasks_per_stage`` batches of their own, apart from
+        those whose result is stored: a resumed run spreads the work left over every worker
+        instead of leaving it in the few batches the killed run had not finished.
+        """
+        stored = [self.stored(f"{task_label} · {name}", e) for name, e in zip(names, entries)]
+        groups = []
+        for done in (True, False):
+            shards = [i for i, s in enumerate(stored) if s == done]
+            groups += [shards[a:b] for a, b in batches.spans(len(shards), self.tasks_per_stage)]
         futures, sizes = [], []
-        for start, end in batches.spans(len(entries), self.tasks_per_stage):
-            part = entries[start:end]
-            stored = [self.stored(f"{task_label} · {name}", e) for name, e in zip(names[start:end], part)]
-            refresh = not self.reuse or not all(stored)
+        for shards in groups:
             task = task_fn.with_options(
-                task_run_name=batches.batch_name(task_label, names[start:end]), refresh_cache=refresh, tags=list(tags)
+                task_run_name=batches.batch_name(task_label, [names[i] for i in shards]),
+                refresh_cache=not self.reuse or not stored[shards[0]],
+                tags=list(tags),
             )
-            futures.append(submit(task, start, end, cache_address.batch_entry(part)))
-            sizes.append(sum(documents[start:end]))
-        return [r for results in self.bar.wait(label, futures, sizes, unit="documents") for r in results]
+            futures.append(submit(task, shards, cache_address.batch_entry([entries[i] for i in shards])))
+            sizes.append(sum(documents[i] for i in shards))
+        results: list[Any] = [None] * len(entries)
+        for shards, done in zip(groups, self.bar.wait(label, futures, sizes, unit="documents")):
+            for i, result in zip(shards, done):
+                results[i] = result
+        return results
 
     def tally(self) -> dict[str, Any]:
         """Tasks that did their work in this run, and how many reused a stored result."""
