@@ -70,10 +70,14 @@ def needs_whole_output(output: OutputSpec) -> bool:
     return bool(output.shuffle or output.target_shard_rows or output.target_shard_tokens or output.partition_by)
 
 
-# Stage outputs copied at once when streamed: with thousands of small shards the copy is
-# latency-bound (open, read, write: milliseconds each), and Arrow's readers and writers release
-# the GIL. A window of this many shards is in memory at a time.
+# Stage outputs read at once when streamed: with thousands of small shards the copy is
+# latency-bound (open, read: milliseconds each), and Arrow's readers and writers release the
+# GIL. A window of this many shards is in memory at a time.
 _COPY_THREADS = 8
+# Streamed parts join consecutive shards' documents until a part holds this many: a run of
+# thousands of small shards publishes a few files, not thousands of tiny ones (which every
+# reader opens one by one). Shards of the default size (10,000) stay one part each.
+MIN_PART_ROWS = 10_000
 
 
 def write_data(
@@ -88,17 +92,34 @@ def write_data(
     table passed through ``prepare`` (the columns published) first; files are numbered from
     ``first_number``."""
     if not needs_whole_output(output):
-        files: list[LaidFile] = []
-        with ThreadPoolExecutor(_COPY_THREADS) as pool:
-            for start in range(0, len(paths), _COPY_THREADS):
-                window = pool.map(lambda p: prepare(writers.read_table(p)), paths[start : start + _COPY_THREADS])
-                tables = [t for t in window if len(t)]
-                numbers = range(first_number + len(files), first_number + len(files) + len(tables))
-                for laid in pool.map(lambda t, n: _write_file(t, folder, n, output, vocab_size), tables, numbers):
-                    files += laid
-        return files
+        return _stream_parts(paths, folder, output, vocab_size, prepare, first_number)
     table = writers.concat([prepare(writers.read_table(p)) for p in paths])
     return write_table_data(table, folder, output, vocab_size, first_number)
+
+
+def _stream_parts(paths: list[str], folder: str, output: OutputSpec, vocab_size: int | None,
+                  prepare: Callable[[pa.Table], pa.Table], first_number: int) -> list[LaidFile]:
+    """Parts of at least ``MIN_PART_ROWS`` documents (the last may be smaller), in order,
+    holding a window of shards and the pending part in memory at a time."""
+    writes = []
+    pending: list[pa.Table] = []
+    with ThreadPoolExecutor(_COPY_THREADS) as pool:
+
+        def flush() -> None:
+            number = first_number + len(writes)
+            part = writers.concat(pending) if len(pending) > 1 else pending[0]
+            writes.append(pool.submit(_write_file, part, folder, number, output, vocab_size))
+            pending.clear()
+
+        for start in range(0, len(paths), _COPY_THREADS):
+            for table in pool.map(lambda p: prepare(writers.read_table(p)), paths[start : start + _COPY_THREADS]):
+                if len(table):
+                    pending.append(table)
+                if sum(len(t) for t in pending) >= MIN_PART_ROWS:
+                    flush()
+        if pending:
+            flush()
+        return [laid for write in writes for laid in write.result()]
 
 
 def write_table_data(
