@@ -27,6 +27,7 @@ from recipeflow.orchestration.runner import run_recipe
 from recipeflow.recipe.errors import RecipeInvalid
 from recipeflow.recipe.loading import load_recipe
 from recipeflow.recipe.models import InputSpec
+from recipeflow.datasets.cache_admin import collect_garbage
 from tests.s3 import s3_endpoint
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -224,6 +225,13 @@ def test_retention_keeps_every_file_a_kept_version_lists(tmp_path, prefect_api):
     assert table.height == 30 and table.filter(pl.col("source") == "feed").height == 10
     meta = yaml.safe_load((tmp_path / "corpus" / "README.md").read_text().split("---")[1])
     assert [c["config_name"] for c in meta["configs"]] == ["default", kept["version"]]
+    # The deleted version's folder is "retired", not unfinished: `cache gc` leaves it.
+    states = {f.name: f.state for f in versions.version_folders(root)}
+    assert states == {v2["version"]: "retired", v3["version"]: "committed"}
+    gc = collect_garbage(root, older_than_hours=0)
+    assert not gc.removed_versions
+    for f in kept["files"] + kept["rejected_files"]:
+        assert Path(versions.entry_url(root, kept["version"], f)).is_file()
 
 
 def test_a_bad_column_pattern_is_a_recipe_error(tmp_path):
