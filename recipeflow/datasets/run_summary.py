@@ -22,7 +22,8 @@ def result_lines(results: list[dict[str, Any]]) -> list[str]:
             lines.append(f"  model {m['model']['name']} trained on {m['rows']} documents; held-out: {metrics}")
             continue
         tokens = f" ({m['tokens']:,} tokens)" if m.get("tokens") is not None else ""
-        lines.append(f"  {m['rows']} documents{tokens} in {len(m['files'])} files; parent: {m['parent']}")
+        files = f"{len(m['files'])} file" + ("" if len(m["files"]) == 1 else "s")
+        lines.append(f"  {m['rows']} documents{tokens} in {files}; parent: {m['parent']}")
         snapshot = m.get("snapshot") or {}
         if snapshot.get("stacked"):
             lines.append(f"  a snapshot: {snapshot['new_rows']} new documents, {snapshot['parent_rows']} shared with the parent")

@@ -29,7 +29,7 @@ class _Rate(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{speed:,.0f} {task.fields['unit']}/s", style="progress.data.speed")
+        return Text("" if speed is None else f"{_amount(speed)} {task.fields['unit']}/s", style="progress.data.speed")
 
 
 @dataclass
@@ -46,7 +46,12 @@ class _Stage:
         percent = 100 * self.done / self.total if self.total else 100
         left = f", {_clock((self.total - self.done) / rate)} left" if 0 < self.done < self.total else ""
         return (f"{self.label}: {self.done:,}/{self.total:,} {self.unit} ({percent:.0f}%), "
-                f"{rate:,.0f} {self.unit}/s{left}, {_clock(elapsed)} elapsed")
+                f"{_amount(rate)} {self.unit}/s{left}, {_clock(elapsed)} elapsed")
+
+
+def _amount(rate: float) -> str:
+    """A rate as people read it: ``1,850``, ``2.5`` (a slow scan of a few files is not 0)."""
+    return f"{rate:,.0f}" if rate >= 10 else f"{rate:.1f}"
 
 
 def _clock(seconds: float) -> str:

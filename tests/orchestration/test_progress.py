@@ -62,6 +62,6 @@ def test_a_run_off_a_terminal_writes_one_line_per_stage_at_an_interval(tmp_path,
     stage = [line for line in lines if line.startswith("main: html_extract → text_length_filter: ")]
     # The stage's last line: every record of the WARC, a rate, the time taken; no bar characters.
     assert re.fullmatch(r"main: html_extract → text_length_filter: (\d[\d,]*)/\1 documents \(100%\), "
-                        r"[\d,]+ documents/s, \d+:\d\d:\d\d elapsed", stage[-1]), stage
+                        r"[\d,.]+ documents/s, \d+:\d\d:\d\d elapsed", stage[-1]), stage
     assert any(re.fullmatch(r"scan pages: 1/1 files \(100%\).*", line) for line in lines), lines
     assert not any("━" in line for line in lines)
