@@ -52,6 +52,7 @@ from recipeflow.operators.decontamination.text import (
     word_hashes,
     words_with_spans,
 )
+from recipeflow.operators.models.embedding_models import describe_encoder, encoder
 from recipeflow.operators.models.fasttext_models import local_copy
 from recipeflow.operators.base import (
     Filter,
@@ -232,6 +233,9 @@ class Decontaminate(Filter):
         }
         if self._judge is not None:
             out["paraphrase_judge"] = self._judge.provenance()
+            model = self.params.paraphrase_check.embedding_model
+            if model is not None:  # the encoder's files decide which items are judged
+                out["paraphrase_embedding"] = {"model": model, "sha256": describe_encoder(model).sha256}
         return out
 
     def use_cache(self, url: str | None) -> None:
@@ -283,9 +287,15 @@ class Decontaminate(Filter):
         if self._judge is None:
             return out
         index = self.index
+        check = self.params.paraphrase_check
+        encode = None
+        if check.embedding_model is not None:
+            model = encoder(check.embedding_model)
+            encode = model.encode  # unit vectors: cosine = dot
         if self._item_vectors is None:
-            self._item_vectors = vectors(item_word_lists(index.item_texts))
-        candidates = nearest_items(texts, self._item_vectors, self.params.paraphrase_check, exclude)
+            self._item_vectors = (encode(index.item_texts) if encode is not None
+                                  else vectors(item_word_lists(index.item_texts)))
+        candidates = nearest_items(texts, self._item_vectors, check, exclude, encode)
         if not candidates:
             return out
         pairs = [(index.item_texts[c.item], texts[c.doc][c.passage.start:c.passage.end]) for c in candidates]

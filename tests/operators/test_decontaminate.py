@@ -458,3 +458,46 @@ def test_the_judge_on_vllm_puts_the_operator_on_the_gpu_pool(bench_file):
     assert Decontaminate.resource_for(params) == Resource.gpu
     assert Decontaminate.resource_for(Decontaminate.Params.model_validate({"benchmarks": spec})) == Resource.cpu
     assert Decontaminate.kind == Kind.filter and Decontaminate.resource == Resource.cpu
+
+
+def test_embedding_nearest_items_find_a_rephrasing_that_shares_few_words(paraphrase_setup):
+    """With `embedding_model`, items are found by meaning: a rephrasing with few words in
+    common is a candidate for the judge, where the bag-of-n-grams cosine misses it."""
+    from recipeflow.operators.decontamination.paraphrase import (
+        ParaphraseParams,
+        item_word_lists,
+        nearest_items,
+        vectors,
+    )
+    from recipeflow.operators.models.embedding_models import encoder
+
+    items = ["Which city is the capital of France? Paris",
+             "Which Debian tool installs packages and resolves their dependencies? apt"]
+    docs = ["On Debian you fetch and set up software with apt, which also works out what else each "
+            "program requires.",
+            "The weather in the mountains was cold and windy all week.",
+            "France's seat of government is the city of Paris."]
+    params = ParaphraseParams(top_k=2, min_similarity=0.3, judge={"model": "smollm2-135m-instruct"})
+    none_excluded = [set() for _ in docs]
+    by_words = nearest_items(docs, vectors(item_word_lists(items)), params, none_excluded)
+    assert [(c.doc, c.item) for c in by_words] == [(2, 0)]
+    model = encoder("all-minilm-l6-v2")
+    by_meaning = nearest_items(docs, model.encode(items), params, none_excluded, model.encode)
+    assert [(c.doc, c.item) for c in by_meaning] == [(0, 1), (2, 0)]
+    assert all(c.similarity >= 0.3 for c in by_meaning)
+
+    # The encoder's files are part of the operator's identity (its cache address).
+    config = {
+        "benchmarks": {"toy": {"path": str(paraphrase_setup / "items.jsonl"), "fields": ["question", "answer"],
+                               "id_field": "id"}},
+        "paraphrase_check": {"embedding_model": "all-minilm-l6-v2",
+                             "judge": {"model": "smollm2-135m-instruct"}},
+    }
+    embedding = registry.get("decontaminate")(config).provenance()["paraphrase_embedding"]
+    assert embedding["model"] == "all-minilm-l6-v2" and len(embedding["sha256"]) == 64
+    # A run with it judges the candidates the encoder found (here: the apt rephrasing).
+    config["paraphrase_check"].update(top_k=1, min_similarity=0.3, judge={
+        "model": "smollm2-135m-instruct", "cache_dir": str(paraphrase_setup / "embedding-cache")})
+    op = registry.get("decontaminate")({**config, "mode": "annotate"})
+    op.process(_batch([{"id": "apt", "text": docs[0]}, {"id": "weather", "text": docs[1]}]))
+    assert op._judge.usage["judged"] + op._judge.usage["cached"] == 1

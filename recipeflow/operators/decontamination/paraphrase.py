@@ -1,10 +1,13 @@
-"""Paraphrased benchmark items: nearest items by a bag-of-n-grams cosine, then an LLM judge.
+"""Paraphrased benchmark items: nearest items by embedding (or bag-of-n-grams) cosine, then an
+LLM judge.
 
 1. Each document is cut into passages of ``passage_words`` normalized words (half-overlapping),
    because an item is short and a document may be long: a whole-document vector would dilute it.
-2. Passages and items are vectors of hashed features (normalized word unigrams and bigrams, and
-   character 4-grams inside words, hashed into 2**18 dimensions, sublinear tf, L2-normalized);
-   an item's similarity to a document is its best cosine over the document's passages.
+2. Passages and items are vectors: with ``embedding_model``, a sentence encoder's unit vectors
+   (the encoders of ``embed``: a paraphrase shares meaning, not words); otherwise hashed
+   features (normalized word unigrams and bigrams, and character 4-grams inside words, hashed
+   into 2**18 dimensions, sublinear tf, L2-normalized). An item's similarity to a document is
+   its best cosine over the document's passages.
 3. The ``top_k`` items with similarity >= ``min_similarity`` (not already matched exactly) are
    sent with their best passage to the judge (the LLM backends of ``rephrase``: transformers,
    vllm, openai), which answers yes/no to "does the passage contain this item, possibly
@@ -18,7 +21,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import xxhash
@@ -61,7 +64,12 @@ class JudgeParams(LlmBackendSettings):
 class ParaphraseParams(OperatorParams):
     top_k: int = Field(3, ge=1, description="Nearest items judged per document.")
     min_similarity: float = Field(
-        0.3, ge=0.0, le=1.0, description="Least cosine (bag of n-grams) for an item to be judged.")
+        0.3, ge=0.0, le=1.0, description="Least cosine (in the embedding space, or of bags of "
+        "n-grams) for an item to be judged.")
+    embedding_model: str | None = Field(
+        None, description="Find the nearest items with this sentence encoder (as `embed`'s "
+        "model: `all-minilm-l6-v2` bundled, or a folder); default: a bag-of-n-grams cosine, "
+        "which needs no model but misses rephrasings that share few words.")
     passage_words: int = Field(
         160, ge=8, description="Documents are compared (and judged) in passages of this many "
         "normalized words, half-overlapping.")
@@ -137,15 +145,23 @@ class Candidate:
 
 
 def nearest_items(texts: Sequence[str], item_vectors, params: ParaphraseParams,
-                  exclude: Sequence[set[int]]) -> list[Candidate]:
+                  exclude: Sequence[set[int]], encode: Callable[[list[str]], np.ndarray] | None = None,
+                  ) -> list[Candidate]:
     """Per document, its ``top_k`` items above ``min_similarity`` (best passage each), leaving
-    out the items in ``exclude[doc]`` (already matched exactly)."""
+    out the items in ``exclude[doc]`` (already matched exactly). ``item_vectors``: from
+    :func:`vectors`, or ``encode``'s unit vectors when ``encode`` (a sentence encoder) is given."""
     found, words = passages(texts, params.passage_words)
     if not found or item_vectors.shape[0] == 0:
         return []
-    similarity = (vectors(words) @ item_vectors.T).tocoo()
+    if encode is None:
+        similarity = (vectors(words) @ item_vectors.T).tocoo()
+        scored = zip(similarity.row.tolist(), similarity.col.tolist(), similarity.data.tolist())
+    else:
+        dense = encode([texts[p.doc][p.start:p.end] for p in found]) @ item_vectors.T
+        rows, cols = np.nonzero(dense >= params.min_similarity)
+        scored = zip(rows.tolist(), cols.tolist(), dense[rows, cols].tolist())
     best: dict[tuple[int, int], tuple[float, Passage]] = {}
-    for p, item, value in zip(similarity.row.tolist(), similarity.col.tolist(), similarity.data.tolist()):
+    for p, item, value in scored:
         if value < params.min_similarity:
             continue
         passage = found[p]
