@@ -232,6 +232,7 @@ class TimedRun:
     returncode: int
     output: str
     cpu_seconds: float = 0.0  # user + system time of the whole process tree
+    peak_root_rss_bytes: int = 0  # the command's own process (e.g. the flow run), without children
 
 
 def run_timed(command: Sequence[str], env: dict | None = None, cwd: str | Path | None = None,
@@ -244,15 +245,16 @@ def run_timed(command: Sequence[str], env: dict | None = None, cwd: str | Path |
     process = subprocess.Popen(
         list(command), env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    peak = 0
+    peak = peak_root = 0
     cpu_by_pid: dict[int, float] = {}  # last CPU time seen per process of the tree
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak, peak_root
         while not done.is_set():
             pids = tree_pids(process.pid)
             peak = max(peak, sum(map(_rss_bytes, pids)))
+            peak_root = max(peak_root, _rss_bytes(process.pid))
             for pid in pids:
                 cpu_by_pid[pid] = max(cpu_by_pid.get(pid, 0.0), _cpu_seconds(pid))
             done.wait(sample_every)
@@ -266,7 +268,7 @@ def run_timed(command: Sequence[str], env: dict | None = None, cwd: str | Path |
     # Sampling misses the last moments of each process; waited-for processes are counted
     # exactly by the kernel, but not those that no one waits for (a forkserver's workers).
     cpu = max(sum(cpu_by_pid.values()), _children_cpu_seconds() - cpu_before)
-    return TimedRun(seconds, peak, process.returncode, output, cpu)
+    return TimedRun(seconds, peak, process.returncode, output, cpu, peak_root)
 
 
 def _children_cpu_seconds() -> float:

@@ -25,18 +25,15 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import REPO, _rss_bytes, build_documents, mib, tree_pids, write_jsonl  # noqa: E402
+from bench.common import REPO, build_documents, mib, run_timed, write_jsonl  # noqa: E402
 
 FILES = 8
 
@@ -54,41 +51,12 @@ class Measured:
     output: str
 
 
-def _cpu(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
 def run_measured(label: str, shards: int, command: list[str], cwd: Path) -> Measured:
     """Run ``command``: wall time, peak RSS of its tree and of its own process, CPU seconds."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    peaks = {"tree": 0, "flow": 0}
-    cpu: dict[int, float] = {}
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            pids = tree_pids(process.pid)
-            peaks["tree"] = max(peaks["tree"], sum(map(_rss_bytes, pids)))
-            peaks["flow"] = max(peaks["flow"], _rss_bytes(process.pid))
-            for pid in pids:
-                cpu[pid] = max(cpu.get(pid, 0.0), _cpu(pid))
-            done.wait(0.05)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    output, _ = process.communicate()
-    seconds = time.perf_counter() - start
-    done.set()
-    sampler.join()
-    tasks = next((line.strip() for line in output.splitlines() if "tasks:" in line), "?")
-    return Measured(label, shards, seconds, sum(cpu.values()), peaks["tree"], peaks["flow"], tasks,
-                    process.returncode, output)
+    timed = run_timed(command, cwd=cwd)
+    tasks = next((line.strip() for line in timed.output.splitlines() if "tasks:" in line), "?")
+    return Measured(label, shards, timed.seconds, timed.cpu_seconds, timed.peak_rss_bytes,
+                    timed.peak_root_rss_bytes, tasks, timed.returncode, timed.output)
 
 
 def recipe_text(inputs: Path, out: Path) -> str:

@@ -190,11 +190,9 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeR
     if stage.barrier is not None:
         barrier = stage.barrier
         signature_entries = [cache_address.signatures_entry(barrier, i) for i in inputs]
-        signatures_label = run_view.task_label(stage.node, [barrier.name], "signatures")
         signatures = work.map_batches(
             signatures_batch_task,
-            signatures_label,
-            signatures_label,
+            run_view.task_label(stage.node, [barrier.name], "signatures"),
             labels,
             signature_entries,
             lambda task, shards, entry: task.submit(
@@ -221,7 +219,6 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeR
         return pools.run_on_pool(stage, inputs, decisions, entries, work, label)
     return work.map_batches(
         stage_batch_task,
-        label,
         label,
         labels,
         entries,

@@ -55,7 +55,6 @@ class Work:
     def map_batches(
         self,
         task_fn: Any,
-        label: str,
         task_label: str,
         names: list[str],
         entries: list[CacheEntry],
@@ -63,10 +62,10 @@ class Work:
         documents: Sequence[int],
         tags: Sequence[str] = (),
     ) -> list[Any]:
-        """Units of work, one per shard, run as batch tasks, named ``task_label`` (what they do)
-        and the shards' ``names``; the results in shard order. ``submit(task, shards, entry)``
-        submits the (named, refresh-set) task on the shard indices ``shards`` under the batch's
-        entry. Each shard's stored result is noted by its own name, as one task each was.
+        """Units of work, one per shard, run as batch tasks, named ``task_label`` (what they do,
+        also the progress display's label) and the shards' ``names``; the results in shard
+        order. ``submit(task, shards, entry)`` submits the (named, refresh-set) task on the
+        shard indices ``shards`` under the batch's entry. Each shard's stored result is noted by its own name, as one task each was.
         ``documents``: each shard's, for the progress display.
 
         The shards still to do are cut into ``tasks_per_stage`` batches of their own, apart from
@@ -88,7 +87,7 @@ class Work:
             futures.append(submit(task, shards, cache_address.batch_entry([entries[i] for i in shards])))
             sizes.append(sum(documents[i] for i in shards))
         results: list[Any] = [None] * len(entries)
-        for shards, done in zip(groups, self.bar.wait(label, futures, sizes, unit="documents")):
+        for shards, done in zip(groups, self.bar.wait(task_label, futures, sizes, unit="documents")):
             for i, result in zip(shards, done):
                 results[i] = result
         return results
