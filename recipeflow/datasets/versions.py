@@ -183,7 +183,7 @@ def commit(root: str, version: str, manifest: dict[str, Any]) -> str:
                 f"If no run is committing {holder} (a run killed while committing), delete "
                 f"{claim_path(root, parent)}."
             ) from None
-    storage.write_json(manifest_path(root, version), manifest, atomic=True, exclusive=True)
+    storage.write_json(manifest_path(root, version), manifest, durable=True, exclusive=True)
     return version_path(root, version)
 
 

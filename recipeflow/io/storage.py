@@ -5,10 +5,12 @@ Local paths are made absolute here, once, so tasks in other processes see the sa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
-from typing import Any
+from collections.abc import Iterator
+from typing import IO, Any
 
 import fsspec
 from fsspec.core import url_to_fs
@@ -60,38 +62,36 @@ def list_dir(url: str) -> list[str]:
     return sorted(e.rstrip("/").rsplit("/", 1)[-1] for e in entries)
 
 
-def write_bytes(url: str, data: bytes, exclusive: bool = False) -> None:
-    """Write ``data`` to ``url``; ``exclusive``: only if nothing is there yet (write-if-absent:
-    ``O_EXCL`` locally, ``If-None-Match: *`` on S3), else FileExistsError."""
-    fs, path = filesystem(url)
-    parent = path.rsplit("/", 1)[0]
-    if parent:
-        fs.makedirs(parent, exist_ok=True)
-    with fs.open(path, "xb" if exclusive else "wb") as f:
-        f.write(data)
-
-
-def write_bytes_atomic(url: str, data: bytes, exclusive: bool = False) -> None:
-    """Write ``data`` so that readers see the whole file or none of it; ``exclusive``: only if
-    nothing is there yet, else FileExistsError (see :func:`write_bytes`).
+@contextlib.contextmanager
+def replacing(url: str, exclusive: bool = False, durable: bool = False) -> Iterator[IO[bytes]]:
+    """A binary file to write that appears at ``url`` whole or not at all, when the block ends
+    without error; ``exclusive``: only if nothing is there yet, else FileExistsError
+    (write-if-absent: a hard link locally, ``If-None-Match: *`` on S3); ``durable``: flushed
+    to disk before it takes the name.
 
     On local disk the bytes go to a temporary name beside ``url``, which then takes its place
     (renamed over it, or hard-linked to it when exclusive, since a link fails on an existing
-    name): a full disk or a kill leaves a stray temporary file, never a torn ``url``. An object
+    name): a full disk, a kill, or a second run writing the same cache address leaves a stray
+    temporary file, never a torn ``url`` that a reader could open half-written. An object
     store's PUT is already all-or-nothing, so it is written in place.
     """
     fs, path = filesystem(url)
     if not is_local(url):
-        write_bytes(url, data, exclusive)
+        parent = path.rsplit("/", 1)[0]
+        if parent:
+            fs.makedirs(parent, exist_ok=True)
+        with fs.open(path, "xb" if exclusive else "wb") as f:
+            yield f
         return
     parent = os.path.dirname(path)
     fs.makedirs(parent, exist_ok=True)
     temporary = os.path.join(parent, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
     try:
         with fs.open(temporary, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            yield f
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         if exclusive:
             os.link(temporary, path)
         else:
@@ -99,6 +99,12 @@ def write_bytes_atomic(url: str, data: bytes, exclusive: bool = False) -> None:
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def write_bytes(url: str, data: bytes, exclusive: bool = False, durable: bool = False) -> None:
+    """Write ``data`` to ``url``, whole or not at all (see :func:`replacing`)."""
+    with replacing(url, exclusive, durable) as f:
+        f.write(data)
 
 
 def copy_file(source: str, target: str) -> None:
@@ -131,14 +137,12 @@ def read_bytes(url: str) -> bytes:
         return f.read()
 
 
-def write_json(url: str, value: Any, *, atomic: bool = False, exclusive: bool = False) -> bytes:
-    """Write ``value`` as indented JSON (``atomic`` and ``exclusive``: see
-    :func:`write_bytes_atomic`); returns the bytes written."""
+def write_json(url: str, value: Any, *, durable: bool = False, exclusive: bool = False) -> bytes:
+    """Write ``value`` as indented JSON, whole or not at all (``durable`` and ``exclusive``: see
+    :func:`replacing`); returns the bytes written. A task's result is read by any run that
+    computes the same address, perhaps while another writes it."""
     data = (json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8")
-    if atomic:
-        write_bytes_atomic(url, data, exclusive)
-    else:
-        write_bytes(url, data, exclusive)
+    write_bytes(url, data, exclusive, durable)
     return data
 
 

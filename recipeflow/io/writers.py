@@ -17,9 +17,8 @@ from typing import IO, Any
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
-from fsspec.core import url_to_fs
-from fsspec.implementations.local import LocalFileSystem
 
+from recipeflow.io import storage
 from recipeflow.io.arrow_json import json_default, json_strings
 from recipeflow.operators import document as doc
 
@@ -47,14 +46,14 @@ def write_table(table: pa.Table, url: str, fmt: str = "parquet") -> WrittenFile:
     """Write ``table`` to ``url`` as ``parquet`` (zstd) or ``jsonl.gz``.
 
     Identical tables give identical bytes: no timestamps in Parquet metadata, gzip mtime 0.
-    Parent folders are created on local filesystems.
+    The file appears whole or not at all (:func:`storage.replacing`): two runs that compute
+    the same cache address at once each replace it, and neither reads the other's half.
     """
     if fmt not in OUTPUT_FORMATS:
         raise ValueError(
             f"unknown output format {fmt!r} for {url}; expected one of: {', '.join(OUTPUT_FORMATS)}"
         )
-    _make_parent_dirs(url)
-    with fsspec.open(url, "wb") as target:
+    with storage.replacing(url) as target:
         counted = _CountingWriter(target)
         if fmt == "parquet":
             _write_parquet(table, counted)
@@ -66,11 +65,9 @@ def write_table(table: pa.Table, url: str, fmt: str = "parquet") -> WrittenFile:
 def write_jsonl_file(tables: list[pa.Table], url: str) -> WrittenFile:
     """All rows of ``tables``, in order, as one JSONL file at ``url`` (one record per line,
     UTF-8, non-ASCII unescaped: what Data-Juicer's exporter writes; gzipped when the name ends
-    in ``.gz``). Written beside and then renamed, so a reader never sees half a file."""
-    _make_parent_dirs(url)
-    partial = url + ".part"
+    in ``.gz``). Appears whole or not at all (:func:`storage.replacing`)."""
     rows = 0
-    with fsspec.open(partial, "wb") as target:
+    with storage.replacing(url) as target:
         counted = _CountingWriter(target)
         sink: IO[bytes] = (
             gzip.GzipFile(filename="", mode="wb", fileobj=counted, mtime=0)  # type: ignore[assignment]
@@ -84,8 +81,6 @@ def write_jsonl_file(tables: list[pa.Table], url: str) -> WrittenFile:
                     sink.write(("\n".join(lines) + "\n").encode("utf-8"))
         if sink is not counted:
             sink.close()
-    fs, path = url_to_fs(url)
-    fs.mv(path + ".part", path)
     return WrittenFile(url, rows, counted.size, counted.sha256.hexdigest())
 
 
@@ -190,13 +185,6 @@ def _json_line(row: dict[str, Any]) -> str:
 
 
 # --- I/O helpers ----------------------------------------------------------------------------
-
-
-def _make_parent_dirs(url: str) -> None:
-    """Object stores have no folders; local filesystems need them before a file is opened."""
-    fs, path = url_to_fs(url)
-    if isinstance(fs, LocalFileSystem):
-        fs.makedirs(fs._parent(path), exist_ok=True)
 
 
 class _CountingWriter(io.RawIOBase):

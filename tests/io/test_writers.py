@@ -47,6 +47,26 @@ def test_rewriting_the_same_path_gives_the_same_bytes(tmp_path: Path) -> None:
     assert Path(url).read_bytes() == data and second == first
 
 
+def test_a_reader_never_sees_a_half_written_file(tmp_path: Path, monkeypatch) -> None:
+    # Two runs that compute the same cache address (run.cache: false) write the same stage
+    # output at once; one must never read the other's half-written file ("Parquet file size is
+    # 0 bytes"). While a table is being written, the path still holds the previous whole file.
+    url = str(tmp_path / "stage" / "shard-00000.parquet")
+    write_table(documents(10), url)
+    seen = []
+    real_write = pq.write_table
+
+    def write_while_reading(table, where, **kwargs):
+        real_write(table, where, **kwargs)
+        seen.append(read_table(url).num_rows)  # written, not yet in place
+
+    monkeypatch.setattr(pq, "write_table", write_while_reading)
+    write_table(documents(100), url)
+    assert seen == [10]
+    assert read_table(url).num_rows == 100
+    assert sorted(p.name for p in (tmp_path / "stage").iterdir()) == ["shard-00000.parquet"]
+
+
 def test_parquet_round_trip_and_zstd(tmp_path: Path) -> None:
     table = documents(40_000)
     written = write_table(table, str(tmp_path / "part.parquet"))
