@@ -26,13 +26,18 @@ class WordRepetitionFilterParams(WordsParams):
 
 def word_repetition_ratio(words: list[str], n: int) -> float:
     """Occurrences of word n-grams that occur more than once, over all word n-grams (0 when
-    there are fewer than ``n`` words)."""
+    there are fewer than ``n`` words).
+
+    Data-Juicer counts the n-grams joined by spaces; refined words hold no spaces (split on
+    them, or sentencepiece pieces, which write a space as "▁"), so counting the tuples gives the
+    same counts without building the strings (about twice as fast)."""
     total = len(words) - n + 1
     if total <= 0:
         return 0.0
-    grams = Counter(map(" ".join, zip(*(words[i:] for i in range(n)))))
-    singletons = sum(1 for c in grams.values() if c == 1)
-    return (total - singletons) / total
+    grams = Counter(zip(*(words[i:] for i in range(n))))
+    if len(grams) == total:  # no n-gram repeats: most documents
+        return 0.0
+    return (total - list(grams.values()).count(1)) / total
 
 
 @register
