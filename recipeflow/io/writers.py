@@ -28,6 +28,10 @@ OUTPUT_FORMATS = ("parquet", "jsonl.gz")
 # load a whole large file, big enough for good compression.
 PARQUET_ROW_GROUP_ROWS = 16_384
 PARQUET_COMPRESSION = "zstd"
+# gzip level of jsonl.gz outputs: level 1 compresses about 4x faster than the usual 6 for files
+# about 20% larger (on the shared corpora: 100 vs 23 MB/s); compression was most of a jsonl.gz
+# commit's time. Parquet (zstd) is the compact format.
+JSONL_GZIP_LEVEL = 1
 # JSONL is serialised this many rows at a time, so memory stays bounded.
 _JSONL_BATCH_ROWS = 4_096
 
@@ -70,7 +74,7 @@ def write_jsonl_file(tables: list[pa.Table], url: str) -> WrittenFile:
     with storage.replacing(url) as target:
         counted = _CountingWriter(target)
         sink: IO[bytes] = (
-            gzip.GzipFile(filename="", mode="wb", fileobj=counted, mtime=0)  # type: ignore[assignment]
+            gzip.GzipFile(filename="", mode="wb", fileobj=counted, mtime=0, compresslevel=JSONL_GZIP_LEVEL)  # type: ignore[assignment]
             if url.endswith(".gz") else counted
         )
         for table in tables:
@@ -173,7 +177,7 @@ def _write_parquet(table: pa.Table, target: IO[bytes]) -> None:
 
 def _write_jsonl_gz(table: pa.Table, target: IO[bytes]) -> None:
     # No file name and mtime 0 in the gzip header, so identical tables give identical bytes.
-    with gzip.GzipFile(filename="", mode="wb", fileobj=target, mtime=0, compresslevel=6) as gz:
+    with gzip.GzipFile(filename="", mode="wb", fileobj=target, mtime=0, compresslevel=JSONL_GZIP_LEVEL) as gz:
         for batch in table.to_batches(max_chunksize=_JSONL_BATCH_ROWS):
             lines = [_json_line(row) for row in batch.to_pylist()]
             if lines:

@@ -35,6 +35,7 @@ from recipeflow.operators import document as doc
 from recipeflow.operators.models.datajuicer_models import load_datajuicer_sentencepiece, load_sentencepiece
 from recipeflow.operators.base import OperatorParams, Rejection
 from recipeflow.operators.base import RangeFilter as BaseRangeFilter
+from recipeflow.operators.text.text_stats import WordCache
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"  # recipeflow/operators/data
 SPECIAL_CHARACTERS_FILE = DATA_DIR / "datajuicer_special_characters.json"
@@ -73,21 +74,30 @@ def count_special_characters(text: str) -> int:
 def split_words(text: str) -> list[str]:
     """Data-Juicer's default word split: on spaces, newlines and tabs only (not on other
     whitespace such as ``\\r`` or no-break spaces), empty pieces dropped."""
-    return [w for w in text.replace("\n", " ").replace("\t", " ").split(" ") if w]
+    return [w for w in _pieces(text) if w]
+
+
+def _pieces(text: str) -> list[str]:
+    """The text cut on spaces, newlines and tabs, empty pieces kept."""
+    return text.replace("\n", " ").replace("\t", " ").split(" ")
+
+
+def _stripped(word: str) -> str:
+    if not word:
+        return word
+    # Most words start and end with a letter: skip the (slower) strip for them.
+    if word[0] in SPECIAL_CHARACTERS or word[-1] in SPECIAL_CHARACTERS:
+        return word.strip(_STRIP_CHARACTERS)
+    return word
+
+
+_STRIPPED = WordCache(_stripped)
 
 
 def strip_special(words: Iterable[str]) -> list[str]:
-    """Words with special characters stripped from both ends; words left empty are dropped."""
-    special = SPECIAL_CHARACTERS
-    out: list[str] = []
-    for word in words:
-        # Most words start and end with a letter: skip the (slower) strip for them.
-        if word[0] in special or word[-1] in special:
-            word = word.strip(_STRIP_CHARACTERS)
-            if not word:
-                continue
-        out.append(word)
-    return out
+    """Words with special characters stripped from both ends; words left empty (or empty to
+    begin with) are dropped."""
+    return [word for word in map(_STRIPPED.__getitem__, words) if word]
 
 
 def matching_ratio(words: list[str], vocabulary: frozenset[str]) -> float:
@@ -122,7 +132,7 @@ def refined_words(
     if tokenizer is None:
         # Lower-casing the whole text equals lower-casing each word: the split characters are
         # neither cased nor case-ignorable, so they end every casing context (final sigma).
-        words = split_words(text.lower() if lower_case else text)
+        words = _pieces(text.lower() if lower_case else text)  # strip_special drops empty ones
     else:
         words = tokenizer.encode_as_pieces(text)
         if lower_case:

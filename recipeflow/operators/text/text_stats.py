@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -55,14 +55,15 @@ TERMINAL_PUNCTUATION = tuple(SENTENCE_TERMINALS)
 PUNCTUATION_SET = frozenset(PUNCTUATION) | frozenset(SENTENCE_TERMINALS)
 
 
-class _WordProperty(dict):
-    """A per-process cache of one boolean property of words, computed on first sight."""
+class WordCache(dict):
+    """A per-process cache of one property of words (a flag, a hash, a stripped form), computed
+    on first sight: words repeat so much that a dictionary lookup beats recomputing."""
 
     def __init__(self, predicate):
         super().__init__()
         self._predicate = predicate
 
-    def __missing__(self, word: str) -> bool:
+    def __missing__(self, word: str) -> Any:
         if len(self) > 1_000_000:
             self.clear()
         value = self[word] = self._predicate(word)
@@ -77,11 +78,11 @@ def _is_not_symbol(word: str) -> bool:
     return any(c not in PUNCTUATION_SET for c in word)
 
 
-HAS_ALPHA = _WordProperty(_has_alpha)  # the word holds at least one letter
-NOT_SYMBOL = _WordProperty(_is_not_symbol)  # the word holds something besides punctuation
+HAS_ALPHA = WordCache(_has_alpha)  # the word holds at least one letter
+NOT_SYMBOL = WordCache(_is_not_symbol)  # the word holds something besides punctuation
 
 
-def count_true(words: Sequence[str], prop: _WordProperty) -> int:
+def count_true(words: Sequence[str], prop: WordCache) -> int:
     """How many words have the property (dictionary look-ups from C, no Python loop)."""
     return sum(map(prop.__getitem__, words))
 
@@ -142,8 +143,8 @@ def _word_hash(word: str) -> int:
     return value
 
 
-WORD_HASH = _WordProperty(_word_hash)
-WORD_SHIFT = _WordProperty(lambda word: pow(_BASE, len(word), 1 << 64))  # BASE ** len(word)
+WORD_HASH = WordCache(_word_hash)
+WORD_SHIFT = WordCache(lambda word: pow(_BASE, len(word), 1 << 64))  # BASE ** len(word)
 
 
 def window_hashes(values: np.ndarray, n: int) -> np.ndarray:
