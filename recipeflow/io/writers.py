@@ -172,7 +172,28 @@ def _write_parquet(table: pa.Table, target: IO[bytes]) -> None:
         target,
         compression=PARQUET_COMPRESSION,
         row_group_size=PARQUET_ROW_GROUP_ROWS,
+        use_dictionary=_dictionary_columns(table.schema),
     )
+
+
+def _dictionary_columns(schema: pa.Schema) -> list[str]:
+    """Leaf columns to dictionary-encode: all but those inside lists. A list of token ids (or an
+    embedding) has too many distinct values: trying a dictionary first made writing token ids 3x
+    slower and the file 5% larger."""
+    leaves: list[str] = []
+
+    def visit(field: pa.Field, prefix: str) -> None:
+        if pa.types.is_list(field.type) or pa.types.is_large_list(field.type) or pa.types.is_fixed_size_list(field.type):
+            return
+        if pa.types.is_struct(field.type):
+            for child in field.type:
+                visit(child, f"{prefix}{field.name}.")
+            return
+        leaves.append(prefix + field.name)
+
+    for field in schema:
+        visit(field, "")
+    return leaves
 
 
 def _write_jsonl_gz(table: pa.Table, target: IO[bytes]) -> None:
