@@ -10,8 +10,10 @@ runs it (processes executor, embedded Prefect server, one Prefect home for all r
   SIGKILLed (its workers and server die with it), then the recipe is run again to its end.
 
 For each resume it prints the time, its ratio to the cold run, and the bound it should stay
-under: the work left plus start-up, ``unchanged + (1 - done) × (cold - unchanged)``, where
-``done`` is the share of shard results the killed run had stored. Every resumed version's data
+under: start-up plus the work left, ``unchanged + commit + (1 - done) × (cold - unchanged -
+commit)``, where ``done`` is the share of shard results the killed run had stored and
+``commit`` the cold run's commit (from its log: the last task's end to the commit's end; a
+killed run never committed, so its resume always does the whole commit). Every resumed version's data
 files must have the cold version's bytes (sha256).
 
     python bench/resume_benchmark.py [--docs 50000] [--kill-at 0.3 0.6 0.9]
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -55,11 +58,27 @@ def _command(recipe: Path) -> list[str]:
     return [str(Path(sys.executable).parent / "recipeflow"), "run", str(recipe), "--no-progress"]
 
 
-def _run(recipe: Path, env: dict) -> float:
+def _run(recipe: Path, env: dict) -> tuple[float, str]:
     timed = run_timed(_command(recipe), env=env, cwd=REPO)
     if timed.returncode != 0:
         raise SystemExit(f"recipeflow run failed:\n{timed.output[-4000:]}")
-    return timed.seconds
+    return timed.seconds, timed.output
+
+
+def _commit_seconds(log: str) -> float:
+    """From a run's Prefect log: the last task's end to the commit task's end."""
+    from datetime import datetime
+
+    ends = []
+    for line in log.splitlines():
+        match = re.match(r"(\d\d:\d\d:\d\d\.\d+) \| INFO +\| Task run '(.*)' - Finished", line)
+        if match:
+            ends.append((datetime.strptime(match.group(1), "%H:%M:%S.%f"), match.group(2)))
+    commits = [at for at, name in ends if name.startswith("commit ")]
+    others = [at for at, name in ends if not name.startswith("commit ") and commits and at <= commits[-1]]
+    if not commits or not others:
+        return 0.0
+    return (commits[-1] - max(others)).total_seconds()
 
 
 def _kill_after(recipe: Path, env: dict, seconds: float) -> None:
@@ -122,22 +141,23 @@ def main() -> None:
 
         _run(_recipe(workdir, "warmup", args.workers, args.shard_size), env)  # Prefect home, imports
         cold_recipe = _recipe(workdir, "cold", args.workers, args.shard_size)
-        cold = _run(cold_recipe, env)
-        unchanged = _run(cold_recipe, env)
+        cold, cold_log = _run(cold_recipe, env)
+        commit = _commit_seconds(cold_log)
+        unchanged, _ = _run(cold_recipe, env)
         expected = _data_digests("cold")
         print(f"{len(docs):,} documents, {args.files} files on S3 (moto), {args.workers} workers, "
               f"shards of {args.shard_size}")
-        print(f"cold                {cold:7.1f} s")
+        print(f"cold                {cold:7.1f} s   (its commit {commit:.1f} s)")
         print(f"unchanged re-run    {unchanged:7.1f} s   {unchanged / cold:.2f} of cold")
         for fraction in args.kill_at:
             root = f"killed-{int(fraction * 100)}"
             recipe = _recipe(workdir, root, args.workers, args.shard_size)
             _kill_after(recipe, env, fraction * cold)
             stored = _stored_results(root)
-            resumed = _run(recipe, env)
+            resumed, _ = _run(recipe, env)
             all_results = _stored_results("cold")  # stages × shards of a whole run
             done = stored / all_results if all_results else 0.0
-            bound = unchanged + (1 - done) * (cold - unchanged)
+            bound = unchanged + commit + (1 - done) * (cold - unchanged - commit)
             same = _data_digests(root) == expected
             print(f"killed at {fraction:.0%} of cold ({stored}/{all_results} shard results stored): resumed in "
                   f"{resumed:6.1f} s = {resumed / cold:.2f} of cold; work left + start-up {bound:6.1f} s "
