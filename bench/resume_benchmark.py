@@ -4,14 +4,15 @@ FineWeb's chain (bench/fineweb_benchmark.py) on web-like documents, inputs and o
 real S3 endpoint on 127.0.0.1 (moto's server, as the tests use), ``recipeflow run`` as a user
 runs it (processes executor, embedded Prefect server, one Prefect home for all runs):
 
-* cold: a new dataset root;
+* cold: a new dataset root, twice (two roots): their mean is the reference, their spread
+  shows how much one run's time varies;
 * unchanged: the same recipe again (nothing to do: start-up, scans, cache checks);
 * resumed after a kill at each fraction of the cold time (``--kill-at``): the run's process is
   SIGKILLed (its workers and server die with it), then the recipe is run again to its end.
 
 For each resume it prints the time, its ratio to the cold run, and the bound it should stay
 under: start-up plus the work left, ``unchanged + commit + (1 - done) × (cold - unchanged -
-commit)``, where ``done`` is the share of shard results the killed run had stored and
+commit)``, where ``done`` is the share of documents whose shard result the killed run had stored and
 ``commit`` the cold run's commit (from its log: the last task's end to the commit's end; a
 killed run never committed, so its resume always does the whole commit). Every resumed version's data
 files must have the cold version's bytes (sha256).
@@ -81,24 +82,29 @@ def _commit_seconds(log: str) -> float:
     return (commits[-1] - max(others)).total_seconds()
 
 
-def _kill_after(recipe: Path, env: dict, seconds: float) -> None:
-    """Start a run and SIGKILL its process after ``seconds`` (its children die with it)."""
+def _kill_after(recipe: Path, env: dict, seconds: float) -> bool:
+    """Start a run and SIGKILL its process after ``seconds`` (its children die with it);
+    False if it ended first (a run can be faster than the cold ones)."""
     process = subprocess.Popen(_command(recipe), env=env, cwd=REPO, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     time.sleep(seconds)
     if process.poll() is not None:
-        raise SystemExit(f"the run ended before the kill at {seconds:.1f} s: kill earlier")
+        return False
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     time.sleep(3)  # parent_watch: the workers and the server notice and end
+    return True
 
 
-def _stored_results(root: str) -> int:
-    """Stage results (one per stage and shard) stored under a dataset root's cache."""
+def _stored_results(root: str) -> tuple[int, int]:
+    """Stage results (one per stage and shard) stored under a dataset root's cache, and the
+    documents they cover (kept, rejected and unreadable rows): shards differ in size."""
     import s3fs
 
     s3fs.S3FileSystem.clear_instance_cache()
-    return len(s3fs.S3FileSystem().glob(f"{BUCKET}/{root}/cache/stages/*/result.json"))
+    fs = s3fs.S3FileSystem()
+    results = [json.loads(fs.cat(p)) for p in fs.glob(f"{BUCKET}/{root}/cache/stages/*/result.json")]
+    return len(results), sum(r["kept_rows"] + r["rejected_rows"] + r["unreadable_rows"] for r in results)
 
 
 def _data_digests(root: str) -> list[str]:
@@ -141,25 +147,31 @@ def main() -> None:
 
         _run(_recipe(workdir, "warmup", args.workers, args.shard_size), env)  # Prefect home, imports
         cold_recipe = _recipe(workdir, "cold", args.workers, args.shard_size)
-        cold, cold_log = _run(cold_recipe, env)
+        cold_a, cold_log = _run(cold_recipe, env)
+        cold_b, _ = _run(_recipe(workdir, "cold-again", args.workers, args.shard_size), env)
+        cold = (cold_a + cold_b) / 2
         commit = _commit_seconds(cold_log)
         unchanged, _ = _run(cold_recipe, env)
         expected = _data_digests("cold")
         print(f"{len(docs):,} documents, {args.files} files on S3 (moto), {args.workers} workers, "
               f"shards of {args.shard_size}")
-        print(f"cold                {cold:7.1f} s   (its commit {commit:.1f} s)")
+        print(f"cold                {cold:7.1f} s   (mean of {cold_a:.1f} and {cold_b:.1f} s: one run varies by "
+              f"{abs(cold_a - cold_b) / cold:.0%}; its commit {commit:.1f} s)")
         print(f"unchanged re-run    {unchanged:7.1f} s   {unchanged / cold:.2f} of cold")
         for fraction in args.kill_at:
             root = f"killed-{int(fraction * 100)}"
             recipe = _recipe(workdir, root, args.workers, args.shard_size)
-            _kill_after(recipe, env, fraction * cold)
-            stored = _stored_results(root)
+            if not _kill_after(recipe, env, fraction * cold):
+                print(f"killed at {fraction:.0%} of cold: the run had already ended")
+                continue
+            stored, stored_docs = _stored_results(root)
             resumed, _ = _run(recipe, env)
-            all_results = _stored_results("cold")  # stages × shards of a whole run
-            done = stored / all_results if all_results else 0.0
+            all_results, all_docs = _stored_results("cold")  # stages × shards of a whole run
+            done = stored_docs / all_docs if all_docs else 0.0
             bound = unchanged + commit + (1 - done) * (cold - unchanged - commit)
             same = _data_digests(root) == expected
-            print(f"killed at {fraction:.0%} of cold ({stored}/{all_results} shard results stored): resumed in "
+            print(f"killed at {fraction:.0%} of cold ({stored}/{all_results} shard results, {done:.0%} of "
+                  f"documents, stored): resumed in "
                   f"{resumed:6.1f} s = {resumed / cold:.2f} of cold; work left + start-up {bound:6.1f} s "
                   f"({resumed / bound:.2f} of it); data bytes as cold: {same}")
 

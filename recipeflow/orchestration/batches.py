@@ -5,12 +5,17 @@ its cache lookup, pickling it to a worker), in the flow run's process and in the
 one task per shard that cost grows with the shard count, and a crawl has hundreds of thousands
 of shards. A stage therefore runs as a few tasks (``run.tasks_per_stage``, by default four per
 worker: enough to balance the load, few enough to cost nothing), each doing a contiguous run of
-shards. Every shard keeps its own cache entry underneath, so reuse, resume after a kill and the
-output bytes are those of one task per shard; results come back in shard order. Shards whose
-result is stored are batched apart from those still to do (see ``Work.map_batches``).
+shards of about equal documents. Every shard keeps its own cache entry underneath, so reuse,
+resume after a kill and the output bytes are those of one task per shard; results come back in
+shard order. Shards whose result is stored are batched apart from those still to do, and the
+largest batches to do go first, so that no worker is left with a long tail (see
+``Work.map_batches``).
 """
 
 from __future__ import annotations
+
+import bisect
+from typing import Sequence
 
 from recipeflow.recipe.models import RunSpec
 
@@ -22,11 +27,25 @@ def tasks_per_stage(run: RunSpec) -> int:
     return run.tasks_per_stage or TASKS_PER_WORKER * run.workers
 
 
-def spans(count: int, batches: int) -> list[tuple[int, int]]:
-    """``count`` shards cut into at most ``batches`` contiguous ``[start, end)`` runs whose
-    sizes differ by at most one, in shard order."""
+def spans(sizes: Sequence[int], batches: int) -> list[tuple[int, int]]:
+    """Shards of ``sizes`` (documents) cut into ``min(batches, shards)`` contiguous
+    ``[start, end)`` runs in shard order, each cut where the running total of documents is
+    nearest an equal share. Shards of one size give runs whose lengths differ by at most one;
+    a resumed run's shards, some done and some not, give runs of about equal work."""
+    count = len(sizes)
     batches = max(1, min(batches, count))
-    bounds = [i * count // batches for i in range(batches + 1)]
+    totals = [0]
+    for size in sizes:
+        totals.append(totals[-1] + max(size, 1))  # an empty shard still costs a read
+    bounds = [0]
+    for i in range(1, batches):
+        share = i * totals[-1] / batches
+        cut = bisect.bisect_left(totals, share)
+        if cut > 0 and share - totals[cut - 1] <= totals[cut] - share:
+            cut -= 1
+        # At least one shard in this run and in each run after it.
+        bounds.append(min(max(cut, bounds[-1] + 1), count - (batches - i)))
+    bounds.append(count)
     return [(bounds[i], bounds[i + 1]) for i in range(batches) if bounds[i + 1] > bounds[i]]
 
 

@@ -70,13 +70,18 @@ class Work:
 
         The shards still to do are cut into ``tasks_per_stage`` batches of their own, apart from
         those whose result is stored: a resumed run spreads the work left over every worker
-        instead of leaving it in the few batches the killed run had not finished.
+        instead of leaving it in the few batches the killed run had not finished. Batches hold
+        about equal documents, and those to do are submitted largest first (the workers take
+        them in that order), so the last to finish is a small one.
         """
         stored = [self.stored(f"{task_label} · {name}", e) for name, e in zip(names, entries)]
         groups = []
         for done in (True, False):
             shards = [i for i, s in enumerate(stored) if s == done]
-            groups += [shards[a:b] for a, b in batches.spans(len(shards), self.tasks_per_stage)]
+            cut = [shards[a:b] for a, b in batches.spans([documents[i] for i in shards], self.tasks_per_stage)]
+            if not done:
+                cut.sort(key=lambda group: -sum(documents[i] for i in group))
+            groups += cut
         futures, sizes = [], []
         for shards in groups:
             task = task_fn.with_options(

@@ -16,11 +16,28 @@ from tests.conftest import SAMPLE_WARC
 def test_spans_cover_every_shard_once_in_order_and_balanced():
     for count in (0, 1, 7, 16, 5000):
         for batches in (1, 3, 8, 16, 10_000):
-            cut = spans(count, batches)
+            cut = spans([2500] * count, batches)
             assert [i for start, end in cut for i in range(start, end)] == list(range(count))
-            assert len(cut) == min(batches, count)
+            assert len(cut) == max(1, min(batches, count)) if count else cut == []
             sizes = [end - start for start, end in cut]
             assert not sizes or max(sizes) - min(sizes) <= 1
+
+
+def test_spans_balance_documents_when_shards_differ():
+    # A resumed run's work left: big shards with each file's small last shard between them.
+    sizes = [2500, 262, 2500, 2500, 262, 2500, 2500, 2500, 262, 2500, 2500, 2500, 258]
+    cut = spans(sizes, 8)
+    assert [i for start, end in cut for i in range(start, end)] == list(range(len(sizes)))
+    assert len(cut) == 8
+    work = [sum(sizes[start:end]) for start, end in cut]
+    share = sum(sizes) / 8
+    assert all(abs(w - share) <= max(sizes) for w in work), work  # within one shard of an equal share
+    # 13 shards in 8 batches: one batch must hold two big shards, but never more than that.
+    assert max(work) - min(work) <= 2500, work
+    # Documents, not shard counts: a huge shard's neighbours share a batch, it stands alone.
+    assert spans([10, 10, 10, 1000, 10, 10], 2) == [(0, 3), (3, 6)]
+    # Empty shards still count, so no batch is left without a shard.
+    assert len(spans([0, 0, 0, 0], 3)) == 3
 
 
 def test_batch_names_say_which_shards():
