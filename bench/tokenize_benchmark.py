@@ -10,7 +10,8 @@ runs read.
 
 * recipeflow, ``recipeflow run`` of a one-step recipe (``tokenize`` with ``keep_ids: true``,
   Parquet output), processes executor, embedded Prefect server included in the time; its
-  start-up is also measured alone on a 20-document run of the same recipe, which goes first;
+  start-up is also measured alone on a 20-document run of the same recipe on a warm Prefect
+  home (a first 20-document run creates the home), which goes first;
 * recipeflow's operator alone: the same JSONL files read into Arrow tables, ``Tokenize.process``
   and a Parquet file per input file, in a pool of worker processes (no Prefect, no versioning),
   the way the engine runs a fused stage on a shard;
@@ -219,8 +220,12 @@ def main() -> None:
         tokenizer_json = workdir / "smollm2-tokenizer.json"
         load_tokenizer("smollm2").tokenizer.save(str(tokenizer_json))
 
-        startup, _ = run_recipeflow(
-            recipe(str(tiny_dir / "*.jsonl"), workdir / "out-tiny", args.workers, args.shard_size), workdir, "tiny")
+        # The first run creates the Prefect home (its database: 10 s and more); a user's home
+        # exists after their first run, so start-up is the second tiny run's.
+        for attempt in ("tiny-home", "tiny"):
+            startup, _ = run_recipeflow(
+                recipe(str(tiny_dir / "*.jsonl"), workdir / f"out-{attempt}", args.workers, args.shard_size),
+                workdir, attempt)
         ours, ours_tokens = run_recipeflow(
             recipe(str(input_dir / "*.jsonl"), workdir / "out-recipeflow", args.workers, args.shard_size),
             workdir, "recipeflow")
