@@ -148,6 +148,28 @@ def wait_for_flow_run(api: str, flow_run_id: str, timeout: float = 300, logs: li
     return run
 
 
+def recorded_task_runs(flow_run_id: str, at_least: int = 1, timeout: float = 60) -> list:
+    """A flow run's task runs (Prefect client objects) once the server has recorded them all.
+
+    Prefect's server writes task runs and their states from the client's events, in the
+    background: read at once after a run, some may still be missing (CI once saw 10 of 15).
+    Waits until at least ``at_least`` are there, each in a final state, and a second read
+    half a second later finds no more."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    deadline = time.time() + timeout
+    seen: list = []
+    with get_client(sync_client=True) as client:
+        while True:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+            settled = len(runs) >= at_least and all(r.state is not None and r.state.type.value in TERMINAL for r in runs)
+            if (settled and len(runs) == len(seen)) or time.time() > deadline:
+                return runs
+            seen = runs
+            time.sleep(0.5)
+
+
 def task_runs(api: str, flow_run_id: str) -> list[dict]:
     return post(api, "/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}}, "limit": 200})
 

@@ -11,6 +11,7 @@ import yaml
 from recipeflow.orchestration.batches import batch_name, spans
 from recipeflow.orchestration.runner import run_recipe
 from tests.conftest import SAMPLE_WARC
+from tests.servers import recorded_task_runs
 
 
 def test_spans_cover_every_shard_once_in_order_and_balanced():
@@ -58,11 +59,7 @@ def _recipe(tmp_path: Path, out: str, tasks_per_stage: int, keep_rejected: bool 
 
 
 def _task_names(flow_run_id: str) -> Counter:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    runs = recorded_task_runs(flow_run_id, at_least=10)  # 9 batch tasks and the commit, at least
     return Counter(run.name.split(" ")[0] + (" batch" if "shards)" in run.name else "") for run in runs)
 
 
