@@ -19,7 +19,7 @@ def test_spans_cover_every_shard_once_in_order_and_balanced():
         for batches in (1, 3, 8, 16, 10_000):
             cut = spans([2500] * count, batches)
             assert [i for start, end in cut for i in range(start, end)] == list(range(count))
-            assert len(cut) == max(1, min(batches, count)) if count else cut == []
+            assert len(cut) == min(batches, count)
             sizes = [end - start for start, end in cut]
             assert not sizes or max(sizes) - min(sizes) <= 1
 

@@ -15,14 +15,12 @@ from prefect.client.schemas.filters import (
     ArtifactFilterKey,
     FlowFilter,
     FlowFilterName,
-    FlowRunFilter,
-    FlowRunFilterId,
-    TaskRunFilter,
 )
 from prefect.client.schemas.sorting import FlowRunSort
 
 from recipeflow.orchestration import run_view
 from recipeflow.orchestration.runner import run_recipe
+from tests.servers import recorded_task_runs
 
 
 def _write(path: Path, rows: list[dict]) -> None:
@@ -61,8 +59,7 @@ def test_runs_are_named_tagged_and_show_lineage(tmp_path, prefect_api):
         assert set(runs[0].tags) == {"recipeflow", "ui-corpus", "output:ui-corpus", "manual"}
         assert set(runs[1].tags) == {"recipeflow", "ui-corpus", "output:ui-corpus", "manual", "refresh"}
 
-        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[runs[1].id])),
-                                      task_run_filter=TaskRunFilter())
+        tasks = recorded_task_runs(runs[1].id)
         names = {t.name for t in tasks}
         assert "main: text_length_filter · crawl/a.jsonl [rows 0–10]" in names
         assert "main: exact_dedup signatures · crawl/b.jsonl [rows 0–3]" in names
