@@ -20,7 +20,9 @@ from recipeflow.io import storage
 from recipeflow.datasets import versions
 
 CACHE_DIR = "cache"  # as flow.CACHE_DIR (not imported: flow imports Prefect)
-KINDS = ("stages", "signatures", "decisions", "partitions", "indexes")
+# "attempts": a run's notes of its tasks' starts (orchestration.attempts), removed when the run
+# ends; a killed run's are stale entries like any other.
+KINDS = ("stages", "signatures", "decisions", "partitions", "indexes", "attempts")
 RESULT = "result.json"  # as engine.cache_address.RESULT: written last, so its presence marks a finished entry
 DEFAULT_OLDER_THAN_HOURS = 24.0
 MANIFEST_KEY = "cache_entries"

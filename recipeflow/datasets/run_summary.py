@@ -35,12 +35,25 @@ def result_lines(results: list[dict[str, Any]]) -> list[str]:
         tasks = m["run"].get("tasks")
         if tasks:
             lines.append(f"  tasks: {tasks['computed']} computed, {tasks['cached']} reused a stored result")
+            lines += [f"  {line}" for line in retried_lines(tasks)]
         lines += step_table_lines(m["operators"])
         for op in m["operators"]:
             if op["operator"] == "decontaminate" and op.get("summary"):
                 lines.append(f"  contamination found by {op['step']}:")
                 lines += contamination_lines(op["summary"], indent="    ")
     return lines
+
+
+def retried_lines(tasks: Mapping[str, Any]) -> list[str]:
+    """The tasks that started more than once: a worker (a Ray node, a Dask worker) was lost in
+    the middle of them, or they raised and Prefect retried them."""
+    retried = tasks.get("retried") or []
+    if not retried:
+        return []
+    head = f"retried {len(retried)} task" + ("" if len(retried) == 1 else "s")
+    return [f"{head} (a worker was lost in the middle of it, or it raised):"] + [
+        f"  {note['task']}: {note['attempts']} attempts" for note in retried
+    ]
 
 
 def contamination_lines(summary: Mapping[str, Mapping[str, int]], indent: str = "") -> list[str]:

@@ -22,13 +22,14 @@ from recipeflow.orchestration.parent_watch import die_with_parent, kill_descenda
 from recipeflow.orchestration import credentials
 from recipeflow.engine import cache_address, execute, history, operator_hooks, refresh, unreadable
 from recipeflow.datasets.counts import mix_lines, step_row, step_table_markdown
+from recipeflow.datasets.run_summary import retried_lines
 from recipeflow.engine.commit import NodeResult
 from recipeflow.engine.inputs import resolve_input
 from recipeflow.engine.planner import NodePlan, Plan, Stage, plan_recipe
 from recipeflow.engine.shard_input import ShardInput, StageOutput, source_input
 from recipeflow.io import readers, storage
 from recipeflow.operators.base import Resource
-from recipeflow.orchestration import batches, pools, run_view
+from recipeflow.orchestration import attempts, batches, pools, run_view
 from recipeflow.orchestration.publish import commit_as_asset
 from recipeflow.orchestration.tasks import (
     index_task,
@@ -267,6 +268,7 @@ def _publish_artifacts(recipe: Recipe, manifests: list[dict[str, Any]], tasks: d
     lines += ["", f"## Tasks: {tasks['computed']} computed, {tasks['cached']} reused a stored result (Cached)", ""]
     lines += [f"- computed: {name}" for name in tasks["computed_tasks"][:100]]
     lines += [f"- reused: {name}" for name in tasks.get("reused_tasks", [])[:100]]
+    lines += [f"- {line}" for line in retried_lines(tasks)]
     create_markdown_artifact(markdown="\n".join(lines), key=f"{key}-summary", description=f"Run summary: {recipe.name}")
 
 
@@ -327,6 +329,11 @@ def recipe_flow(recipe: Recipe, as_written: dict[str, Any], progress: bool = Tru
             logger.info(record["message"])
             unchanged[node] = record
 
+    tasks = work.tally()
+    tasks["retried"] = attempts.retried(work_root, str(flow_run.get_id())) if flow_run.get_id() else []
+    for note in tasks["retried"]:
+        logger.warning("task %r started %d times: its worker was lost in the middle of it, or it raised and was retried",
+                       note["task"], note["attempts"])
     run_info = {
         "cache_root": work_root,
         "recipe_name": recipe.name,
@@ -340,7 +347,7 @@ def recipe_flow(recipe: Recipe, as_written: dict[str, Any], progress: bool = Tru
             "cache": recipe.run.cache,
             "flow_run_id": str(flow_run.get_id()) if flow_run.get_id() else None,
             "prefect_version": prefect.__version__,
-            "tasks": work.tally(),
+            "tasks": tasks,
         },
     }
     manifests = [

@@ -23,8 +23,9 @@ from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.runtime import flow_run
 
-from recipeflow.orchestration import credentials, run_view
+from recipeflow.orchestration import attempts, credentials, run_view
 from recipeflow.engine.cache_address import RESULT, CacheEntry
 from recipeflow.engine.planner import OpRef, Stage
 from recipeflow.engine.shard_input import ShardInput, StageOutput
@@ -104,6 +105,8 @@ def stage_flow(
     ]
     for future in futures:
         future.result()
+    for note in attempts.retried(work_root, str(flow_run.get_id())):  # the recipe's run reads only its own
+        logger.warning("task %r started %d times: it raised and was retried", note["task"], note["attempts"])
     return len(futures)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from prefect import task
 from prefect.utilities.annotations import BaseAnnotation
 
-from recipeflow.orchestration import credentials
+from recipeflow.orchestration import attempts, credentials
 from recipeflow.engine import execute, operator_hooks
 from recipeflow.engine.cache_address import CacheEntry
 from recipeflow.engine.planner import OpRef, Stage, stable_hash
@@ -53,6 +53,13 @@ def _scan_key(_context: Any, parameters: dict[str, Any]) -> str:
     )
 
 
+def _begin(work_root: str) -> None:
+    """What every task that works under the cache root does first: the storage credentials, and
+    a note that it started, so a retried task is reported (see :mod:`.attempts`)."""
+    credentials.configure_credentials()
+    attempts.note_start(work_root)
+
+
 # Results are persisted (small references) so re-runs show Cached; a transient storage error
 # is retried: every task writes under a content address, so running it again is safe.
 _CACHED = {"persist_result": True, "retries": 2, "retry_delay_seconds": 2}
@@ -68,20 +75,20 @@ def scan_task(url: str, fmt: str, shard_size: int) -> readers.FileScan:
 def stage_task(
     stage: Stage, inp: ShardInput, decision: str | None, entry: CacheEntry, work_root: str, reuse: bool = True
 ) -> StageOutput:
-    credentials.configure_credentials()
+    _begin(work_root)
     return execute.run_stage(stage, inp, decision, entry, work_root, reuse)
 
 
 @task(name="index", cache_key_fn=entry_cache_key, **_CACHED)
 def index_task(ref: OpRef, entry: CacheEntry, work_root: str, reuse: bool = True) -> str:
     """Build an operator's index once, before the stage's shard tasks read it."""
-    credentials.configure_credentials()
+    _begin(work_root)
     return operator_hooks.build_index(ref, entry, work_root, reuse)
 
 
 @task(name="signatures", cache_key_fn=entry_cache_key, **_CACHED)
 def signatures_task(barrier: OpRef, inp: ShardInput, entry: CacheEntry, work_root: str, reuse: bool = True) -> str:
-    credentials.configure_credentials()
+    _begin(work_root)
     return execute.compute_signatures(barrier, inp, entry, work_root, reuse)
 
 
@@ -97,7 +104,7 @@ def stage_batch_task(
 ) -> list[StageOutput]:
     """A stage on a run of shards, each under its own cache entry (a stored shard is reused, so
     a retried or resumed batch does only its missing shards); ``entry`` names the batch."""
-    credentials.configure_credentials()
+    _begin(work_root)
     return [
         execute.run_stage(stage, inp, decision, shard_entry, work_root, reuse)
         for inp, decision, shard_entry in zip(_unquoted(inputs), _unquoted(decisions), _unquoted(entries))
@@ -109,7 +116,7 @@ def signatures_batch_task(
     barrier: OpRef, inputs: list[ShardInput], entries: list[CacheEntry], entry: CacheEntry, work_root: str, reuse: bool = True
 ) -> list[str]:
     """A barrier's signatures of a run of shards, each under its own cache entry."""
-    credentials.configure_credentials()
+    _begin(work_root)
     return [
         execute.compute_signatures(barrier, inp, shard_entry, work_root, reuse)
         for inp, shard_entry in zip(_unquoted(inputs), _unquoted(entries))
@@ -120,7 +127,7 @@ def signatures_batch_task(
 def resolve_task(
     barrier: OpRef, signature_paths: list[str], entry: CacheEntry, work_root: str, reuse: bool = True, history: int = 0
 ) -> execute.Resolution:
-    credentials.configure_credentials()
+    _begin(work_root)
     return execute.resolve_barrier(barrier, signature_paths, entry, work_root, reuse, history)
 
 
@@ -135,7 +142,7 @@ def resolve_partition_task(
     reuse: bool = True,
     history: int = 0,
 ) -> str:
-    credentials.configure_credentials()
+    _begin(work_root)
     return execute.resolve_partition(barrier, signature_paths, partition, partitions, entry, work_root, reuse, history)
 
 
@@ -149,7 +156,7 @@ def merge_task(
     reuse: bool = True,
     history: int = 0,
 ) -> execute.Resolution:
-    credentials.configure_credentials()
+    _begin(work_root)
     return execute.merge_partitions(barrier, partial_paths, signature_paths, entry, work_root, reuse, history)
 
 
