@@ -152,6 +152,7 @@ def validate(recipe: str, overrides: tuple[str, ...], check_inputs: bool) -> Non
     from recipeflow.recipe.loading import load_recipe
     from recipeflow.recipe.model_files import check_models
     from recipeflow.recipe.paths import with_absolute_paths
+    from recipeflow.engine.token_reach import check_budgets
 
     try:
         parsed = load_recipe(recipe, overrides)
@@ -164,6 +165,7 @@ def validate(recipe: str, overrides: tuple[str, ...], check_inputs: bool) -> Non
                 click.echo(f"input {name}: {row['records'] - row['unreadable']} of the first {row['records']} "
                            f"records readable" + (f" (unreadable: {reasons})" if reasons else ""))
             check_readable(runnable, read)
+            check_budgets(runnable)
     except (RecipeInvalid, InputUnreadable) as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)

@@ -114,6 +114,9 @@ class Operator:
     # Bump when behaviour changes: it is part of every cache key and manifest.
     version: ClassVar[str] = "1"
     Params: ClassVar[type[OperatorParams]] = OperatorParams
+    # Writes text of its own (an LLM's) or repeats documents: past it, a corpus can hold more
+    # text than its input files did (the token bound of engine.token_reach stops holding).
+    adds_text: ClassVar[bool] = False
 
     def __init__(self, params: OperatorParams | dict[str, Any] | None = None):
         if params is None:
@@ -194,6 +197,7 @@ class Generator(StreamOperator):
 
     kind = Kind.generator
     resource = Resource.gpu
+    adds_text = True
 
     def use_cache(self, url: str | None) -> None:
         """Keep generations under ``url`` (any fsspec path); ``None``: no cache."""

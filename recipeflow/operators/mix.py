@@ -166,6 +166,27 @@ class MixParams(OperatorParams):
                 )
         return phases
 
+    def stated_total_tokens(self) -> float | None:
+        """by: tokens: the result's tokens as the recipe states them (target_tokens, or the sum
+        of the phases' budgets); None when the data decides (the largest mix repeating nothing)."""
+        if self.target_tokens is not None:
+            return float(self.target_tokens)
+        if self.phases:
+            return float(sum(phase.budget(None) for phase in self.phases))  # type: ignore[misc]
+        return None
+
+    def token_mix_spec(self, total: float) -> by_tokens.TokenMixSpec:
+        """What the resolve of ``by: tokens`` needs, for a result of ``total`` tokens."""
+        phases = [
+            by_tokens.Phase(ph.name, float(ph.budget(total)), ph.weights or self.weights)  # type: ignore[arg-type]
+            for ph in self.phases
+        ] or [by_tokens.Phase("all", total, self.weights)]
+        return by_tokens.TokenMixSpec(
+            weights=self.weights, phases=phases, with_phases=bool(self.phases), target=total,
+            target_given=self.target_tokens is not None, max_epochs={n: self.epochs_of(n) for n in self.weights},
+            on_short=self.on_short, seed=self.seed,
+        )
+
     def epochs_of(self, source: str) -> float:
         if isinstance(self.max_epochs, dict):
             return float(self.max_epochs.get(source, DEFAULT_MAX_EPOCHS))
@@ -236,6 +257,7 @@ class Mix(Selector):
     name = "mix"
     version = "1"
     Params = MixParams
+    adds_text = True  # upsampling repeats documents
 
     last_summary: dict[str, Any] | None = None
 
@@ -295,23 +317,12 @@ class Mix(Selector):
         p = self.params
         origins = {str(o) for s in signatures if len(s) for o in s.column(doc.ORIGIN).to_pylist()}
         self._check_origins(origins)
-        if p.target_tokens is not None:
-            total = float(p.target_tokens)
-        elif p.phases:
-            total = float(sum(phase.budget(None) for phase in p.phases))  # type: ignore[misc]
-        else:  # the largest mix that repeats no document
+        total = p.stated_total_tokens()
+        if total is None:  # the largest mix that repeats no document
             available = by_tokens.available_tokens(signatures, p.weights)
             weight_sum = sum(p.weights.values())
             total = float(min(available[n] * weight_sum / w for n, w in p.weights.items() if w > 0))
-        phases = [
-            by_tokens.Phase(ph.name, float(ph.budget(total)), ph.weights or p.weights)  # type: ignore[arg-type]
-            for ph in p.phases
-        ] or [by_tokens.Phase("all", total, p.weights)]
-        spec = by_tokens.TokenMixSpec(
-            weights=p.weights, phases=phases, with_phases=bool(p.phases), target=total,
-            target_given=p.target_tokens is not None, max_epochs={n: p.epochs_of(n) for n in p.weights},
-            on_short=p.on_short, seed=p.seed,
-        )
+        spec = p.token_mix_spec(total)
         try:
             decisions, self.last_summary = by_tokens.resolve_by_tokens(spec, signatures)
         except by_tokens.TokenMixError as error:

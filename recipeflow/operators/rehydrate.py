@@ -72,6 +72,7 @@ class Rehydrate(Mapper):
     name = "rehydrate"
     version = "1"
     Params = RehydrateParams
+    adds_text = True  # repeats documents
 
     def process(self, batch: pa.Table) -> StepResult:
         field = self.params.field

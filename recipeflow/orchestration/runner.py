@@ -6,6 +6,7 @@ import os
 from typing import Any, Sequence
 
 from recipeflow.orchestration import credentials
+from recipeflow.engine import token_reach
 from recipeflow.engine.inputs import resolve_input
 from recipeflow.io import readers, storage
 from recipeflow.recipe.loading import load_recipe
@@ -38,6 +39,7 @@ def preflight(runnable: Recipe) -> None:
             raise RunRefused(f"{where}: inputs.{name}.path: {storage.access_problem(spec.path, exc)}") from None
     if (overlap := first_overlap(runnable)) is not None:
         raise RunRefused(f"{where}: {overlap}")
+    token_reach.check_budgets(runnable)  # RecipeInvalid, with the field's line
     roots = [
         ("output.path" if node == "main" else f"outputs.{node}.path", spec)
         for node, spec in runnable.outputs.items()

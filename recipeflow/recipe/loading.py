@@ -47,6 +47,16 @@ def load_recipe(path: str, overrides: Sequence[str] = ()) -> Recipe:
         recipe_folder.reset(token)
 
 
+def issues_in_file(source: str) -> IssueCollector:
+    """A collector for problems found after loading (checks that read the inputs), placing each
+    field at its line in the recipe file."""
+    try:
+        lines = load_yaml(_read_text(source)).lines
+    except (RecipeInvalid, YamlSyntaxError):  # the file changed since it was loaded
+        lines = {}
+    return IssueCollector(source, dict(lines))
+
+
 def _read_text(source: str) -> str:
     """The recipe file's text, or :class:`RecipeInvalid` saying why it cannot be read."""
     try:

@@ -62,6 +62,12 @@ def available_tokens(signatures: list[pa.Table], weights: Mapping[str, float]) -
     return {name: int(tokens[origins == name].sum()) for name in weights}
 
 
+def source_demand(spec: TokenMixSpec) -> dict[str, float]:
+    """The tokens each source is asked for: its share of every phase's budget, summed."""
+    shares = [_shares(phase.weights, spec.weights) for phase in spec.phases]
+    return {n: sum(phase.budget * sh[n] for phase, sh in zip(spec.phases, shares)) for n in spec.weights}
+
+
 def resolve_by_tokens(spec: TokenMixSpec, signatures: list[pa.Table]) -> tuple[list[BarrierDecision], dict[str, Any]]:
     """Decisions per shard, and the summary the manifest records."""
     p = spec
@@ -74,7 +80,7 @@ def resolve_by_tokens(spec: TokenMixSpec, signatures: list[pa.Table]) -> tuple[l
     phases = p.phases
     phase_shares = [_shares(phase.weights, p.weights) for phase in phases]
     budgets = [phase.budget for phase in phases]
-    demand = {n: sum(b * sh[n] for b, sh in zip(budgets, phase_shares)) for n in p.weights}
+    demand = source_demand(p)
     max_epochs = dict(p.max_epochs)
     rescaled = None
     short = [n for n in p.weights if demand[n] > 0 and demand[n] > max_epochs[n] * available[n]]
