@@ -159,21 +159,29 @@ def _partitions(table: pa.Table, field: str | None) -> Iterable[tuple[str | None
 
 def _shards(table: pa.Table, output: OutputSpec) -> list[pa.Table]:
     """Consecutive slices of about equal documents or tokens."""
-    if output.target_shard_rows:
-        count = max(1, round(len(table) / output.target_shard_rows))
-        cuts = [round(len(table) * k / count) for k in range(count + 1)]
-    elif output.target_shard_tokens:
+    tokens = None
+    if output.target_shard_tokens:
         if N_TOKENS not in table.column_names:
             raise OutputLayoutError("output.target_shard_tokens needs n_tokens: add a tokenize step")
-        tokens = np.cumsum(np.asarray(pc.fill_null(table.column(N_TOKENS), 0).to_numpy(zero_copy_only=False)))
-        total = int(tokens[-1]) if len(tokens) else 0
+        tokens = np.asarray(pc.fill_null(table.column(N_TOKENS), 0).to_numpy(zero_copy_only=False))
+    bounds = cuts(len(table), tokens, output)
+    return [table.slice(a, b - a) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+def cuts(rows: int, tokens: np.ndarray | None, output: OutputSpec) -> list[int]:
+    """Where consecutive files of about equal documents (``target_shard_rows``) or tokens
+    (``target_shard_tokens``; ``tokens``: each document's) start, and the end: ``[0, ..., rows]``."""
+    if output.target_shard_rows:
+        count = max(1, round(rows / output.target_shard_rows))
+        return [round(rows * k / count) for k in range(count + 1)]
+    if output.target_shard_tokens and tokens is not None:
+        ends = np.cumsum(tokens)
+        total = int(ends[-1]) if len(ends) else 0
         count = max(1, round(total / output.target_shard_tokens))
         # Cut after the document whose end is closest to each k/count of the tokens.
-        cuts = [0] + [int(np.searchsorted(tokens - 0.5 * np.diff(tokens, prepend=0), total * k / count))
-                      for k in range(1, count)] + [len(table)]
-    else:
-        return [table]
-    return [table.slice(a, b - a) for a, b in zip(cuts, cuts[1:]) if b > a]
+        return [0] + [int(np.searchsorted(ends - 0.5 * np.diff(ends, prepend=0), total * k / count))
+                      for k in range(1, count)] + [rows]
+    return [0, rows]
 
 
 def _write_file(table: pa.Table, folder: str, number: int, output: OutputSpec,

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 import fsspec
 
 from recipeflow.datasets import version_reader, versions
-from recipeflow.engine import output_layout
+from recipeflow.engine import spill_layout
 from recipeflow.io import readers, storage, writers
 from recipeflow.operators import document as doc
 from recipeflow.recipe.models import OutputSpec
@@ -198,7 +198,7 @@ def write_split(
             table = table.filter(pc.invert(pc.is_in(table.column(doc.ID), value_set=exclude_ids)))
         return table if schema is None else cast_to(table, schema)
 
-    laid = output_layout.write_data(sources, folder, layout, vocab_size, prepare=prepare, first_number=rewritten)
+    laid = spill_layout.write_data(sources, folder, layout, vocab_size, prepare=prepare, first_number=rewritten)
     entries += [{**f.entry(version_folder), "version": version, "new": True} for f in laid]
     return Split(entries, schema if entries else None)
 

@@ -12,7 +12,7 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Iterable, Iterator
 
 import fsspec
 import pyarrow as pa
@@ -66,7 +66,38 @@ def write_table(table: pa.Table, url: str, fmt: str = "parquet") -> WrittenFile:
     return WrittenFile(url, table.num_rows, counted.size, counted.sha256.hexdigest())
 
 
-def write_jsonl_file(tables: list[pa.Table], url: str) -> WrittenFile:
+def write_parquet_stream(tables: Iterable[pa.Table], url: str, schema: pa.Schema) -> WrittenFile:
+    """The rows of ``tables`` (each of ``schema``), in order, as one Parquet file: the same
+    bytes as :func:`write_table` of their concatenation (the same row groups), with one table
+    and one row group in memory at a time."""
+    rows = 0
+    with storage.replacing(url) as target:
+        counted = _CountingWriter(target)
+        with pq.ParquetWriter(counted, schema, compression=PARQUET_COMPRESSION,
+                              use_dictionary=_dictionary_columns(schema)) as writer:
+            for group in _row_groups(tables, PARQUET_ROW_GROUP_ROWS):
+                writer.write_table(group, row_group_size=PARQUET_ROW_GROUP_ROWS)
+                rows += group.num_rows
+    return WrittenFile(url, rows, counted.size, counted.sha256.hexdigest())
+
+
+def _row_groups(tables: Iterable[pa.Table], size: int) -> Iterator[pa.Table]:
+    """The rows of ``tables`` again, as tables of exactly ``size`` rows (the last: the rest)."""
+    pending: list[pa.Table] = []
+    held = 0
+    for table in tables:
+        pending.append(table)
+        held += table.num_rows
+        while held >= size:
+            joined = pa.concat_tables(pending)
+            yield joined.slice(0, size)
+            rest = joined.slice(size)
+            pending, held = [rest], rest.num_rows
+    if held:
+        yield pa.concat_tables(pending)
+
+
+def write_jsonl_file(tables: Iterable[pa.Table], url: str) -> WrittenFile:
     """All rows of ``tables``, in order, as one JSONL file at ``url`` (one record per line,
     UTF-8, non-ASCII unescaped: what Data-Juicer's exporter writes; gzipped when the name ends
     in ``.gz``). Appears whole or not at all (:func:`storage.replacing`)."""
@@ -128,6 +159,22 @@ def concat(tables: list[pa.Table]) -> pa.Table:
         tables = [_json_encode_columns(t, conflicting) for t in tables]
         joined = pa.concat_tables(tables, promote_options="permissive")
     return joined.select(_column_order(tables))
+
+
+def concat_schema(tables: list[pa.Table]) -> tuple[pa.Schema, set[str]]:
+    """The schema :func:`concat` gives ``tables`` (empty ones do: only their types count), and
+    the columns it JSON-encodes because their types conflict — for :func:`conform`."""
+    return concat([t.slice(0, 0) for t in tables]).schema, _conflicting_columns(tables)
+
+
+def conform(table: pa.Table, schema: pa.Schema, conflicting: set[str]) -> pa.Table:
+    """``table`` as :func:`concat` would have it among the tables ``schema`` and
+    ``conflicting`` came from (:func:`concat_schema`): a part of the concatenation, made alone."""
+    if table.schema.equals(schema):
+        return table
+    table = _json_encode_columns(table, conflicting & set(table.column_names))
+    joined = pa.concat_tables([table, schema.empty_table()], promote_options="permissive")
+    return joined.select(schema.names).cast(schema)
 
 
 def _column_order(tables: list[pa.Table]) -> list[str]:
