@@ -1,6 +1,7 @@
 """Memory of an output laid out as a whole (``output.shuffle``, files of equal size): in memory
 (every document at once) against in passes (``engine.spill_layout``: keys, spill, write), on
-the same stage outputs, each in its own process; the files must be byte-identical.
+the same stage outputs, each in its own process; the files must be byte-identical. (In memory,
+an output of over 2 GB of text cannot be shuffled at all: Arrow's string offsets overflow.)
 
 Stage outputs: ``--docs`` web-like documents cut from the shared corpora (``bench/common.py``),
 as the engine leaves them (zstd Parquet, ``--shard`` documents each, with ``n_tokens``: a
@@ -85,14 +86,19 @@ def main() -> None:
     results = {}
     for mode in ("in-memory", "in-passes"):
         run = run_timed([sys.executable, __file__, "--child", mode, "--work", str(work)])
-        if run.returncode != 0:
-            raise SystemExit(run.output[-3000:])
+        if run.returncode != 0:  # the in-memory layout of over 2 GB of text fails (string offsets)
+            print(f"{mode:>10}: failed after {run.seconds:.1f} s, peak {mib(run.peak_rss_bytes)}: "
+                  f"{run.output.strip().splitlines()[-1]}")
+            continue
         results[mode] = json.loads(run.output.strip().splitlines()[-1])
         print(f"{mode:>10}: {run.seconds:6.1f} s, peak {mib(run.peak_rss_bytes)}, {len(results[mode])} files")
-    same = results["in-memory"] == results["in-passes"]
-    print(f"files byte-identical: {same}")
-    if not same:
+    if "in-passes" not in results:
         raise SystemExit(1)
+    if "in-memory" in results:
+        same = results["in-memory"] == results["in-passes"]
+        print(f"files byte-identical: {same}")
+        if not same:
+            raise SystemExit(1)
 
 
 if __name__ == "__main__":

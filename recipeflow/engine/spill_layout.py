@@ -2,7 +2,7 @@
 tokens) without holding it in memory: the same files, byte for byte, as
 :func:`recipeflow.engine.output_layout.write_table_data` of all the documents at once.
 
-Small outputs are laid out in memory. Past ``IN_MEMORY_BYTES`` of stage outputs the layout takes
+Small outputs are laid out in memory. Past ``IN_MEMORY_BYTES`` of stored stage outputs the layout takes
 three passes over them, one stage output in memory at a time:
 
 1. **keys**: each document's place is decided from a few columns only (its seeded rank, its
@@ -36,8 +36,8 @@ from recipeflow.operators.chain import N_TOKENS, batch_tokens
 from recipeflow.operators.sample import seeded_order
 from recipeflow.recipe.models import OutputSpec
 
-IN_MEMORY_BYTES = 128 << 20  # stage outputs (as stored: zstd Parquet) laid out in memory
-CHUNK_BYTES = 256 << 20  # documents (in memory) per spill chunk
+IN_MEMORY_BYTES = 64 << 20  # stage outputs (as stored: zstd Parquet; about 9x that in memory) laid out in memory
+CHUNK_BYTES = 64 << 20  # documents (in memory) per spill chunk
 PLACE = "__place"  # spill column: the document's place in the final order
 
 
@@ -102,7 +102,7 @@ def _read_keys(paths: list[str], output: OutputSpec, prepare: Callable[[pa.Table
     for path in paths:
         table = prepare(writers.read_table(path))
         rows.append(len(table))
-        tables.append(table.slice(0, 0))
+        tables.append(table.schema.empty_table())  # not a slice: that would keep the table alive
         nbytes += table.nbytes
         if output.shuffle is not None:
             ranks.append(np.asarray(seeded_order(table.column(doc.ID).to_pylist(), output.shuffle.seed)))

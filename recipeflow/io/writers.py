@@ -70,14 +70,9 @@ def write_parquet_stream(tables: Iterable[pa.Table], url: str, schema: pa.Schema
     """The rows of ``tables`` (each of ``schema``), in order, as one Parquet file: the same
     bytes as :func:`write_table` of their concatenation (the same row groups), with one table
     and one row group in memory at a time."""
-    rows = 0
     with storage.replacing(url) as target:
         counted = _CountingWriter(target)
-        with pq.ParquetWriter(counted, schema, compression=PARQUET_COMPRESSION,
-                              use_dictionary=_dictionary_columns(schema)) as writer:
-            for group in _row_groups(tables, PARQUET_ROW_GROUP_ROWS):
-                writer.write_table(group, row_group_size=PARQUET_ROW_GROUP_ROWS)
-                rows += group.num_rows
+        rows = _write_row_groups(tables, counted, schema)
     return WrittenFile(url, rows, counted.size, counted.sha256.hexdigest())
 
 
@@ -213,14 +208,25 @@ def _json_encode_columns(table: pa.Table, names: set[str]) -> pa.Table:
 
 
 def _write_parquet(table: pa.Table, target: IO[bytes]) -> None:
-    # pyarrow writes no timestamps; the rest of the metadata is fixed by the table and version.
-    pq.write_table(
-        table,
-        target,
-        compression=PARQUET_COMPRESSION,
-        row_group_size=PARQUET_ROW_GROUP_ROWS,
-        use_dictionary=_dictionary_columns(table.schema),
-    )
+    _write_row_groups([table], target, table.schema)
+
+
+def _write_row_groups(tables: Iterable[pa.Table], target: IO[bytes], schema: pa.Schema) -> int:
+    """Write the rows of ``tables`` as row groups of ``PARQUET_ROW_GROUP_ROWS``; returns the
+    rows written. pyarrow writes no timestamps, and each row group is made one contiguous chunk
+    first: Arrow cuts pages where a column's chunks end, so the same rows in other chunks would
+    give other bytes (the in-memory and the spilled layout of an output must agree)."""
+    rows = 0
+    with pq.ParquetWriter(target, schema, compression=PARQUET_COMPRESSION,
+                          use_dictionary=_dictionary_columns(schema)) as writer:
+        for group in _row_groups(tables, PARQUET_ROW_GROUP_ROWS):
+            try:
+                group = group.combine_chunks()
+            except pa.ArrowInvalid:  # over 2 GB of strings in one group: left in its chunks
+                pass
+            writer.write_table(group, row_group_size=PARQUET_ROW_GROUP_ROWS)
+            rows += group.num_rows
+    return rows
 
 
 def _dictionary_columns(schema: pa.Schema) -> list[str]:

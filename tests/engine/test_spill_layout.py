@@ -17,7 +17,9 @@ def documents(n: int) -> pa.Table:
     lengths = rng.integers(1, 60, n)
     return pa.table({
         "id": [f"doc-{i}" for i in range(n)],
-        "text": ["é " * int(k) + f"text {i}" for i, k in enumerate(lengths)],
+        # Long enough that a file's column spans several 1 MB pages: Arrow cuts pages where
+        # chunks end, so a spilled file written in other chunks would differ (it must not).
+        "text": ["é " * (30 * int(k)) + f"text {i}" for i, k in enumerate(lengths)],
         "n_tokens": pa.array(lengths, pa.int64()),
         "token_ids": pa.array([list(range(i, i + int(k))) for i, k in enumerate(lengths)], pa.list_(pa.uint32())),
         "phase": [None if i % 17 == 0 else ("stable" if i % 5 else "anneal") for i in range(n)],
@@ -54,7 +56,7 @@ def test_laid_out_in_passes_equals_in_memory(tmp_path, name):
     in_memory = output_layout.write_data(paths, str(tmp_path / "a"), output, vocab_size=4000)
     # Chunks of about 40 documents: many chunks per file, spill files from every stage output.
     in_passes = spill_layout.write_data(paths, str(tmp_path / "b"), output, vocab_size=4000,
-                                        in_memory_bytes=0, chunk_bytes=40 * 400)
+                                        in_memory_bytes=0, chunk_bytes=40 * 4000)
 
     def entries(files, folder):
         return [f.entry(str(tmp_path / folder)) for f in files]

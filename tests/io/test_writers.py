@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from recipeflow.io import readers
+from recipeflow.io import readers, writers
 from recipeflow.io.writers import OUTPUT_FORMATS, WrittenFile, concat, read_table, write_table
 from recipeflow.operators import document as doc
 from recipeflow.operators.base import Rejection
@@ -54,13 +54,14 @@ def test_a_reader_never_sees_a_half_written_file(tmp_path: Path, monkeypatch) ->
     url = str(tmp_path / "stage" / "shard-00000.parquet")
     write_table(documents(10), url)
     seen = []
-    real_write = pq.write_table
+    real_write = writers._write_row_groups
 
-    def write_while_reading(table, where, **kwargs):
-        real_write(table, where, **kwargs)
+    def write_while_reading(tables, target, schema):
+        rows = real_write(tables, target, schema)
         seen.append(read_table(url).num_rows)  # written, not yet in place
+        return rows
 
-    monkeypatch.setattr(pq, "write_table", write_while_reading)
+    monkeypatch.setattr(writers, "_write_row_groups", write_while_reading)
     write_table(documents(100), url)
     assert seen == [10]
     assert read_table(url).num_rows == 100
