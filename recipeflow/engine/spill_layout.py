@@ -12,7 +12,8 @@ three passes over them, one stage output in memory at a time:
    its place in the order.
 3. **write**: each output file is written chunk by chunk, each chunk put in order.
 
-Memory: about 30 bytes per document for the keys, one stage output, and one chunk.
+Memory: about 40 bytes per document for the keys and the order (numpy arrays), one stage
+output, and one chunk; local temporary disk about the size of the output.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ class _Keys:
     rows: list[int]  # per stage output, after ``prepare``
     ranks: np.ndarray | None  # seeded rank (shuffle)
     tokens: np.ndarray | None  # n_tokens (files cut by tokens)
-    partitions: list[str | None] | None  # partition value (partition_by)
+    partitions: np.ndarray | None  # partition_by: a code per document, into ``values``
+    values: list[str | None]  # the partition values (None: a document without one)
     tables: list[pa.Table]  # an empty slice of each prepared stage output: the schemas
     row_bytes: float  # in memory, on average
 
@@ -117,13 +119,19 @@ def _read_keys(paths: list[str], output: OutputSpec, prepare: Callable[[pa.Table
                     f"output.partition_by: the documents have no field {field!r} (fields: "
                     f"{', '.join(table.column_names)}); `phase` is written by a mix with phases"
                 )
-            partitions += pc.cast(table.column(field), pa.string()).to_pylist()
+            partitions.append(pc.cast(table.column(field), pa.string()))
     total = sum(rows)
+    codes, values = None, []
+    if output.partition_by:
+        encoded = pa.chunked_array(partitions, pa.string()).combine_chunks().dictionary_encode(null_encoding="encode")
+        codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int32)
+        values = encoded.dictionary.to_pylist()
     return _Keys(
         rows=rows,
         ranks=np.concatenate(ranks) if ranks else None,
         tokens=np.concatenate(tokens).astype(np.int64) if tokens else None,
-        partitions=partitions if output.partition_by else None,
+        partitions=codes,
+        values=values,
         tables=tables,
         row_bytes=nbytes / total if total else 1.0,
     )
@@ -136,24 +144,26 @@ def _final_order(keys: _Keys, output: OutputSpec) -> np.ndarray:
     order = np.argsort(keys.ranks, kind="stable") if keys.ranks is not None else np.arange(total)
     if keys.partitions is None:
         return order
-    codes: dict[str | None, int] = {}
-    for i in order:
-        codes.setdefault(keys.partitions[i], len(codes))
-    code = np.array([codes[keys.partitions[i]] for i in order], dtype=np.int64)
-    return order[np.argsort(code, kind="stable")]
+    in_order = keys.partitions[order]
+    codes, firsts = np.unique(in_order, return_index=True)
+    rank = np.empty(len(keys.values), dtype=np.int64)
+    rank[codes[np.argsort(firsts)]] = np.arange(len(codes))  # values by first appearance
+    return order[np.argsort(rank[in_order], kind="stable")]
 
 
 def _file_ranges(keys: _Keys, output: OutputSpec, order: np.ndarray) -> list[tuple[str | None, int, int]]:
     """(partition value, first place, end place) of every output file, in order."""
+    if not len(order):
+        return []
     if keys.partitions is None:
         groups: list[tuple[str | None, int, int]] = [(None, 0, len(order))]
     else:
-        values = [keys.partitions[i] for i in order]
-        groups, start = [], 0
-        for place in range(1, len(values) + 1):
-            if place == len(values) or values[place] != values[start]:
-                groups.append(("null" if values[start] is None else values[start], start, place))
-                start = place
+        in_order = keys.partitions[order]
+        starts = [0, *(np.flatnonzero(np.diff(in_order)) + 1).tolist(), len(order)]
+        groups = []
+        for start, end in zip(starts, starts[1:]):
+            value = keys.values[int(in_order[start])]
+            groups.append(("null" if value is None else value, start, end))
     files = []
     for partition, start, end in groups:
         tokens = keys.tokens[order[start:end]] if keys.tokens is not None else None
