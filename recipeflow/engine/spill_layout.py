@@ -244,17 +244,13 @@ def _write_megatron(pieces: Iterator[pa.Table], schema: pa.Schema, folder: str, 
     prefix = storage.join(folder, f"part-{number:05d}")
     others = [c for c in schema.names if c not in (TOKEN_IDS, doc.TEXT)]
     tables: list[pa.Table] = []
-
-    def sidecar_pieces() -> Iterator[pa.Table]:
-        yield from tables
-
     with megatron.MegatronWriter(prefix, vocab_size) as writer:
         for piece in pieces:
             writer.add_table(piece, TOKEN_IDS)
             tables.append(piece.select(others))  # held for the sidecar: small beside the ids
     shard = writer.shard
     assert shard is not None
-    sidecar = writers.write_parquet_stream(sidecar_pieces(), prefix + DOCUMENTS_SUFFIX, pa.schema([schema.field(c) for c in others]))
+    sidecar = writers.write_parquet_stream(tables, prefix + DOCUMENTS_SUFFIX, pa.schema([schema.field(c) for c in others]))
     return LaidFile(path=shard.bin.path, rows=shard.documents, bytes=shard.bin.bytes, sha256=shard.bin.sha256,
                     tokens=shard.tokens, index=vars(shard.idx),
                     documents={"path": sidecar.path, "bytes": sidecar.bytes, "sha256": sidecar.sha256})
