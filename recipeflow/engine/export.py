@@ -1,19 +1,25 @@
 """``recipeflow export ROOT[@VERSION] --format megatron|jsonl|parquet OUT``: a committed version
 written again in another format (or shuffled, or cut into other files) without re-running
-its recipe. OUT gets the files and a ``manifest.json`` naming the source dataset and version."""
+its recipe. OUT gets the files and a ``manifest.json`` naming the source dataset and version.
+
+Memory stays bounded by a file, not the version: the version's files are read as Parquet (its
+own, or each of its JSON lines and Megatron files converted to a temporary Parquet file, a batch
+at a time), then laid out by :mod:`recipeflow.engine.spill_layout`, as a commit is."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from typing import Any
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 import pyarrow as pa
 
 import recipeflow
 from recipeflow.datasets import version_reader
-from recipeflow.engine import output_layout
+from recipeflow.engine import output_layout, snapshot, spill_layout
 from recipeflow.io import megatron, storage, writers
 from recipeflow.recipe.models import OutputSpec, ShuffleSpec
 
@@ -37,20 +43,21 @@ def export_version(ref: str, fmt: str, out: str, *, shuffle_seed: int | None = N
     manifest_url = storage.join(out, "manifest.json")
     if storage.exists(manifest_url):
         raise ExportError(f"{out} holds an export already (manifest.json); choose an empty folder")
-    table = read_documents(version)
-    if fmt == "megatron" and output_layout.TOKEN_IDS not in table.column_names:
-        raise ExportError(
-            f"version {version.id} of {version.root} has no token_ids: Megatron files hold token ids; "
-            "add `tokenize: {tokenizer: ..., keep_ids: true}` to the recipe and run it again"
-        )
     spec = OutputSpec(
         path=out, format=FORMATS[fmt],
         shuffle=ShuffleSpec(seed=shuffle_seed) if shuffle_seed is not None else None,
         target_shard_rows=target_shard_rows, target_shard_tokens=target_shard_tokens,
     )
-    files = output_layout.write_table_data(
-        table, storage.join(out, "data"), spec, vocab_size or _vocab_size(version.manifest)
-    )
+    with tempfile.TemporaryDirectory(prefix="recipeflow-export-") as spill:
+        sources = document_files(version, Path(spill))
+        if fmt == "megatron" and not any(output_layout.TOKEN_IDS in writers.column_names(p) for p in sources[:1]):
+            raise ExportError(
+                f"version {version.id} of {version.root} has no token_ids: Megatron files hold token ids; "
+                "add `tokenize: {tokenizer: ..., keep_ids: true}` to the recipe and run it again"
+            )
+        files = spill_layout.write_data(
+            sources, storage.join(out, "data"), spec, vocab_size or _vocab_size(version.manifest)
+        )
     entries = [f.entry(out) for f in files]
     manifest = {
         "format": EXPORT_FORMAT,
@@ -73,28 +80,48 @@ def export_version(ref: str, fmt: str, out: str, *, shuffle_seed: int | None = N
     return manifest
 
 
-def read_documents(version: version_reader.Version) -> pa.Table:
-    """Every document of a version as one table (Megatron: the documents' fields from their
-    Parquet beside the pair, with ``token_ids`` and ``n_tokens`` from the .bin/.idx)."""
-    tables = [_read_file(version, entry) for entry in version.manifest["files"]]
-    return writers.concat(tables)
+def document_files(version: version_reader.Version, spill: Path) -> list[str]:
+    """The version's documents as Parquet files, in order: its own files when it is Parquet;
+    else each file converted into ``spill`` (Megatron: the documents' fields from the Parquet
+    beside each pair, with ``token_ids`` from the .bin/.idx)."""
+    if version.format == "parquet":
+        return [version.file_url(entry) for entry in version.manifest["files"]]
+    encoded = (version.manifest.get("schemas") or {}).get("files")
+    schema = snapshot.decode_schema(encoded) if encoded else None  # JSON lines keep no types
+    paths = []
+    for number, entry in enumerate(version.manifest["files"]):
+        batches = _megatron_batches(version, entry) if version.format == "megatron" else (
+            pa.Table.from_pylist(rows, schema=schema)
+            for rows in version_reader.iter_row_batches(version.file_url(entry), version.format)
+        )
+        first = next(batches, None)
+        if first is None:
+            continue
+        path = str(spill / f"file-{number:05d}.parquet")
+        writers.write_parquet_stream(_chain(first, batches), path, first.schema)
+        paths.append(path)
+    return paths
 
 
-def _read_file(version: version_reader.Version, entry: dict[str, Any]) -> pa.Table:
+def _chain(first: pa.Table, rest: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    yield first
+    yield from rest
+
+
+def _megatron_batches(version: version_reader.Version, entry: dict[str, Any]) -> Iterator[pa.Table]:
+    """One Megatron pair's documents, ``version_reader.BATCH_ROWS`` at a time."""
     url = version.file_url(entry)
-    if version.format != "megatron":
-        rows = [row for batch in version_reader.iter_row_batches(url, version.format) for row in batch]
-        return pa.Table.from_pylist(rows)
     # The documents file lives beside its pair, in the folder of the version that wrote it.
     documents = version.file_url({**entry, "path": entry["documents"]["path"]}) if "documents" in entry else None
     reader = megatron.MegatronReader(url.removesuffix(megatron.BIN_SUFFIX))
-    ids = [reader.document(i).astype(np.uint32) for i in range(reader.documents)]
-    token_ids = pa.array(ids, pa.list_(pa.uint32()))
-    table = writers.read_table(documents) if documents else pa.table({})
-    if len(table) != len(ids):
-        table = pa.table({"id": [f"{entry['path']}:{i}" for i in range(len(ids))]})
-    table = table.drop_columns([c for c in ("token_ids",) if c in table.column_names])
-    return table.append_column("token_ids", token_ids)
+    fields = writers.read_table(documents) if documents else pa.table({})
+    if len(fields) != reader.documents:
+        fields = pa.table({"id": [f"{entry['path']}:{i}" for i in range(reader.documents)]})
+    fields = fields.drop_columns([c for c in (output_layout.TOKEN_IDS,) if c in fields.column_names])
+    for start in range(0, reader.documents, version_reader.BATCH_ROWS):
+        stop = min(start + version_reader.BATCH_ROWS, reader.documents)
+        ids = [reader.document(i).astype(np.uint32) for i in range(start, stop)]
+        yield fields.slice(start, stop - start).append_column(output_layout.TOKEN_IDS, pa.array(ids, pa.list_(pa.uint32())))
 
 
 def _vocab_size(manifest: dict[str, Any]) -> int | None:

@@ -4,10 +4,12 @@ counts in the manifest, the terminal summary, `versions`, `diff` and `export`.""
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 from click.testing import CliRunner
 
 from recipeflow.cli import main
@@ -47,8 +49,7 @@ def test_pretrain_mix_runs_and_every_view_counts_tokens(tmp_path, prefect_api):
     assert set(manifest["partitions"]) == {"stable", "anneal"}
     tokens = 0
     for entry in manifest["files"]:
-        reader = MegatronReader(str(Path(manifest["dataset"]) / "versions" / manifest["version"]
-                                    / entry["path"]).removesuffix(".bin"))
+        reader = reader_of(manifest, entry)
         assert reader.documents == entry["rows"] and reader.tokens == entry["tokens"]
         assert reader.document(0)[-1] == 0 and reader.dtype == np.uint16
         tokens += reader.tokens
@@ -72,3 +73,31 @@ def test_pretrain_mix_runs_and_every_view_counts_tokens(tmp_path, prefect_api):
     exported = json.loads((out / "manifest.json").read_text())
     assert exported["source"]["version"] == manifest["version"]
     assert exported["rows"] == manifest["rows"] and exported["tokens"] == manifest["tokens"]
+
+    # Every document's token ids come back in the version's order, in Parquet and in Megatron
+    # pairs (a .bin is the documents' token ids end to end: the files join byte for byte).
+    committed = [reader_of(manifest, entry) for entry in manifest["files"]]
+    in_order = [list(r.document(i)) for r in committed for i in range(r.documents)]
+    table = pq.read_table(out / "data")
+    assert [list(ids) for ids in table.column("token_ids").to_pylist()] == in_order
+
+    again = tmp_path / "megatron"
+    assert cli("export", str(root), str(again), "--format", "megatron").exit_code == 0
+    pairs = json.loads((again / "manifest.json").read_text())["files"]
+    exported_readers = [MegatronReader(str(again / e["path"]).removesuffix(".bin")) for e in pairs]
+    assert [list(r.document(i)) for r in exported_readers for i in range(r.documents)] == in_order
+    bins = [Path(str(r.prefix) + ".bin").read_bytes() for r in committed]
+    assert b"".join(Path(str(r.prefix) + ".bin").read_bytes() for r in exported_readers) == b"".join(bins)
+
+    lines = tmp_path / "jsonl"
+    assert cli("export", str(root), str(lines), "--format", "jsonl", "--target-shard-rows", "50").exit_code == 0
+    written = json.loads((lines / "manifest.json").read_text())
+    assert written["rows"] == manifest["rows"] and len(written["files"]) > 1
+    assert sorted(table.column("id").to_pylist()) == sorted(
+        row["id"] for path in sorted(lines.glob("data/*.jsonl.gz"))
+        for row in map(json.loads, gzip.open(path, "rt")))
+
+
+def reader_of(manifest: dict, entry: dict) -> MegatronReader:
+    path = Path(manifest["dataset"]) / "versions" / manifest["version"] / entry["path"]
+    return MegatronReader(str(path).removesuffix(".bin"))
