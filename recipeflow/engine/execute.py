@@ -14,6 +14,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from recipeflow.io import storage
@@ -185,18 +186,58 @@ def _read_signatures(
 ) -> list[pa.Table]:
     """Signature tables in order; the first ``history`` are stored signatures of documents
     earlier versions published (``scope: history``), made ready to lead by the operator."""
-    tables = []
-    for i, path in enumerate(paths):
-        if i < history:
-            assert isinstance(op, Deduplicator)
-            # Stored under other keep policies, a history file may lack the priority column.
-            stored = writers.column_names(path)
-            wanted = None if columns is None else [c for c in columns if c in stored]
-            table = op.as_history(writers.read_table(path, columns=wanted))
-            tables.append(table if columns is None else table.select(columns))
-        else:
-            tables.append(writers.read_table(path, columns=columns))
-    return tables
+    return [_read_signature_file(op, path, i < history, columns) for i, path in enumerate(paths)]
+
+
+def _read_signature_file(op: BarrierOperator, path: str, is_history: bool, columns: list[str] | None) -> pa.Table:
+    if not is_history:
+        return writers.read_table(path, columns=columns)
+    assert isinstance(op, Deduplicator)
+    # Stored under other keep policies, a history file may lack the priority column.
+    stored = writers.column_names(path)
+    wanted = None if columns is None else [c for c in columns if c in stored]
+    table = op.as_history(writers.read_table(path, columns=wanted))
+    return table if columns is None else table.select(columns)
+
+
+class SignatureFiles:
+    """A barrier's signature files as an operator's :class:`SignatureSource`: read a few
+    columns at a time, or one column's values at some rows a file at a time, so a partition
+    task holds what it works on, not every signature column."""
+
+    def __init__(self, op: BarrierOperator, paths: list[str], history: int):
+        self.op, self.paths, self.history = op, paths, history
+        self._sizes: list[int] | None = None
+        self._offsets = np.zeros(1, np.int64)
+
+    def read(self, columns: list[str] | None) -> list[pa.Table]:
+        return _read_signatures(self.op, self.paths, self.history, columns)
+
+    def shard_sizes(self) -> list[int]:
+        if self._sizes is None:
+            self._sizes = [writers.row_count(p) for p in self.paths]
+            self._offsets = np.concatenate([[0], np.cumsum(self._sizes, dtype=np.int64)])
+        return self._sizes
+
+    def take(self, column: str, positions: np.ndarray) -> pa.Array:
+        self.shard_sizes()
+        positions = np.asarray(positions, dtype=np.int64)
+        order = np.argsort(positions, kind="stable")
+        ordered = positions[order]
+        shard_of = np.searchsorted(self._offsets, ordered, side="right") - 1
+        pieces = []
+        for shard in np.unique(shard_of).tolist():
+            rows = ordered[shard_of == shard] - self._offsets[shard]
+            values = _read_signature_file(self.op, self.paths[shard], shard < self.history, [column]).column(0)
+            pieces.append(values.take(pa.array(rows, pa.int64())).combine_chunks())
+        if not pieces:  # no rows asked for: an empty column of the column's type
+            if not self.paths:
+                return pa.array([], pa.null())
+            return _read_signature_file(self.op, self.paths[0], self.history > 0, [column]).column(0).slice(0, 0).combine_chunks()
+        taken = pa.concat_arrays(pieces)
+        back = np.empty_like(order)
+        back[order] = np.arange(len(order))
+        return taken.take(pa.array(back, pa.int64()))
 
 
 def _write_this_run(
@@ -225,9 +266,12 @@ def resolve_barrier(
         return Resolution(**done)
     op = barrier.build()
     assert isinstance(op, BarrierOperator)
-    signatures = _read_signatures(op, signature_paths, history)
-    decisions = op.resolve(signatures)
-    return _write_this_run(decisions, [len(s) for s in signatures], history, folder, op.last_summary)
+    source = SignatureFiles(op, signature_paths, history)
+    decisions = op.resolve_from(source)
+    resolution = _write_this_run(decisions, source.shard_sizes(), history, folder, op.last_summary)
+    del decisions
+    pa.default_memory_pool().release_unused()  # a worker holds what it freed otherwise (mimalloc)
+    return resolution
 
 
 def resolve_partition(
@@ -247,10 +291,11 @@ def resolve_partition(
         return done["path"]
     op = barrier.build()
     assert isinstance(op, BarrierOperator)
-    columns = op.partition_columns(partition, partitions)
-    signatures = _read_signatures(op, signature_paths, history, columns)
-    partial = op.resolve_partition(signatures, partition, partitions)
-    return _store_table(partial, folder, "partial.parquet")
+    partial = op.resolve_partition_from(SignatureFiles(op, signature_paths, history), partition, partitions)
+    path = _store_table(partial, folder, "partial.parquet")
+    del partial
+    pa.default_memory_pool().release_unused()  # a worker holds what it freed otherwise (mimalloc)
+    return path
 
 
 def merge_partitions(

@@ -21,8 +21,9 @@ import os
 from contextvars import ContextVar
 import inspect
 from dataclasses import dataclass
-from typing import Annotated, Any, Callable, ClassVar, Sequence
+from typing import Annotated, Any, Callable, ClassVar, Protocol, Sequence
 
+import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticUndefined
@@ -386,6 +387,23 @@ class BarrierDecision:
     repeats: dict[int, int] | None = None
 
 
+class SignatureSource(Protocol):
+    """Every shard's stored signatures, read on demand (the engine provides it)."""
+
+    def read(self, columns: list[str] | None) -> list[pa.Table]:
+        """These columns (None: all) of every shard, in input order."""
+        ...
+
+    def take(self, column: str, positions: np.ndarray) -> pa.Array:
+        """One column's values at global positions (row numbers across the shards in input
+        order), in the order given, reading a shard at a time."""
+        ...
+
+    def shard_sizes(self) -> list[int]:
+        """Documents per shard, in input order."""
+        ...
+
+
 class BarrierOperator(Operator):
     """Needs the whole dataset. Run in three phases so no step holds the whole corpus's text:
 
@@ -406,6 +424,10 @@ class BarrierOperator(Operator):
     def resolve(self, signatures: list[pa.Table]) -> list[BarrierDecision]:
         raise NotImplementedError
 
+    def resolve_from(self, source: SignatureSource) -> list[BarrierDecision]:
+        """:meth:`resolve`, reading the signatures itself (see :meth:`resolve_partition_from`)."""
+        return self.resolve(source.read(None))
+
     def partitions(self) -> int:
         """How many tasks share phase 2; 1 means a single :meth:`resolve`. The result must not
         depend on this number."""
@@ -421,6 +443,12 @@ class BarrierOperator(Operator):
         """Phase 2a: the partial result of one partition (e.g. duplicate pairs), from every
         shard's signatures (only :meth:`partition_columns`), in input order."""
         raise NotImplementedError
+
+    def resolve_partition_from(self, source: SignatureSource, partition: int, partitions: int) -> pa.Table:
+        """:meth:`resolve_partition`, reading the signatures itself: an operator that needs a
+        column at a time (a band, then the ids of the few documents found) overrides this to
+        hold less than every signature column at once."""
+        return self.resolve_partition(source.read(self.partition_columns(partition, partitions)), partition, partitions)
 
     def merge(self, partials: list[pa.Table], shard_sizes: list[int]) -> list[BarrierDecision]:
         """Phase 2b: one decision per shard from every partition's partial result."""

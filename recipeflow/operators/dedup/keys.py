@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
@@ -24,7 +24,7 @@ from recipeflow.operators.dedup.keep import (
     shard_offsets,
     to_shard_rows,
 )
-from recipeflow.operators.base import BarrierDecision, Rejection
+from recipeflow.operators.base import BarrierDecision, Rejection, SignatureSource
 from recipeflow.operators.dedup.deduplicator import Deduplicator
 
 KEY = "key"
@@ -56,10 +56,12 @@ def group_labels(keys: np.ndarray) -> np.ndarray:
 
 
 def duplicates_in_partition(
-    signatures: list[pa.Table], partition: int, partitions: int, with_priority: bool
+    signatures: list[pa.Table], partition: int, partitions: int, with_priority: bool,
+    ids_at: Callable[[np.ndarray], pa.Array] | None = None,
 ) -> pa.Table:
     """The documents of this partition's keys that lose to an equal-keyed one:
-    (global position, kept document's position, kept document's id)."""
+    (global position, kept document's position, kept document's id). The ids come from the
+    signatures, or from ``ids_at`` (positions -> ids) when they were not read."""
     tables = [t for t in signatures if t.num_rows]
     if not tables:
         return _duplicates_table(np.zeros(0, np.int64), np.zeros(0, np.int64), [])
@@ -71,8 +73,8 @@ def duplicates_in_partition(
     winners = first_per_group(labels, owned.astype(np.int64), priority)
     losers = winners != owned
     positions, kept = owned[losers].astype(np.int64), winners[losers]
-    ids = table.column(doc.ID).take(pa.array(kept, pa.int64())).to_pylist()
-    return _duplicates_table(positions, kept, ids)
+    ids = ids_at(kept) if ids_at is not None else table.column(doc.ID).take(pa.array(kept, pa.int64()))
+    return _duplicates_table(positions, kept, ids.to_pylist())
 
 
 def _duplicates_table(positions: np.ndarray, kept: np.ndarray, kept_ids: list[Any]) -> pa.Table:
@@ -126,9 +128,18 @@ class KeyDeduplicator(Deduplicator):
     def resolve_partition(self, signatures: list[pa.Table], partition: int, partitions: int) -> pa.Table:
         return duplicates_in_partition(signatures, partition, partitions, self.with_priority)
 
+    def resolve_partition_from(self, source: SignatureSource, partition: int, partitions: int) -> pa.Table:
+        # Keys (16 bytes a document) first; the ids (longer) only of the documents that win.
+        keys = source.read([KEY] + ([PRIORITY] if self.with_priority else []))
+        return duplicates_in_partition(keys, partition, partitions, self.with_priority,
+                                       lambda rows: source.take(doc.ID, rows))
+
     def resolve(self, signatures: list[pa.Table]) -> list[BarrierDecision]:
         partial = self.resolve_partition(signatures, 0, 1)
         return self.merge([partial], [len(s) for s in signatures])
+
+    def resolve_from(self, source: SignatureSource) -> list[BarrierDecision]:
+        return self.merge([self.resolve_partition_from(source, 0, 1)], source.shard_sizes())
 
     def merge(self, partials: list[pa.Table], shard_sizes: list[int]) -> list[BarrierDecision]:
         self.last_summary = {"duplicates": int(sum(p.num_rows for p in partials))}

@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -45,7 +45,7 @@ from recipeflow.operators.dedup.keep import (
     shard_offsets,
     to_shard_rows,
 )
-from recipeflow.operators.base import BarrierDecision, Rejection, StepResult
+from recipeflow.operators.base import BarrierDecision, Rejection, SignatureSource, StepResult
 from recipeflow.operators.dedup.deduplicator import Deduplicator
 
 CLUSTER_ID = "dup_cluster_id"
@@ -257,14 +257,21 @@ def bucket_pairs(keys: pa.ChunkedArray, with_predecessor: bool) -> tuple[np.ndar
     with its bucket's first document (and, for verification, with the member before it)."""
     valid = np.asarray(pc.is_valid(keys).to_numpy(zero_copy_only=False), dtype=bool)
     positions = np.flatnonzero(valid)
+    del valid
+    # Intermediates are let go as soon as they are used: a band of every document's keys is the
+    # largest thing a partition task holds (8 bytes a document, each copy).
     values = np.asarray(pc.fill_null(keys, 0).to_numpy(zero_copy_only=False), dtype=np.uint64)[positions]
     order = np.argsort(values, kind="stable")  # stable: a bucket's members stay in input order
-    sorted_keys, members = values[order], positions[order]
-    starts = np.ones(len(order), dtype=bool)
+    sorted_keys = values[order]
+    del values
+    members = positions[order]
+    del positions, order
+    starts = np.ones(len(members), dtype=bool)
     starts[1:] = sorted_keys[1:] != sorted_keys[:-1]
-    head = np.maximum.accumulate(np.where(starts, np.arange(len(order)), 0))
+    del sorted_keys
     follower = np.flatnonzero(~starts)
-    a, b = members[head[follower]], members[follower]
+    head = np.maximum.accumulate(np.where(starts, np.arange(len(members)), 0))[follower]
+    a, b = members[head], members[follower]
     if with_predecessor:
         before = members[follower - 1]
         a, b = np.concatenate([a, before]), np.concatenate([b, members[follower]])
@@ -329,36 +336,44 @@ def estimated_jaccard(a: np.ndarray, b: np.ndarray, sketches: pa.ChunkedArray, k
 def partition_pairs(table: pa.Table, config: LshConfig, with_priority: bool) -> pa.Table:
     """Phase 2a: the duplicate pairs found in the bands of one partition (all shards'
     signatures concatenated in input order, so positions are global)."""
+    bands = [table.column(band) for band in table.column_names if band.startswith("band_")]
+    return pairs_in_bands(iter(bands), lambda column, rows: table.column(column).take(pa.array(rows, pa.int64())),
+                          config, with_priority)
+
+
+def pairs_in_bands(bands: Iterator[pa.ChunkedArray], take: Callable[[str, np.ndarray], pa.Array],
+                   config: LshConfig, with_priority: bool) -> pa.Table:
+    """The duplicate pairs of some bands' keys (each a column over every document in input
+    order, taken one at a time); ``take(column, positions)`` gives the ids (and priorities,
+    sketches) of the documents found."""
     verify = config.verify_threshold is not None
     # Packed as they come (8 bytes a pair), deduplicated once at the end.
-    packed = [
-        pack_pairs(*bucket_pairs(table.column(band), with_predecessor=verify))
-        for band in table.column_names
-        if band.startswith("band_")
-    ]
+    packed = [pack_pairs(*bucket_pairs(band, with_predecessor=verify)) for band in bands]
     a, b = unpack_pairs(np.unique(np.concatenate(packed))) if packed else unpack_pairs(np.zeros(0, np.uint64))
     if verify and len(a):
-        similar = estimated_jaccard(a, b, table.column(SKETCH), config.sketch_size)
+        involved = np.unique(np.concatenate([a, b]))
+        similar = estimated_jaccard(np.searchsorted(involved, a), np.searchsorted(involved, b),
+                                    pa.chunked_array([take(SKETCH, involved)]), config.sketch_size)
         keep = similar >= config.verify_threshold
         a, b = a[keep], b[keep]
-    return pairs_table(a, b, table, with_priority)
+    return pairs_table(a, b, take, with_priority)
 
 
-def pairs_table(a: np.ndarray, b: np.ndarray, table: pa.Table | None, with_priority: bool) -> pa.Table:
+def pairs_table(a: np.ndarray, b: np.ndarray, take: Callable[[str, np.ndarray], pa.Array] | None,
+                with_priority: bool) -> pa.Table:
     """Distinct sorted pairs (a < b) as adjacency lists, with every document's id (and
-    priority), so the merge needs nothing else."""
+    priority, from ``take(column, positions)``), so the merge needs nothing else."""
     nodes = np.unique(np.concatenate([a, b]))
     starts = np.searchsorted(a, nodes, side="left")
     ends = np.searchsorted(a, nodes, side="right")
     offsets = np.concatenate([[0], np.cumsum(ends - starts)]).astype(np.int32)
-    index = pa.array(nodes, pa.int64())
     columns: dict[str, Any] = {
-        NODE: index,
-        doc.ID: pc.cast(table.column(doc.ID).take(index), pa.string()) if table is not None else pa.array([], pa.string()),
+        NODE: pa.array(nodes, pa.int64()),
+        doc.ID: pc.cast(take(doc.ID, nodes), pa.string()) if take is not None else pa.array([], pa.string()),
         LINKS: pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(b, pa.int64())),
     }
     if with_priority:
-        columns[PRIORITY] = table.column(PRIORITY).take(index) if table is not None else pa.array([], pa.float64())
+        columns[PRIORITY] = take(PRIORITY, nodes) if take is not None else pa.array([], pa.float64())
     return pa.table(columns)
 
 
@@ -550,9 +565,20 @@ class MinHashLshDeduplicator(Deduplicator):
         # Positions are global: rows of empty shards take no room, so the offsets stay right.
         return partition_pairs(table, self.lsh_config(), self.with_priority)
 
+    def resolve_partition_from(self, source: SignatureSource, partition: int, partitions: int) -> pa.Table:
+        # One band's keys at a time (8 bytes a document), then the ids of the documents found.
+        config = self.lsh_config()
+        owned = [band_column(b) for b in range(config.num_bands) if b % partitions == partition]
+        bands = (pa.chunked_array([t.column(0) for t in source.read([band]) if t.num_rows], pa.uint64())
+                 for band in owned)
+        return pairs_in_bands(bands, source.take, config, self.with_priority)
+
     def resolve(self, signatures: list[pa.Table]) -> list[BarrierDecision]:
         partial = self.resolve_partition(signatures, 0, 1)
         return self.merge([partial], [len(s) for s in signatures])
+
+    def resolve_from(self, source: SignatureSource) -> list[BarrierDecision]:
+        return self.merge([self.resolve_partition_from(source, 0, 1)], source.shard_sizes())
 
     def merge(self, partials: list[pa.Table], shard_sizes: list[int]) -> list[BarrierDecision]:
         non_empty = [p for p in partials if p.num_rows]
