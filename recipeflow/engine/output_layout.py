@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -72,8 +72,12 @@ def needs_whole_output(output: OutputSpec) -> bool:
 
 # Stage outputs read at once when streamed: with thousands of small shards the copy is
 # latency-bound (open, read: milliseconds each), and Arrow's readers and writers release the
-# GIL. A window of this many shards is in memory at a time.
+# GIL. A window of at most this many shards, and of at most _COPY_WINDOW_BYTES of stored
+# (compressed) bytes, is read at a time, and at most _WRITES_AHEAD parts wait to be written:
+# the flow run's memory is bounded by shard size, whatever the output's size.
 _COPY_THREADS = 8
+_COPY_WINDOW_BYTES = 32 << 20
+_WRITES_AHEAD = 2
 # Streamed parts join consecutive shards' documents until a part holds this many: a run of
 # thousands of small shards publishes a few files, not thousands of tiny ones (which every
 # reader opens one by one). Shards of the default size (10,000) stay one part each.
@@ -100,7 +104,7 @@ def write_data(
 def _stream_parts(paths: list[str], folder: str, output: OutputSpec, vocab_size: int | None,
                   prepare: Callable[[pa.Table], pa.Table], first_number: int) -> list[LaidFile]:
     """Parts of at least ``MIN_PART_ROWS`` documents (the last may be smaller), in order,
-    holding a window of shards and the pending part in memory at a time."""
+    holding a window of shards and the pending parts in memory at a time."""
     writes = []
     pending: list[pa.Table] = []
     with ThreadPoolExecutor(_COPY_THREADS) as pool:
@@ -110,9 +114,11 @@ def _stream_parts(paths: list[str], folder: str, output: OutputSpec, vocab_size:
             part = writers.concat(pending) if len(pending) > 1 else pending[0]
             writes.append(pool.submit(_write_file, part, folder, number, output, vocab_size))
             pending.clear()
+            if len(writes) > _WRITES_AHEAD:
+                writes[-1 - _WRITES_AHEAD].result()
 
-        for start in range(0, len(paths), _COPY_THREADS):
-            for table in pool.map(lambda p: prepare(writers.read_table(p)), paths[start : start + _COPY_THREADS]):
+        for window in _windows(paths, list(pool.map(stored_size, paths))):
+            for table in pool.map(lambda p: prepare(writers.read_table(p)), window):
                 if len(table):
                     pending.append(table)
                 if sum(len(t) for t in pending) >= MIN_PART_ROWS:
@@ -120,6 +126,27 @@ def _stream_parts(paths: list[str], folder: str, output: OutputSpec, vocab_size:
         if pending:
             flush()
         return [laid for write in writes for laid in write.result()]
+
+
+def _windows(paths: list[str], sizes: list[int]) -> Iterator[list[str]]:
+    """Consecutive runs of at most ``_COPY_THREADS`` paths and ``_COPY_WINDOW_BYTES`` (a
+    bigger shard is a window of its own)."""
+    window: list[str] = []
+    held = 0
+    for path, size in zip(paths, sizes):
+        if window and (len(window) == _COPY_THREADS or held + size > _COPY_WINDOW_BYTES):
+            yield window
+            window, held = [], 0
+        window.append(path)
+        held += size
+    if window:
+        yield window
+
+
+def stored_size(url: str) -> int:
+    """A stored file's size in bytes."""
+    fs, inner = storage.filesystem(url)
+    return int(fs.size(inner))
 
 
 def write_table_data(

@@ -91,11 +91,7 @@ def write_data(
 
 
 def _stored_bytes(paths: list[str]) -> int:
-    total = 0
-    for path in paths:
-        fs, inner = storage.filesystem(path)
-        total += fs.size(inner)
-    return total
+    return sum(map(output_layout.stored_size, paths))
 
 
 def _read_keys(paths: list[str], output: OutputSpec, prepare: Callable[[pa.Table], pa.Table]) -> _Keys:

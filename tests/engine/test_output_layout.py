@@ -112,3 +112,14 @@ def test_megatron_output_needs_a_tokenize_step_keeping_ids(tmp_path):
     recipe["output"] = {"path": str(tmp_path / "out"), "target_shard_tokens": "1e6"}
     with pytest.raises(RecipeInvalid, match="target_shard_tokens counts n_tokens"):
         parse_recipe(recipe)
+
+
+def test_a_streamed_copy_reads_windows_bounded_by_count_and_stored_bytes():
+    from recipeflow.engine.output_layout import _COPY_THREADS, _COPY_WINDOW_BYTES, _windows
+
+    many_small = [f"s{i}" for i in range(20)]
+    assert [len(w) for w in _windows(many_small, [1] * 20)] == [_COPY_THREADS, _COPY_THREADS, 20 - 2 * _COPY_THREADS]
+    third = _COPY_WINDOW_BYTES // 3 + 1
+    big = ["a", "b", "c", "d", "huge", "e"]
+    assert list(_windows(big, [third, third, third, third, 5 * _COPY_WINDOW_BYTES, 1])) == [
+        ["a", "b"], ["c", "d"], ["huge"], ["e"]]
