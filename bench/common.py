@@ -185,11 +185,20 @@ def reference_python(tool: str, venv: str | Path | None = None) -> Path:
 
 
 def _children(pid: int) -> list[int]:
+    """Every child of a process, whichever of its threads started it (a process pool started
+    from a worker thread, as Prefect's task runners do, lists its processes under that thread)."""
+    children: list[int] = []
     try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
+        threads = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return []
+    for tid in threads:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                children.extend(int(p) for p in f.read().split())
+        except OSError:
+            continue
+    return children
 
 
 def _rss_bytes(pid: int) -> int:
