@@ -181,6 +181,12 @@ def _store_table(table: pa.Table, folder: str, name: str) -> str:
     return path
 
 
+def release_memory() -> None:
+    """Give Arrow's freed memory back to the system: a worker process otherwise keeps what its
+    biggest task needed (mimalloc holds freed pages), while the next holds its own beside it."""
+    pa.default_memory_pool().release_unused()
+
+
 def _read_signatures(
     op: BarrierOperator, paths: list[str], history: int, columns: list[str] | None = None
 ) -> list[pa.Table]:
@@ -270,7 +276,7 @@ def resolve_barrier(
     decisions = op.resolve_from(source)
     resolution = _write_this_run(decisions, source.shard_sizes(), history, folder, op.last_summary)
     del decisions
-    pa.default_memory_pool().release_unused()  # a worker holds what it freed otherwise (mimalloc)
+    release_memory()
     return resolution
 
 
@@ -294,7 +300,7 @@ def resolve_partition(
     partial = op.resolve_partition_from(SignatureFiles(op, signature_paths, history), partition, partitions)
     path = _store_table(partial, folder, "partial.parquet")
     del partial
-    pa.default_memory_pool().release_unused()  # a worker holds what it freed otherwise (mimalloc)
+    release_memory()
     return path
 
 

@@ -73,11 +73,11 @@ def needs_whole_output(output: OutputSpec) -> bool:
 # Stage outputs read at once when streamed: with thousands of small shards the copy is
 # latency-bound (open, read: milliseconds each), and Arrow's readers and writers release the
 # GIL. A window of at most this many shards, and of at most _COPY_WINDOW_BYTES of stored
-# (compressed) bytes, is read at a time, and at most _WRITES_AHEAD parts wait to be written:
+# (compressed) bytes, is read at a time, and at most _WRITES_AHEAD part waits to be written:
 # the flow run's memory is bounded by shard size, whatever the output's size.
 _COPY_THREADS = 8
-_COPY_WINDOW_BYTES = 32 << 20
-_WRITES_AHEAD = 2
+_COPY_WINDOW_BYTES = 16 << 20
+_WRITES_AHEAD = 1
 # Streamed parts join consecutive shards' documents until a part holds this many: a run of
 # thousands of small shards publishes a few files, not thousands of tiny ones (which every
 # reader opens one by one). Shards of the default size (10,000) stay one part each.

@@ -153,9 +153,11 @@ def _resolve(
     partitions = barrier.build().partitions()  # type: ignore[attr-defined]
     if partitions <= 1:
         entry = cache_address.resolve_entry(barrier, signatures, history)
-        return work.run(resolve_task, f"{stage.node}: {barrier.name} resolve · {len(signatures)} signature files", entry)(
+        # On a worker, not in the flow run: a resolve holds every document's signature, and
+        # the flow run's memory must not grow with the corpus.
+        return work.run(resolve_task, f"{stage.node}: {barrier.name} resolve · {len(signatures)} signature files", entry).submit(
             barrier, signatures, entry, work.root, work.reuse, history
-        )
+        ).result()
     entries = [cache_address.partition_entry(barrier, signatures, p, partitions, history) for p in range(partitions)]
     partials: list[str] = work.bar.wait(
         f"{stage.node}: {barrier.name} resolve",
@@ -169,9 +171,9 @@ def _resolve(
     )
     result.use_cache_files(partials)
     entry = cache_address.merge_entry(barrier, partials)
-    return work.run(merge_task, f"{stage.node}: {barrier.name} merge · {partitions} partitions", entry)(
+    return work.run(merge_task, f"{stage.node}: {barrier.name} merge · {partitions} partitions", entry).submit(
         barrier, partials, signatures, entry, work.root, work.reuse, history
-    )
+    ).result()
 
 
 def _build_indexes(stage: Stage, work: Work, result: NodeResult) -> None:

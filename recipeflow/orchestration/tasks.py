@@ -105,10 +105,12 @@ def stage_batch_task(
     """A stage on a run of shards, each under its own cache entry (a stored shard is reused, so
     a retried or resumed batch does only its missing shards); ``entry`` names the batch."""
     _begin(work_root)
-    return [
+    outputs = [
         execute.run_stage(stage, inp, decision, shard_entry, work_root, reuse)
         for inp, decision, shard_entry in zip(_unquoted(inputs), _unquoted(decisions), _unquoted(entries))
     ]
+    execute.release_memory()
+    return outputs
 
 
 @task(name="signatures-batch", cache_key_fn=entry_cache_key, **_CACHED)
@@ -117,10 +119,12 @@ def signatures_batch_task(
 ) -> list[str]:
     """A barrier's signatures of a run of shards, each under its own cache entry."""
     _begin(work_root)
-    return [
+    paths = [
         execute.compute_signatures(barrier, inp, shard_entry, work_root, reuse)
         for inp, shard_entry in zip(_unquoted(inputs), _unquoted(entries))
     ]
+    execute.release_memory()
+    return paths
 
 
 @task(name="resolve", cache_key_fn=entry_cache_key, **_CACHED)
