@@ -9,6 +9,7 @@ re-run or a killed run resumes from finished shards.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import hashlib
 from dataclasses import dataclass, field
@@ -182,9 +183,23 @@ def _store_table(table: pa.Table, folder: str, name: str) -> str:
 
 
 def release_memory() -> None:
-    """Give Arrow's freed memory back to the system: a worker process otherwise keeps what its
-    biggest task needed (mimalloc holds freed pages), while the next holds its own beside it."""
+    """Give freed memory back to the system: a worker process otherwise keeps what its biggest
+    task needed (Arrow's mimalloc and glibc's malloc both hold freed pages), while the next
+    task holds its own beside it."""
     pa.default_memory_pool().release_unused()
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _glibc() -> Any:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:  # not glibc (macOS, musl): nothing to trim
+        return None
+
+
+_LIBC = _glibc()
 
 
 def _read_signatures(

@@ -46,7 +46,7 @@ REJECTION_COLUMNS = (
 UNREADABLE = "unreadable"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a barrier may hold millions of them
 class Rejection:
     """Why one document was dropped: a reason code, and the statistic behind it."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -68,15 +68,16 @@ def shard_decisions(shard_sizes: list[int], drops: dict[int, Rejection],
     offsets = np.cumsum([0, *shard_sizes])
     decisions = [BarrierDecision(drop={}) for _ in shard_sizes]
 
-    def located(rows: list[int]) -> list[tuple[int, int]]:
-        """(shard, row within it) of each global row, vectorized."""
-        shards = np.searchsorted(offsets, np.asarray(rows, np.int64), side="right") - 1
-        return [(int(s), row - int(offsets[s])) for s, row in zip(shards, rows)]
+    def located(keyed: dict[int, Any]) -> Iterator[tuple[int, int, Any]]:
+        """(shard, row within it, value) of each global row, the shards found vectorized."""
+        rows = np.fromiter(keyed, np.int64, len(keyed))
+        shards = np.searchsorted(offsets, rows, side="right") - 1
+        within = rows - offsets[shards]
+        return zip(shards.tolist(), within.tolist(), keyed.values())
 
-    for (shard, row), rejection in zip(located(list(drops)), drops.values()):
+    for shard, row, rejection in located(drops):
         decisions[shard].drop[row] = rejection
-    repeats = repeats or {}
-    for (shard, row), copies in zip(located(list(repeats)), repeats.values()):
+    for shard, row, copies in located(repeats or {}):
         if decisions[shard].repeats is None:
             decisions[shard].repeats = {}
         decisions[shard].repeats[row] = copies
