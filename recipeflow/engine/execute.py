@@ -27,6 +27,7 @@ from recipeflow.engine.shard_input import ShardInput, StageOutput, iter_batches
 from recipeflow.operators import document as doc
 from recipeflow.operators.base import BarrierDecision, BarrierOperator, Rejection
 from recipeflow.operators.dedup.deduplicator import Deduplicator
+from recipeflow.operators.dedup.keep import shard_offsets, to_shard_rows
 from recipeflow.operators.chain import StepCounts, batch_tokens, run_chain
 
 # Under the work root: what generators (LLM rewriting) generated, per chunk (not a task result,
@@ -229,7 +230,6 @@ class SignatureFiles:
     def __init__(self, op: BarrierOperator, paths: list[str], history: int):
         self.op, self.paths, self.history = op, paths, history
         self._sizes: list[int] | None = None
-        self._offsets = np.zeros(1, np.int64)
 
     def read(self, columns: list[str] | None) -> list[pa.Table]:
         return _read_signatures(self.op, self.paths, self.history, columns)
@@ -237,20 +237,16 @@ class SignatureFiles:
     def shard_sizes(self) -> list[int]:
         if self._sizes is None:
             self._sizes = [writers.row_count(p) for p in self.paths]
-            self._offsets = np.concatenate([[0], np.cumsum(self._sizes, dtype=np.int64)])
         return self._sizes
 
     def take(self, column: str, positions: np.ndarray) -> pa.Array:
-        self.shard_sizes()
         positions = np.asarray(positions, dtype=np.int64)
         order = np.argsort(positions, kind="stable")
-        ordered = positions[order]
-        shard_of = np.searchsorted(self._offsets, ordered, side="right") - 1
+        shard_of, rows = to_shard_rows(positions[order], shard_offsets(self.shard_sizes()))
         pieces = []
         for shard in np.unique(shard_of).tolist():
-            rows = ordered[shard_of == shard] - self._offsets[shard]
             values = _read_signature_file(self.op, self.paths[shard], shard < self.history, [column]).column(0)
-            pieces.append(values.take(pa.array(rows, pa.int64())).combine_chunks())
+            pieces.append(values.take(pa.array(rows[shard_of == shard], pa.int64())).combine_chunks())
         if not pieces:  # no rows asked for: an empty column of the column's type
             if not self.paths:
                 return pa.array([], pa.null())

@@ -50,7 +50,7 @@ def export_version(ref: str, fmt: str, out: str, *, shuffle_seed: int | None = N
     )
     with tempfile.TemporaryDirectory(prefix="recipeflow-export-") as spill:
         sources = document_files(version, Path(spill))
-        if fmt == "megatron" and not any(output_layout.TOKEN_IDS in writers.column_names(p) for p in sources[:1]):
+        if fmt == "megatron" and (not sources or output_layout.TOKEN_IDS not in writers.column_names(sources[0])):
             raise ExportError(
                 f"version {version.id} of {version.root} has no token_ids: Megatron files hold token ids; "
                 "add `tokenize: {tokenizer: ..., keep_ids: true}` to the recipe and run it again"

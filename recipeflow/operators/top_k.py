@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from recipeflow.operators.base import BarrierDecision, OperatorParams, Rejection, Selector
+from recipeflow.operators.dedup.keep import shard_offsets, to_shard_rows
 from recipeflow.operators.registry import register
 
 VALUE = "value"
@@ -65,15 +66,13 @@ def shard_decisions(shard_sizes: list[int], drops: dict[int, Rejection],
                     repeats: dict[int, int] | None = None) -> list[BarrierDecision]:
     """Per-shard decisions from rejections and repeat counts keyed by global row number
     (rows numbered across shards in input order)."""
-    offsets = np.cumsum([0, *shard_sizes])
+    offsets = shard_offsets(shard_sizes)
     decisions = [BarrierDecision(drop={}) for _ in shard_sizes]
 
     def located(keyed: dict[int, Any]) -> Iterator[tuple[int, int, Any]]:
         """(shard, row within it, value) of each global row, the shards found vectorized."""
-        rows = np.fromiter(keyed, np.int64, len(keyed))
-        shards = np.searchsorted(offsets, rows, side="right") - 1
-        within = rows - offsets[shards]
-        return zip(shards.tolist(), within.tolist(), keyed.values())
+        shards, rows = to_shard_rows(np.fromiter(keyed, np.int64, len(keyed)), offsets)
+        return zip(shards.tolist(), rows.tolist(), keyed.values())
 
     for shard, row, rejection in located(drops):
         decisions[shard].drop[row] = rejection
