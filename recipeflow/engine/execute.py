@@ -25,7 +25,8 @@ from recipeflow.engine.cache_address import RESULT, CacheEntry
 from recipeflow.engine.planner import OpRef, Stage
 from recipeflow.engine.shard_input import ShardInput, StageOutput, iter_batches
 from recipeflow.operators import document as doc
-from recipeflow.operators.base import BarrierDecision, BarrierOperator, Rejection
+from recipeflow.operators.base import BarrierDecision, BarrierOperator
+from recipeflow.operators.drops import Drops
 from recipeflow.operators.dedup.deduplicator import Deduplicator
 from recipeflow.operators.dedup.keep import shard_offsets, to_shard_rows
 from recipeflow.operators.chain import StepCounts, batch_tokens, run_chain
@@ -359,13 +360,16 @@ def _write_decisions(
 
 def decision_table(decision: BarrierDecision, rows: int) -> pa.Table:
     """A barrier decision for one shard as a table with one row per document."""
-    drops = [decision.drop.get(i) for i in range(rows)]
-    columns: dict[str, Any] = {_DROP: pa.array([d is not None for d in drops], pa.bool_())}
+    dropped = np.zeros(rows, np.bool_)
+    dropped[decision.drop.rows()] = True
+    by_field = decision.drop.full_columns(rows)
+    columns: dict[str, Any] = {_DROP: pa.array(dropped)}
     for column, attr in _DECISION_COLUMNS.items():
-        values = [getattr(d, attr) if d is not None else None for d in drops]
-        columns[column] = pa.array(values, pa.float64() if attr == "value" else pa.string())
-    repeats = decision.repeats or {}
-    columns[_REPEAT] = pa.array([repeats.get(i, 1) for i in range(rows)], pa.int32())
+        columns[column] = by_field[attr]
+    repeat = np.ones(rows, np.int32)
+    for row, copies in (decision.repeats or {}).items():
+        repeat[row] = copies
+    columns[_REPEAT] = pa.array(repeat)
     for name, values in (decision.fields or {}).items():
         columns[name] = pa.array(values)
     return pa.table(columns)
@@ -373,20 +377,18 @@ def decision_table(decision: BarrierDecision, rows: int) -> pa.Table:
 
 def decision_slice(table: pa.Table, offset: int, length: int) -> BarrierDecision:
     """The part of a shard's decision that covers rows [offset, offset + length)."""
-    part = table.slice(offset, length).to_pydict()
-    drop = {
-        i: Rejection(
-            reason=part["__reason"][i],
-            statistic=part["__statistic"][i],
-            value=part["__value"][i],
-            detail=part["__detail"][i],
-        )
-        for i, dropped in enumerate(part[_DROP])
-        if dropped
-    }
-    repeats = {i: n for i, n in enumerate(part.get(_REPEAT, [])) if n != 1}
+    part = table.slice(offset, length)
+    drop = Drops.of_columns(
+        part.column(_DROP).to_numpy(), {attr: part.column(column) for column, attr in _DECISION_COLUMNS.items()}
+    )
+    repeats = {}
+    if _REPEAT in part.column_names:
+        repeat = part.column(_REPEAT).to_numpy()
+        repeats = {int(i): int(repeat[i]) for i in np.flatnonzero(repeat != 1)}
     fields = {
-        k: v for k, v in part.items() if k not in (_DROP, _REPEAT) and k not in _DECISION_COLUMNS
+        name: part.column(name).to_pylist()
+        for name in part.column_names
+        if name not in (_DROP, _REPEAT) and name not in _DECISION_COLUMNS
     }
     return BarrierDecision(drop=drop, fields=fields or None, repeats=repeats or None)
 

@@ -20,7 +20,7 @@ import enum
 import os
 from contextvars import ContextVar
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Callable, ClassVar, Protocol, Sequence
 
 import numpy as np
@@ -30,6 +30,7 @@ from pydantic_core import PydanticUndefined
 
 from recipeflow.operators import document as doc
 from recipeflow.operators.document import Rejection
+from recipeflow.operators.drops import Drops
 
 
 
@@ -380,11 +381,15 @@ def split_by_decisions(
 class BarrierDecision:
     """A barrier's verdict for one shard: rows to drop and fields to add to kept rows."""
 
-    drop: dict[int, Rejection]
+    drop: Drops = field(default_factory=Drops)  # a dict of rejections is made a Drops
     fields: dict[str, list[Any]] | None = None  # full-length columns, one value per input row
     # Upsampling: row -> how many times it appears in the output (>= 2; absent means once).
     # Copies after the first get the id "<id>#<copy>" (copy = 2, 3, ...).
     repeats: dict[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.drop, Drops):
+            self.drop = Drops(self.drop)
 
 
 class SignatureSource(Protocol):
@@ -458,7 +463,7 @@ class BarrierOperator(Operator):
         if decision.fields:
             for name, values in decision.fields.items():
                 batch = doc.set_column(batch, name, values)
-        decisions = [decision.drop.get(i) for i in range(len(batch))]
+        decisions = decision.drop.decisions(len(batch))
         result = split_by_decisions(batch, decisions, self.name)
         if decision.repeats:
             result.kept = repeat_rows(batch, decisions, decision.repeats, result.kept)

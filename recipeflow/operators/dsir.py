@@ -40,7 +40,8 @@ from pydantic import Field, model_validator
 
 from recipeflow.operators import document as doc
 from recipeflow.operators.fasttext_classifier import MANIFEST, VERSIONS_DIR
-from recipeflow.operators.base import BarrierDecision, OperatorParams, Rejection, Selector, path_field
+from recipeflow.operators.base import BarrierDecision, OperatorParams, Selector, path_field
+from recipeflow.operators.drops import Drops
 from recipeflow.operators.registry import register
 from recipeflow.operators.sample import MAX_SEED
 from recipeflow.operators.top_k import shard_decisions, share_of
@@ -297,8 +298,8 @@ class Dsir(Selector):
         selected = order[:wanted]
         cutoff = float(keys[selected[-1]]) if wanted else None
         detail = f"kept {wanted} of {n}, seed={p.seed}"
-        drops = {int(r): Rejection("not_resampled", p.weight_field, float(log_weight[r]), detail)
-                 for r in order[wanted:]}
+        drops = Drops()
+        drops.add(order[wanted:], "not_resampled", p.weight_field, log_weight[order[wanted:]], detail)
         sizes = [len(s) for s in signatures]
         decisions = shard_decisions(sizes, drops)
         start = 0

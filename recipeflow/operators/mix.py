@@ -19,9 +19,11 @@ import pyarrow.compute as pc
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from recipeflow.operators import document as doc
-from recipeflow.operators.base import BarrierDecision, OperatorParams, Rejection, Selector, StepResult
+from recipeflow.operators.base import BarrierDecision, OperatorParams, Selector, StepResult
+from recipeflow.operators.drops import Drops
 from recipeflow.operators.mixing import by_tokens
 from recipeflow.operators.mixing.by_tokens import PHASE, TOKENS  # noqa: F401 (the field names)
+from recipeflow.operators.mixing.origins import origin_codes
 from recipeflow.operators.registry import register
 from recipeflow.operators.sample import MAX_SEED, ORDER, by_seeded_order, seeded_order
 from recipeflow.operators.top_k import concat_column, shard_decisions
@@ -315,8 +317,7 @@ class Mix(Selector):
 
     def _resolve_tokens(self, signatures: list[pa.Table]) -> list[BarrierDecision]:
         p = self.params
-        origins = {str(o) for s in signatures if len(s) for o in s.column(doc.ORIGIN).to_pylist()}
-        self._check_origins(origins)
+        self._check_origins(origin_codes(signatures, list(p.weights))[1])
         total = p.stated_total_tokens()
         if total is None:  # the largest mix that repeats no document
             available = by_tokens.available_tokens(signatures, p.weights)
@@ -337,18 +338,15 @@ class Mix(Selector):
 
     def _sources(self, signatures: list[pa.Table]) -> list[_Source]:
         """Each weighted origin's rows in seeded order; errors for unweighted or absent ones."""
-        parts = [s for s in signatures if len(s)]
-        origins = np.array(
-            [o for s in parts for o in s.column(doc.ORIGIN).to_pylist()], dtype=object
-        )
+        weights = self.params.weights
+        codes, seen = origin_codes(signatures, list(weights))
+        self._check_origins(seen)
         ranks = concat_column(signatures, ORDER, np.uint64)
         chars = concat_column(signatures, CHARS, np.int64)
-        self._check_origins({str(o) for o in origins.tolist()})
-        weights = self.params.weights
         weight_sum = sum(Fraction(str(w)) for w in weights.values())
         sources = []
-        for name, weight in weights.items():
-            rows = by_seeded_order(ranks, np.flatnonzero(origins == name))
+        for code, (name, weight) in enumerate(weights.items()):
+            rows = by_seeded_order(ranks, np.flatnonzero(codes == code))
             sources.append(_Source(name, Fraction(str(weight)) / weight_sum, rows, chars[rows]))
         return sources
 
@@ -421,8 +419,8 @@ class Mix(Selector):
             copies += closest_prefix_by_characters(source.chars, rest)
         return copies
 
-    def _decisions(self, sources: list[_Source]) -> tuple[dict[int, Rejection], dict[int, int]]:
-        drops: dict[int, Rejection] = {}
+    def _decisions(self, sources: list[_Source]) -> tuple[Drops, dict[int, int]]:
+        drops = Drops()
         repeats: dict[int, int] = {}
         for source in sources:
             numbers = self.last_summary["origins"][source.name]  # type: ignore[index]
@@ -431,11 +429,9 @@ class Mix(Selector):
                 f"{numbers['available_documents']} documents (share {float(source.share):.4g})"
             )
             assert source.copies is not None
-            for row, copies in zip(source.rows.tolist(), source.copies.tolist()):
-                if copies == 0:
-                    drops[row] = Rejection("mix_not_selected", detail=detail)
-                elif copies > 1:
-                    repeats[row] = copies
+            drops.add(source.rows[source.copies == 0], "mix_not_selected", detail=detail)
+            repeated = source.copies > 1
+            repeats.update(zip(source.rows[repeated].tolist(), source.copies[repeated].tolist()))
         return drops, repeats
 
     def _summary(self, sources: list[_Source], total: Fraction) -> dict[str, Any]:

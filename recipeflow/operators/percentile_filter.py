@@ -11,7 +11,8 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, model_validator
 
-from recipeflow.operators.base import BarrierDecision, OperatorParams, Rejection
+from recipeflow.operators.base import BarrierDecision, OperatorParams
+from recipeflow.operators.drops import Drops
 from recipeflow.operators.registry import register
 from recipeflow.operators.top_k import FieldSelector, missing_value_rejections, shard_decisions
 
@@ -65,23 +66,18 @@ class PercentileFilter(FieldSelector):
         if len(present):
             lower = nearest_rank(present, p.min_percentile)
             upper = nearest_rank(present, p.max_percentile)
-            drops.update(self._out_of_bounds(values, lower, upper))
+            self._add_out_of_bounds(drops, values, lower, upper)
         self.last_summary = self._summary(values, present, lower, upper, drops)
         return shard_decisions([len(s) for s in signatures], drops)
 
-    def _out_of_bounds(self, values: np.ndarray, lower: float, upper: float) -> dict[int, Rejection]:
+    def _add_out_of_bounds(self, drops: Drops, values: np.ndarray, lower: float, upper: float) -> None:
         p = self.params
-        below = f"p{p.min_percentile:g}={lower}"
-        above = f"p{p.max_percentile:g}={upper}"
-        drops = {}
-        for row in np.flatnonzero(values < lower):
-            drops[int(row)] = Rejection("below_min_percentile", p.field, float(values[row]), below)
-        for row in np.flatnonzero(values > upper):
-            drops[int(row)] = Rejection("above_max_percentile", p.field, float(values[row]), above)
-        return drops
+        below, above = np.flatnonzero(values < lower), np.flatnonzero(values > upper)
+        drops.add(below, "below_min_percentile", p.field, values[below], f"p{p.min_percentile:g}={lower}")
+        drops.add(above, "above_max_percentile", p.field, values[above], f"p{p.max_percentile:g}={upper}")
 
     def _summary(self, values: np.ndarray, present: np.ndarray, lower: float | None,
-                 upper: float | None, drops: dict[int, Rejection]) -> dict[str, Any]:
+                 upper: float | None, drops: Drops) -> dict[str, Any]:
         p = self.params
         return {
             "field": p.field,

@@ -20,7 +20,8 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, field_validator
 
-from recipeflow.operators.base import BarrierDecision, OperatorParams, Rejection, Selector
+from recipeflow.operators.base import BarrierDecision, OperatorParams, Selector
+from recipeflow.operators.drops import Drops
 from recipeflow.operators.registry import register
 from recipeflow.operators.top_k import concat_column, field_values, shard_decisions
 
@@ -100,12 +101,11 @@ class QualityBuckets(Selector):
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows stay NaN
                 combined = np.nanmax(ranks, axis=1) if p.combine == "max" else np.nanmean(ranks, axis=1)
         buckets = bucket_of(combined, p.buckets)
-        drops: dict[int, Rejection] = {}
+        drops = Drops()
         if p.min_bucket is not None:
-            for row in np.flatnonzero(buckets < p.min_bucket):
-                drops[int(row)] = (Rejection("missing_value", p.field) if buckets[row] < 0 else
-                                   Rejection("below_min_bucket", p.field, float(buckets[row]),
-                                             f"min_bucket={p.min_bucket}"))
+            drops.add(np.flatnonzero(buckets < 0), "missing_value", p.field)
+            below = np.flatnonzero((buckets >= 0) & (buckets < p.min_bucket))
+            drops.add(below, "below_min_bucket", p.field, buckets[below], f"min_bucket={p.min_bucket}")
         decisions = shard_decisions(sizes, drops)
         bucket_values = [None if b < 0 else int(b) for b in buckets]
         combined_values = [None if np.isnan(c) else float(c) for c in combined]

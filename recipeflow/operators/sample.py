@@ -13,7 +13,8 @@ import xxhash
 from pydantic import Field, model_validator
 
 from recipeflow.operators import document as doc
-from recipeflow.operators.base import BarrierDecision, OperatorParams, Rejection, Selector
+from recipeflow.operators.base import BarrierDecision, OperatorParams, Selector
+from recipeflow.operators.drops import Drops
 from recipeflow.operators.registry import register
 from recipeflow.operators.top_k import concat_column, shard_decisions, share_of
 
@@ -72,7 +73,8 @@ class Sample(Selector):
         wanted = share_of(p.fraction, len(ranks)) if p.fraction is not None else p.count
         ordered = by_seeded_order(ranks)
         detail = f"seed={p.seed}, kept {min(wanted, len(ranks))} of {len(ranks)}"
-        drops = {int(row): Rejection("not_sampled", detail=detail) for row in ordered[wanted:]}
+        drops = Drops()
+        drops.add(ordered[wanted:], "not_sampled", detail=detail)
         self.last_summary = {
             "documents": int(len(ranks)),
             "wanted": int(wanted),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from recipeflow.operators.base import BarrierDecision, OperatorParams, Rejection, Selector
+from recipeflow.operators.drops import Drops
 from recipeflow.operators.dedup.keep import shard_offsets, to_shard_rows
 from recipeflow.operators.registry import register
 
@@ -62,24 +63,18 @@ def concat_column(signatures: list[pa.Table], name: str, dtype: Any) -> np.ndarr
     return np.concatenate(parts).astype(dtype, copy=False) if parts else np.array([], dtype)
 
 
-def shard_decisions(shard_sizes: list[int], drops: dict[int, Rejection],
+def shard_decisions(shard_sizes: list[int], drops: Drops | dict[int, Rejection],
                     repeats: dict[int, int] | None = None) -> list[BarrierDecision]:
     """Per-shard decisions from rejections and repeat counts keyed by global row number
     (rows numbered across shards in input order)."""
-    offsets = shard_offsets(shard_sizes)
-    decisions = [BarrierDecision(drop={}) for _ in shard_sizes]
-
-    def located(keyed: dict[int, Any]) -> Iterator[tuple[int, int, Any]]:
-        """(shard, row within it, value) of each global row, the shards found vectorized."""
-        shards, rows = to_shard_rows(np.fromiter(keyed, np.int64, len(keyed)), offsets)
-        return zip(shards.tolist(), rows.tolist(), keyed.values())
-
-    for shard, row, rejection in located(drops):
-        decisions[shard].drop[row] = rejection
-    for shard, row, copies in located(repeats or {}):
-        if decisions[shard].repeats is None:
-            decisions[shard].repeats = {}
-        decisions[shard].repeats[row] = copies
+    drops = drops if isinstance(drops, Drops) else Drops(drops)
+    decisions = [BarrierDecision(drop=part) for part in drops.split(shard_sizes)]
+    if repeats:
+        shards, rows = to_shard_rows(np.fromiter(repeats, np.int64, len(repeats)), shard_offsets(shard_sizes))
+        for shard, row, copies in zip(shards.tolist(), rows.tolist(), repeats.values()):
+            if decisions[shard].repeats is None:
+                decisions[shard].repeats = {}
+            decisions[shard].repeats[row] = copies
     return decisions
 
 
@@ -96,9 +91,11 @@ def share_of(fraction: float, count: int) -> int:
     return math.floor(Fraction(str(fraction)) * count + Fraction(1, 2))
 
 
-def missing_value_rejections(values: np.ndarray, field: str) -> dict[int, Rejection]:
+def missing_value_rejections(values: np.ndarray, field: str) -> Drops:
     """Documents without a value (null or NaN) cannot be ranked: they are dropped."""
-    return {int(i): Rejection(MISSING_VALUE, field) for i in np.flatnonzero(np.isnan(values))}
+    drops = Drops()
+    drops.add(np.flatnonzero(np.isnan(values)), MISSING_VALUE, field)
+    return drops
 
 
 class FieldSelector(Selector):
@@ -118,15 +115,14 @@ class FieldSelector(Selector):
 
 
 def keep_best(values: np.ndarray, count: int, order: Order, field: str, reason: str,
-              label: str) -> tuple[dict[int, Rejection], dict[str, Any]]:
+              label: str) -> tuple[Drops, dict[str, Any]]:
     """Keep the ``count`` best documents; (rejections by global row, summary)."""
     ranked = rank_order(values, order)
     kept = ranked[:count]
     cutoff = float(values[kept[-1]]) if len(kept) else None
     drops = missing_value_rejections(values, field)
     detail = f"{label}, cutoff={cutoff}"
-    for row in ranked[count:]:
-        drops[int(row)] = Rejection(reason, field, float(values[row]), detail)
+    drops.add(ranked[count:], reason, field, values[ranked[count:]], detail)
     summary = {
         "field": field,
         "order": order,

@@ -102,3 +102,8 @@ def to_shard_rows(positions: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarra
     """(shard, row) of global positions."""
     shards = np.searchsorted(offsets, positions, side="right") - 1
     return shards, positions - offsets[shards]
+
+
+def duplicate_of(kept_ids: list[str] | pa.Array) -> pa.Array:
+    """The detail of each dropped duplicate: ``duplicate_of=<id of the document kept>``."""
+    return pc.binary_join_element_wise("duplicate_of=", pa.array(kept_ids, pa.string()), "")

@@ -19,12 +19,12 @@ import pyarrow as pa
 from recipeflow.operators import document as doc
 from recipeflow.operators.dedup.keep import (
     PRIORITY,
+    duplicate_of,
     first_per_group,
     priorities,
-    shard_offsets,
-    to_shard_rows,
 )
-from recipeflow.operators.base import BarrierDecision, Rejection, SignatureSource
+from recipeflow.operators.base import BarrierDecision, SignatureSource
+from recipeflow.operators.drops import Drops
 from recipeflow.operators.dedup.deduplicator import Deduplicator
 
 KEY = "key"
@@ -91,13 +91,10 @@ def decisions_from_duplicates(
     partials: list[pa.Table], shard_sizes: list[int], reason: str
 ) -> list[BarrierDecision]:
     """One decision per shard: drop every listed duplicate."""
-    decisions = [BarrierDecision(drop={}) for _ in shard_sizes]
-    offsets = shard_offsets(shard_sizes)
+    drops = Drops()
     for partial in partials:
-        shards, rows = to_shard_rows(partial.column(_POSITION).to_numpy(), offsets)
-        for shard, row, kept_id in zip(shards.tolist(), rows.tolist(), partial.column(_KEPT_ID).to_pylist()):
-            decisions[shard].drop[row] = Rejection(reason, detail=f"duplicate_of={kept_id}")
-    return decisions
+        drops.add(partial.column(_POSITION).to_numpy(), reason, detail=duplicate_of(partial.column(_KEPT_ID).combine_chunks()))
+    return [BarrierDecision(drop=part) for part in drops.split(shard_sizes)]
 
 
 class KeyDeduplicator(Deduplicator):

@@ -40,12 +40,14 @@ import xxhash
 from recipeflow.operators import document as doc
 from recipeflow.operators.dedup.keep import (
     PRIORITY,
+    duplicate_of,
     first_per_group,
     priorities,
     shard_offsets,
     to_shard_rows,
 )
-from recipeflow.operators.base import BarrierDecision, Rejection, SignatureSource, StepResult
+from recipeflow.operators.base import BarrierDecision, SignatureSource, StepResult
+from recipeflow.operators.drops import Drops
 from recipeflow.operators.dedup.deduplicator import Deduplicator
 
 CLUSTER_ID = "dup_cluster_id"
@@ -471,32 +473,26 @@ def cluster_decisions(
     """One decision per shard: drop every clustered document but the kept one (when ``drop``),
     and the cluster fields (id: None where the document is its own cluster, filled by
     :func:`fill_cluster_ids` in phase 3, since only the shard knows its ids)."""
-    offsets = shard_offsets(shard_sizes)
     decisions = [
         BarrierDecision(
-            drop={},
             fields={CLUSTER_ID: [None] * size, CLUSTER_SIZE: [1] * size} if cluster_fields else None,
         )
         for size in shard_sizes
     ]
-    shards, rows = to_shard_rows(clusters.positions, offsets)
-    rejections: dict[int, Rejection] = {}  # one per cluster: they are equal (and frozen)
-    for shard, row, kept, kept_id, size, position in zip(
-        shards.tolist(), rows.tolist(), clusters.kept.tolist(), clusters.kept_ids,
-        clusters.sizes.tolist(), clusters.positions.tolist(),
-    ):
-        decision = decisions[shard]
-        if cluster_fields:
-            assert decision.fields is not None
-            decision.fields[CLUSTER_ID][row] = kept_id
-            decision.fields[CLUSTER_SIZE][row] = size
-        if drop and kept != position:
-            rejection = rejections.get(kept)
-            if rejection is None:
-                rejection = rejections[kept] = Rejection(
-                    reason, statistic=CLUSTER_SIZE, value=float(size), detail=f"duplicate_of={kept_id}"
-                )
-            decision.drop[row] = rejection
+    if cluster_fields:
+        shards, rows = to_shard_rows(clusters.positions, shard_offsets(shard_sizes))
+        for shard, row, kept_id, size in zip(shards.tolist(), rows.tolist(), clusters.kept_ids, clusters.sizes.tolist()):
+            fields = decisions[shard].fields
+            assert fields is not None
+            fields[CLUSTER_ID][row] = kept_id
+            fields[CLUSTER_SIZE][row] = size
+    if drop:
+        dropped = clusters.kept != clusters.positions
+        drops = Drops()
+        drops.add(clusters.positions[dropped], reason, CLUSTER_SIZE, clusters.sizes[dropped],
+                  duplicate_of(clusters.kept_ids).filter(pa.array(dropped)))
+        for decision, part in zip(decisions, drops.split(shard_sizes)):
+            decision.drop = part
     return decisions
 
 

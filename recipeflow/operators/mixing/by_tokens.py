@@ -13,7 +13,9 @@ import numpy as np
 import pyarrow as pa
 
 from recipeflow.operators import document as doc
-from recipeflow.operators.base import BarrierDecision, Rejection, StepResult, split_by_decisions
+from recipeflow.operators.base import BarrierDecision, StepResult, split_by_decisions
+from recipeflow.operators.drops import Drops
+from recipeflow.operators.mixing.origins import origin_codes
 from recipeflow.operators.mixing.token_budget import (
     BudgetError, SourcePlan, SourceTokens, plan_source, rescale_shares,
 )
@@ -50,16 +52,10 @@ class TokenMixSpec:
     seed: int
 
 
-def origins_and_tokens(signatures: list[pa.Table]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(origin, seeded rank, tokens) of every document, rows numbered across shards."""
-    parts = [s for s in signatures if len(s)]
-    origins = np.array([o for s in parts for o in s.column(doc.ORIGIN).to_pylist()], dtype=object)
-    return origins, concat_column(signatures, ORDER, np.uint64), concat_column(signatures, TOKENS, np.int64)
-
-
 def available_tokens(signatures: list[pa.Table], weights: Mapping[str, float]) -> dict[str, int]:
-    origins, _, tokens = origins_and_tokens(signatures)
-    return {name: int(tokens[origins == name].sum()) for name in weights}
+    codes, _ = origin_codes(signatures, list(weights))
+    tokens = concat_column(signatures, TOKENS, np.int64)
+    return {name: int(tokens[codes == i].sum()) for i, name in enumerate(weights)}
 
 
 def source_demand(spec: TokenMixSpec) -> dict[str, float]:
@@ -71,10 +67,11 @@ def source_demand(spec: TokenMixSpec) -> dict[str, float]:
 def resolve_by_tokens(spec: TokenMixSpec, signatures: list[pa.Table]) -> tuple[list[BarrierDecision], dict[str, Any]]:
     """Decisions per shard, and the summary the manifest records."""
     p = spec
-    origins, ranks, tokens = origins_and_tokens(signatures)
+    codes, _ = origin_codes(signatures, list(p.weights))
+    ranks, tokens = concat_column(signatures, ORDER, np.uint64), concat_column(signatures, TOKENS, np.int64)
     sources = {
-        name: SourceTokens(name, rows := by_seeded_order(ranks, np.flatnonzero(origins == name)), tokens[rows])
-        for name in p.weights
+        name: SourceTokens(name, rows := by_seeded_order(ranks, np.flatnonzero(codes == i)), tokens[rows])
+        for i, name in enumerate(p.weights)
     }
     available = {name: src.available for name, src in sources.items()}
     phases = p.phases
@@ -174,7 +171,7 @@ def _token_summary(p: TokenMixSpec, phases: list[Phase], plans: dict[str, Source
 
 def _token_decisions(signatures: list[pa.Table], plans: dict[str, SourcePlan], phase_names: list[str],
                      with_phases: bool, summary: dict[str, Any]) -> list[BarrierDecision]:
-    drops: dict[int, Rejection] = {}
+    drops = Drops()
     repeats: dict[int, int] = {}
     phase_copies: dict[int, str] = {}
     for name, plan in plans.items():
@@ -185,13 +182,15 @@ def _token_decisions(signatures: list[pa.Table], plans: dict[str, SourcePlan], p
         )
         total = sum(plan.copies) if plan.copies else np.zeros(len(plan.source.rows), np.int64)
         per_phase = np.stack(plan.copies, axis=1) if plan.copies else np.zeros((len(plan.source.rows), 0), np.int64)
-        for row, count, phases in zip(plan.source.rows.tolist(), total.tolist(), per_phase.tolist()):
-            if count == 0:
-                drops[row] = Rejection("mix_not_selected", detail=detail)
-            elif with_phases:
+        rows = plan.source.rows
+        drops.add(rows[total == 0], "mix_not_selected", detail=detail)
+        if with_phases:
+            chosen = np.flatnonzero(total > 0)
+            for row, phases in zip(rows[chosen].tolist(), per_phase[chosen].tolist()):
                 phase_copies[row] = json.dumps({n: c for n, c in zip(phase_names, phases) if c})
-            elif count > 1:
-                repeats[row] = count
+        else:
+            repeated = total > 1
+            repeats.update(zip(rows[repeated].tolist(), total[repeated].tolist()))
     sizes = [len(s) for s in signatures]
     decisions = shard_decisions(sizes, drops, repeats)
     if with_phases:
@@ -209,7 +208,7 @@ def apply_with_phases(batch: pa.Table, decision: BarrierDecision, order: list[st
     copies_json = (decision.fields or {}).get(PHASE_COPIES)
     if copies_json is None:
         return otherwise(batch, decision)
-    decisions = [decision.drop.get(i) for i in range(len(batch))]
+    decisions = decision.drop.decisions(len(batch))
     result = split_by_decisions(batch, decisions, operator)
     indices: list[int] = []
     phases: list[str] = []
