@@ -30,11 +30,17 @@ def recipe(tmp_path: Path, executor: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def prefect_home(tmp_path_factory) -> Path:
+    """One Prefect home for every executor: its database is made once, as on a user's machine."""
+    return tmp_path_factory.mktemp("prefect-home")
+
+
 @pytest.mark.parametrize("executor", ["threads", "processes", "dask", "ray"])
-def test_children_die_with_a_killed_run(tmp_path: Path, executor: str) -> None:
+def test_children_die_with_a_killed_run(tmp_path: Path, prefect_home: Path, executor: str) -> None:
     if executor in ("dask", "ray"):
         pytest.importorskip({"dask": "prefect_dask", "ray": "prefect_ray"}[executor])
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    env = {**os.environ, "PREFECT_HOME": str(prefect_home)}
     env.pop("PREFECT_API_URL", None)
     run = subprocess.Popen(
         [sys.executable, "-m", "recipeflow.cli", "run", str(recipe(tmp_path, executor)), "--no-progress"],
