@@ -87,7 +87,9 @@ def document_files(version: version_reader.Version, spill: Path) -> list[str]:
     if version.format == "parquet":
         return [version.file_url(entry) for entry in version.manifest["files"]]
     encoded = (version.manifest.get("schemas") or {}).get("files")
-    schema = snapshot.decode_schema(encoded) if encoded else None  # JSON lines keep no types
+    schema = snapshot.decode_schema(encoded) if encoded else None
+    if schema is None and version.format != "megatron":  # JSON lines: their types are not in the files
+        schema = _inferred_schema(version)
     paths = []
     for number, entry in enumerate(version.manifest["files"]):
         batches = _megatron_batches(version, entry) if version.format == "megatron" else (
@@ -101,6 +103,18 @@ def document_files(version: version_reader.Version, spill: Path) -> list[str]:
         writers.write_parquet_stream(_chain(first, batches), path, first.schema)
         paths.append(path)
     return paths
+
+
+def _inferred_schema(version: version_reader.Version) -> pa.Schema | None:
+    """The types of a JSON-lines version that recorded none (written before versions kept
+    their schema), read from every row, a batch at a time: a field null in the first batch and
+    text in a later one is text; integers and floats of one field are floats."""
+    schema = None
+    for entry in version.manifest["files"]:
+        for rows in version_reader.iter_row_batches(version.file_url(entry), version.format):
+            found = pa.Table.from_pylist(rows).schema
+            schema = found if schema is None else pa.unify_schemas([schema, found], promote_options="permissive")
+    return schema
 
 
 def _chain(first: pa.Table, rest: Iterator[pa.Table]) -> Iterator[pa.Table]:
