@@ -25,7 +25,7 @@ SCHEMA = pa.schema([
 # The Rejection field behind each column after ``row``.
 FIELDS = ("reason", "statistic", "value", "detail")
 
-Text = str | None | Sequence[str | None] | pa.Array
+Text = str | None | Sequence[str | None] | pa.Array | pa.ChunkedArray
 
 
 class Drops:
@@ -185,6 +185,8 @@ def _text(value: Text, rows: int) -> pa.Array:
         return pa.nulls(rows, _TEXT)
     if isinstance(value, str):
         return pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, np.int32)), pa.array([value], pa.string()))
+    if isinstance(value, pa.ChunkedArray):
+        value = value.combine_chunks()
     array = value if isinstance(value, pa.Array) else pa.array(value, pa.string())
     return array if pa.types.is_dictionary(array.type) else array.dictionary_encode()
 

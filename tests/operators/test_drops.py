@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 
 from recipeflow.engine.execute import decision_slice, decision_table
 from recipeflow.operators.base import BarrierDecision
@@ -28,7 +29,8 @@ def test_rows_added_in_bulk_and_one_at_a_time_read_back_in_row_order_last_one_co
 
 def test_split_numbers_rows_within_each_shard():
     drops = Drops()
-    drops.add([0, 4, 5, 9], "r", values=[0.0, 4.0, 5.0, 9.0], detail=["d0", "d4", "d5", "d9"])
+    details = pa.chunked_array([["d0", "d4"], ["d5", "d9"]])  # a column as read from files
+    drops.add([0, 4, 5, 9], "r", values=[0.0, 4.0, 5.0, 9.0], detail=details)
     first, second, third = drops.split([4, 2, 4])
     assert first == {0: Rejection("r", None, 0.0, "d0")}
     assert second == {0: Rejection("r", None, 4.0, "d4"), 1: Rejection("r", None, 5.0, "d5")}
