@@ -60,9 +60,20 @@ def _begin(work_root: str) -> None:
     attempts.note_start(work_root)
 
 
+# Errors that the recipe or its data must fix (a mix whose source is empty, a field that is not
+# there, a malformed record): a second try fails the same way, only later.
+_PERMANENT_ERRORS = (ValueError, KeyError, TypeError)
+
+
+def worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect's ``retry_condition_fn``: retry what may pass on a second try (storage, network,
+    a lost worker), not a permanent error (:data:`_PERMANENT_ERRORS`)."""
+    return not isinstance(getattr(state, "data", None), _PERMANENT_ERRORS)
+
+
 # Results are persisted (small references) so re-runs show Cached; a transient storage error
 # is retried: every task writes under a content address, so running it again is safe.
-_CACHED = {"persist_result": True, "retries": 2, "retry_delay_seconds": 2}
+_CACHED = {"persist_result": True, "retries": 2, "retry_delay_seconds": 2, "retry_condition_fn": worth_retrying}
 
 
 @task(name="scan-input", cache_key_fn=_scan_key, **_CACHED)
