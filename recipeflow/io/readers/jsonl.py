@@ -23,16 +23,11 @@ def count_jsonl(stream: IO[bytes], url: str, shard_size: int) -> tuple[int, list
     return records, offsets
 
 
-
-
-
 @dataclass
 class _Line:
     offset: int  # in the (decompressed) stream, relative to where reading started
     data: bytes
     error: str | None = None  # the stream broke here: nothing after it can be read
-
-
 
 
 def _nonblank_lines(stream: IO[bytes], offset: int = 0) -> Iterator[_Line]:

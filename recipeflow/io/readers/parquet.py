@@ -24,9 +24,6 @@ def count_parquet(url: str) -> int:
         return 1  # not a Parquet file: read_shard reports one unreadable record
 
 
-
-
-
 def parquet_batches(
     shard: SourceShard, piece: FileSlice, batch_size: int
 ) -> Iterator[tuple[pa.Table, pa.Table | None]]:

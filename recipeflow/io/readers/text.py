@@ -17,9 +17,6 @@ def count_text(stream: IO[bytes], url: str) -> int:
         return 1  # read_shard reports it as unreadable
 
 
-
-
-
 def text_rows(shard: SourceShard, piece: FileSlice) -> Iterator[Row]:
     doc_id = default_id(shard, piece.url, None)
     with fsspec.open(piece.url, "rb") as raw:

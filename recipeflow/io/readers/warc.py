@@ -28,9 +28,6 @@ def count_warc(stream: IO[bytes], url: str, shard_size: int) -> tuple[int, list[
     return records, (offsets if seekable else [])
 
 
-
-
-
 @dataclass
 class _WarcEntry:
     """A counted WARC record: an HTML response, or a record that failed to parse."""
