@@ -28,3 +28,13 @@ def prefect_api():
 
     with embedded() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory):
+    """One `prefect server start` (a separate process, as a team runs it) for the tests that
+    need a real server: deployments, work pools, the UI's API. Started once: 15 s each time."""
+    from tests.servers import prefect_server as start_prefect_server
+
+    with start_prefect_server(tmp_path_factory.mktemp("prefect-server-home")) as api:
+        yield api

@@ -26,7 +26,6 @@ from tests.conftest import REPO
 from tests.s3 import s3_endpoint
 from tests.servers import (
     post,
-    prefect_server,
     process_worker,
     stop_process_group,
     task_runs,
@@ -57,14 +56,8 @@ def run_cli(*args: str, api: str, home: Path) -> subprocess.CompletedProcess:
     return done
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with prefect_server(tmp_path_factory.mktemp("deploy-server")) as api:
-        yield api
-
-
-def test_deploy_schedule_and_refresh_on_s3(tmp_path, server):
-    api = server
+def test_deploy_schedule_and_refresh_on_s3(tmp_path, prefect_server):
+    api = prefect_server
     docs = sample_docs()
     root = f"s3://{BUCKET}/corpus"
     recipe = {
@@ -146,13 +139,13 @@ def test_deploy_schedule_and_refresh_on_s3(tmp_path, server):
         assert updated["id"] == deployment["id"]
 
 
-def test_deploy_errors_name_what_to_do(tmp_path, server):
+def test_deploy_errors_name_what_to_do(tmp_path, prefect_server):
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump({
         "name": "r", "inputs": {"a": {"path": str(tmp_path / "*.jsonl")}},
         "process": [], "output": {"path": str(tmp_path / "out")},
     }))
-    env = {**os.environ, "PREFECT_API_URL": server, "PREFECT_HOME": str(tmp_path / "home")}
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "PREFECT_HOME": str(tmp_path / "home")}
     bad = subprocess.run(
         [sys.executable, "-m", "recipeflow.cli", "deploy", str(path), "--name", "x", "--cron", "every night"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
@@ -166,13 +159,13 @@ def test_deploy_errors_name_what_to_do(tmp_path, server):
     assert no_server.returncode == 1 and "PREFECT_API_URL" in no_server.stderr
 
 
-def test_gpu_stage_runs_as_a_flow_run_on_the_gpu_pool(tmp_path, server):
+def test_gpu_stage_runs_as_a_flow_run_on_the_gpu_pool(tmp_path, prefect_server):
     """Two local process pools: the recipe's flow run on `cpu`, its GPU stage (the real
     `rephrase` operator, SmolLM2-135M on the CPU) as a flow run on `gpu`, bounded by the tag
     concurrency limit; the stage after it runs on the cpu pool again."""
     from recipeflow.operators.models.llm_models import BUNDLED_SMOLLM2
 
-    api = server
+    api = prefect_server
     data = tmp_path / "docs.jsonl"
     texts = [
         "Debian is a free operating system. It uses the apt tool to install and update software packages.",
@@ -285,12 +278,12 @@ def wait_for_line(log: Path, text: str, proc: subprocess.Popen, timeout: float =
     raise AssertionError(f"{text!r} not printed in {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
-def test_deploy_folder_pools_prefect_yaml_and_compose(tmp_path, server):
+def test_deploy_folder_pools_prefect_yaml_and_compose(tmp_path, prefect_server):
     """deploy/: the work-pool definitions are accepted by the server, `prefect deploy --all`
     creates every deployment of prefect.yaml (each recipe valid), the compose file has its services."""
     from recipeflow.recipe.loading import load_recipe
 
-    env = {**os.environ, "PREFECT_API_URL": server, "PREFECT_HOME": str(tmp_path / "home")}
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "PREFECT_HOME": str(tmp_path / "home")}
     pools = {"cpu": ("process", "cpu.json"), "gpu": ("process", "gpu-process.json"),
              "gpu-k8s": ("kubernetes", "gpu-kubernetes.json")}
     for name, (kind, file) in pools.items():
@@ -300,7 +293,7 @@ def test_deploy_folder_pools_prefect_yaml_and_compose(tmp_path, server):
             cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
         )
         assert done.returncode == 0, done.stdout + done.stderr
-    k8s = httpx.get(f"{server}/work_pools/gpu-k8s").json()["base_job_template"]
+    k8s = httpx.get(f"{prefect_server}/work_pools/gpu-k8s").json()["base_job_template"]
     [container] = k8s["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]["containers"]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "{{ gpu_count }}"
     assert k8s["variables"]["properties"]["gpu_count"]["default"] == 1
@@ -312,7 +305,7 @@ def test_deploy_folder_pools_prefect_yaml_and_compose(tmp_path, server):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     spec = yaml.safe_load((REPO / "deploy" / "prefect.yaml").read_text())
     for entry in spec["deployments"]:
-        made = httpx.get(f"{server}/deployments/name/recipeflow-deployment/{entry['name']}").json()
+        made = httpx.get(f"{prefect_server}/deployments/name/recipeflow-deployment/{entry['name']}").json()
         assert made["work_pool_name"] == "cpu" and made["global_concurrency_limit"]["limit"] == 1
         assert [s["schedule"]["cron"] for s in made["schedules"]] == [entry["schedules"][0]["cron"]]
         recipe = made["parameters"]["recipe"]

@@ -12,17 +12,9 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-import pytest
 import yaml
 
 from tests.conftest import REPO, SAMPLE_WARC
-from tests.servers import prefect_server as real_prefect_server
-
-
-@pytest.fixture(scope="module")
-def prefect_server(tmp_path_factory):
-    with real_prefect_server(tmp_path_factory.mktemp("prefect-server-home")) as api:
-        yield api
 
 
 def _run_cli(recipe: Path, api: str, home: Path, *overrides: str) -> str:

@@ -19,6 +19,8 @@ from recipeflow.datasets import versions
 from recipeflow.orchestration.runner import RunRefused, run_recipe
 from tests.conftest import REPO, SAMPLE_WARC
 
+SAMPLE_JSONL = REPO / "recipes" / "samples" / "debian-handbook-sample.jsonl.gz"
+
 
 def write_recipe(path: Path, data: dict) -> Path:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -130,11 +132,16 @@ def test_unchanged_run_commits_nothing_and_a_changed_one_has_the_parent(tmp_path
 
 
 def test_same_output_bytes_whatever_executor_and_workers(tmp_path, prefect_api):
+    # JSON lines, not the WARC: the clusters' test (test_executors.py) runs the HTML chain.
     checksums = []
     for i, run in enumerate(
         [{"executor": "threads", "workers": 1}, {"executor": "processes", "workers": 2}]
     ):
         data = quickstart_like(tmp_path / str(i), **run)
+        data["inputs"] = {"pages": {"path": str(SAMPLE_JSONL)}}
+        data["process"] = [{"normalize_whitespace": {}}, {"text_length_filter": {"min_length": 1500}},
+                           {"exact_dedup": {}}]
+        data["run"]["shard_size"] = 60
         recipe = write_recipe(tmp_path / f"r{i}.yaml", data)
         [manifest] = run_recipe(str(recipe), progress=False)
         checksums.append(
