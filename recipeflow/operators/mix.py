@@ -317,15 +317,16 @@ class Mix(Selector):
 
     def _resolve_tokens(self, signatures: list[pa.Table]) -> list[BarrierDecision]:
         p = self.params
-        self._check_origins(origin_codes(signatures, list(p.weights))[1])
+        codes, seen = origin_codes(signatures, list(p.weights))  # once: every step below reads them
+        self._check_origins(seen)
         total = p.stated_total_tokens()
         if total is None:  # the largest mix that repeats no document
-            available = by_tokens.available_tokens(signatures, p.weights)
+            available = by_tokens.available_tokens(signatures, codes, p.weights)
             weight_sum = sum(p.weights.values())
             total = float(min(available[n] * weight_sum / w for n, w in p.weights.items() if w > 0))
         spec = p.token_mix_spec(total)
         try:
-            decisions, self.last_summary = by_tokens.resolve_by_tokens(spec, signatures)
+            decisions, self.last_summary = by_tokens.resolve_by_tokens(spec, signatures, codes)
         except by_tokens.TokenMixError as error:
             raise MixError(str(error)) from None
         return decisions

@@ -15,7 +15,6 @@ import pyarrow as pa
 from recipeflow.operators import document as doc
 from recipeflow.operators.base import BarrierDecision, StepResult, split_by_decisions
 from recipeflow.operators.drops import Drops
-from recipeflow.operators.mixing.origins import origin_codes
 from recipeflow.operators.mixing.token_budget import (
     BudgetError, SourcePlan, SourceTokens, plan_source, rescale_shares,
 )
@@ -52,8 +51,8 @@ class TokenMixSpec:
     seed: int
 
 
-def available_tokens(signatures: list[pa.Table], weights: Mapping[str, float]) -> dict[str, int]:
-    codes, _ = origin_codes(signatures, list(weights))
+def available_tokens(signatures: list[pa.Table], codes: np.ndarray, weights: Mapping[str, float]) -> dict[str, int]:
+    """Tokens per weighted source; ``codes``: :func:`.origins.origin_codes` in ``weights`` order."""
     tokens = concat_column(signatures, TOKENS, np.int64)
     return {name: int(tokens[codes == i].sum()) for i, name in enumerate(weights)}
 
@@ -64,10 +63,11 @@ def source_demand(spec: TokenMixSpec) -> dict[str, float]:
     return {n: sum(phase.budget * sh[n] for phase, sh in zip(spec.phases, shares)) for n in spec.weights}
 
 
-def resolve_by_tokens(spec: TokenMixSpec, signatures: list[pa.Table]) -> tuple[list[BarrierDecision], dict[str, Any]]:
-    """Decisions per shard, and the summary the manifest records."""
+def resolve_by_tokens(spec: TokenMixSpec, signatures: list[pa.Table],
+                      codes: np.ndarray) -> tuple[list[BarrierDecision], dict[str, Any]]:
+    """Decisions per shard, and the summary the manifest records; ``codes``: each document's
+    :func:`.origins.origin_codes` in ``spec.weights`` order."""
     p = spec
-    codes, _ = origin_codes(signatures, list(p.weights))
     ranks, tokens = concat_column(signatures, ORDER, np.uint64), concat_column(signatures, TOKENS, np.int64)
     sources = {
         name: SourceTokens(name, rows := by_seeded_order(ranks, np.flatnonzero(codes == i)), tokens[rows])
