@@ -21,8 +21,10 @@ from recipeflow.datasets import versions
 
 CACHE_DIR = "cache"  # as flow.CACHE_DIR (not imported: flow imports Prefect)
 # "attempts": a run's notes of its tasks' starts (orchestration.attempts), removed when the run
-# ends; a killed run's are stale entries like any other.
-KINDS = ("stages", "signatures", "decisions", "partitions", "indexes", "attempts")
+# ends; a killed run's are stale entries like any other. "packs": files shared by a batch's
+# shards (engine.packs), used by a version when its shards are; their ".staging" folder (files
+# being written) is an entry too, removed when old.
+KINDS = ("stages", "packs", "signatures", "decisions", "partitions", "indexes", "attempts")
 RESULT = "result.json"  # as engine.cache_address.RESULT: written last, so its presence marks a finished entry
 DEFAULT_OLDER_THAN_HOURS = 24.0
 MANIFEST_KEY = "cache_entries"

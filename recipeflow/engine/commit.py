@@ -234,6 +234,7 @@ def commit_output(
         "cache_entries": sorted(
             {e for r in results.values() for e in r.cache_entries}
             | {f"stages/{o.address}" for r in results.values() for outs in r.stages for o in outs}
+            | {pack for r in results.values() for outs in r.stages for o in outs for pack in o.packs()}
         ),
     }
     partitions = output_layout.partition_counts(data.entries)
@@ -244,13 +245,13 @@ def commit_output(
         version,
         manifest["parent"],
         [use for name in lineage_nodes for use in results[name].history],
-        [o.kept for o in results[node].final],
+        writers.coalesce_parts([o.kept for o in results[node].final]),
     )
     # The manifest is written last: until then no reader sees this version.
     versions.commit(root, version, manifest)
     if output.export_file:  # Data-Juicer's export_path: the committed documents as one file too
-        published = [snapshot.published_columns(writers.read_table(o.kept), output, False, provenance)
-                     for o in results[node].final]
+        published = [snapshot.published_columns(writers.read_table(part), output, False, provenance)
+                     for part in writers.coalesce_parts([o.kept for o in results[node].final])]
         writers.write_jsonl_file(published, output.export_file)
     if output.keep_last:
         manifest["deleted_versions"] = versions.apply_retention(root, output.keep_last)

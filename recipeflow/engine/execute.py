@@ -46,10 +46,9 @@ def _finished(address_dir: str, reuse: bool = True) -> dict[str, Any] | None:
         return None
 
 
-def _write_part(tables: list[pa.Table], url: str) -> tuple[str | None, int]:
-    if not tables:
+def _write_stream(table: pa.Table | None, url: str) -> tuple[str | None, int]:
+    if table is None:
         return None, 0
-    table = writers.concat(tables)
     written = writers.write_table(table, url)
     return written.path, written.rows
 
@@ -62,6 +61,17 @@ def file_digest(url: str | None) -> str | None:
     return None if url is None else hashlib.sha256(storage.read_bytes(url)).hexdigest()
 
 
+@dataclass(frozen=True)
+class StageTables:
+    """What a stage made of one shard, before it is stored: each stream's documents."""
+
+    kept: pa.Table
+    rejected: pa.Table | None  # None: nothing rejected
+    unreadable: pa.Table | None  # None: every record read
+    counts: list[dict[str, Any]]
+    reports: dict[str, Any]
+
+
 def run_stage(
     stage: Stage,
     inp: ShardInput,
@@ -71,13 +81,54 @@ def run_stage(
     reuse: bool = True,
 ) -> StageOutput:
     """Run one stage on one shard: apply the barrier's decision (if any), then the fused ops.
-    ``entry`` is the stage cache entry (:func:`cache_address.stage_entry`) of this work."""
-    address = entry.address
-    folder = entry.folder(work_root)
-    done = _finished(folder, reuse)
+    ``entry`` is the stage cache entry (:func:`cache_address.stage_entry`) of this work; the
+    shard's files are its own (a batch of shards shares files: :mod:`.packs`)."""
+    done = stored_stage(entry, work_root, reuse)
     if done is not None:
-        return StageOutput(**done)
+        return done
+    tables = compute_stage(stage, inp, decision_url, work_root, reuse)
+    folder = entry.folder(work_root)
+    kept_path, kept_rows = _write_stream(tables.kept, storage.join(folder, "kept.parquet"))
+    rejected_path, rejected_rows = _write_stream(tables.rejected, storage.join(folder, "rejected.parquet"))
+    unreadable_path, unreadable_rows = _write_stream(tables.unreadable, storage.join(folder, "unreadable.parquet"))
+    output = StageOutput(
+        key=inp.key,
+        address=entry.address,
+        kept=kept_path,  # type: ignore[arg-type]
+        kept_rows=kept_rows,
+        rejected=rejected_path,
+        rejected_rows=rejected_rows,
+        unreadable=unreadable_path,
+        unreadable_rows=unreadable_rows,
+        counts=tables.counts,
+        reports=tables.reports,
+    )
+    store_stage_output(output, entry, work_root)
+    return output
 
+
+def stored_stage(entry: CacheEntry, work_root: str, reuse: bool = True) -> StageOutput | None:
+    """The stored result of a stage on a shard, if it is finished and its files are still
+    there (``cache gc`` removes a batch's shared files apart from the shards' entries)."""
+    done = _finished(entry.folder(work_root), reuse)
+    if done is None:
+        return None
+    output = StageOutput(**done)
+    packed = {writers.split_part(p)[0] for p in (output.kept, output.rejected, output.unreadable)
+              if p and writers.split_part(p)[1] is not None}
+    if not all(storage.exists(p) for p in packed):
+        return None
+    return output
+
+
+def store_stage_output(output: StageOutput, entry: CacheEntry, work_root: str) -> None:
+    """Mark a stage's work on a shard finished: its ``result.json``, once its files exist."""
+    storage.write_json(storage.join(entry.folder(work_root), RESULT), dataclasses.asdict(output))
+
+
+def compute_stage(stage: Stage, inp: ShardInput, decision_url: str | None, work_root: str, reuse: bool = True) -> StageTables:
+    """A stage's work on one shard, in memory: apply the barrier's decision (if any), then the
+    fused ops."""
     steps = stage.build_ops()
     # Caches (generations, judgments) beside the stage results; indexes built once per content.
     operator_hooks.prepare_ops(stage, steps, work_root, reuse)
@@ -130,24 +181,14 @@ def run_stage(
 
     if not kept:  # an empty shard still has an (empty) output, so downstream reads are uniform
         kept.append(_empty_batch())
-    kept_path, kept_rows = _write_part(kept, storage.join(folder, "kept.parquet"))
-    rejected_path, rejected_rows = _write_part(rejected, storage.join(folder, "rejected.parquet"))
-    unreadable_path, unreadable_rows = _write_part(unreadable, storage.join(folder, "unreadable.parquet"))
     all_counts = [c for c in (read_count, route_count, barrier_count) if c is not None] + counts
-    output = StageOutput(
-        key=inp.key,
-        address=address,
-        kept=kept_path,  # type: ignore[arg-type]
-        kept_rows=kept_rows,
-        rejected=rejected_path,
-        rejected_rows=rejected_rows,
-        unreadable=unreadable_path,
-        unreadable_rows=unreadable_rows,
+    return StageTables(
+        kept=writers.concat(kept),
+        rejected=writers.concat(rejected) if rejected else None,
+        unreadable=writers.concat(unreadable) if unreadable else None,
         counts=[dataclasses.asdict(c) for c in all_counts],
         reports=operator_hooks.take_reports(steps),
     )
-    storage.write_json(storage.join(folder, RESULT), dataclasses.asdict(output))
-    return output
 
 
 # -- barriers -------------------------------------------------------------------------------

@@ -144,9 +144,8 @@ def _windows(paths: list[str], sizes: list[int]) -> Iterator[list[str]]:
 
 
 def stored_size(url: str) -> int:
-    """A stored file's size in bytes."""
-    fs, inner = storage.filesystem(url)
-    return int(fs.size(inner))
+    """A stored file's size in bytes (of a part of a pack: about what reading it holds)."""
+    return writers.stored_bytes(url)
 
 
 def write_table_data(

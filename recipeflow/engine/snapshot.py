@@ -123,10 +123,8 @@ def cast_to(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 def _footer(path: str) -> tuple[int, pa.Schema]:
-    """Rows and Arrow schema of a stage output, from its Parquet footer."""
-    with fsspec.open(path, "rb") as f:
-        footer = pq.ParquetFile(f)
-        return footer.metadata.num_rows, footer.schema_arrow
+    """Rows and Arrow schema of a stage output (a file or a part of a pack), from its footer."""
+    return writers.row_count(path), writers.parquet_footer(path).schema.to_arrow_schema()
 
 
 # Stage outputs' footers read at once: thousands of small shards make this latency-bound.
@@ -159,6 +157,7 @@ def write_split(
     ``inherited`` entries of the parent's snapshot (shared, or rewritten when the new parts
     bring columns the parent's files lack). Rows whose id is in ``exclude_ids`` are left out of
     the new parts. Megatron files hold token ids, not columns: they are always shared."""
+    paths = writers.coalesce_parts(paths)  # a pack's consecutive shards: read as one
     with ThreadPoolExecutor(_FOOTER_THREADS) as pool:
         footers = list(pool.map(_footer, paths))
     sources = [p for p, (rows, _) in zip(paths, footers) if rows > 0]

@@ -42,6 +42,8 @@ def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
 
 
 def exists(url: str) -> bool:
+    if is_local(url):  # without fsspec: a run asks once per shard whether its result is stored
+        return os.path.exists(absolute(url))
     fs, path = filesystem(url)
     return fs.exists(path)
 
@@ -75,19 +77,21 @@ def replacing(url: str, exclusive: bool = False, durable: bool = False) -> Itera
     temporary file, never a torn ``url`` that a reader could open half-written. An object
     store's PUT is already all-or-nothing, so it is written in place.
     """
-    fs, path = filesystem(url)
     if not is_local(url):
+        fs, path = filesystem(url)
         parent = path.rsplit("/", 1)[0]
         if parent:
             fs.makedirs(parent, exist_ok=True)
         with fs.open(path, "xb" if exclusive else "wb") as f:
             yield f
         return
+    path = absolute(url)
     parent = os.path.dirname(path)
-    fs.makedirs(parent, exist_ok=True)
+    os.makedirs(parent, exist_ok=True)
     temporary = os.path.join(parent, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
     try:
-        with fs.open(temporary, "wb") as f:
+        # Python's own file, not fsspec's: a run writes a result.json per shard, thousands.
+        with open(temporary, "wb") as f:
             yield f
             if durable:
                 f.flush()
@@ -99,6 +103,37 @@ def replacing(url: str, exclusive: bool = False, durable: bool = False) -> Itera
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def staging_path(folder: str, name: str) -> str:
+    """A local file to write now and give its name later (:func:`place_file`): under
+    ``folder``'s ``.staging`` when ``folder`` is local (the same disk, so placing it is a
+    rename), in the system's temporary folder otherwise."""
+    unique = f"{uuid.uuid4().hex}-{name}"
+    if not is_local(folder):
+        import tempfile
+
+        return os.path.join(tempfile.gettempdir(), f"recipeflow-{unique}")
+    staging = os.path.join(absolute(folder), STAGING_DIR)
+    os.makedirs(staging, exist_ok=True)
+    return os.path.join(staging, unique)
+
+
+STAGING_DIR = ".staging"
+
+
+def place_file(local_path: str, url: str) -> None:
+    """Give the local file ``local_path`` its final name ``url`` (replacing what is there): a
+    rename on local disk, an upload (one PUT, all or nothing) to an object store."""
+    fs, path = filesystem(url)
+    if is_local(url):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.replace(local_path, path)
+        return
+    try:
+        fs.put_file(local_path, path)
+    finally:
+        os.remove(local_path)
 
 
 def write_bytes(url: str, data: bytes, exclusive: bool = False, durable: bool = False) -> None:
@@ -132,6 +167,9 @@ def find_files(url: str) -> list[str]:
 
 
 def read_bytes(url: str) -> bytes:
+    if is_local(url):  # Python's own file: a run reads a result.json per shard, thousands
+        with open(absolute(url), "rb") as f:
+            return f.read()
     fs, path = filesystem(url)
     with fs.open(path, "rb") as f:
         return f.read()

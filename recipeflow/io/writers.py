@@ -7,6 +7,7 @@ batch, a null-only column, a field whose values changed type).
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import io
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import IO, Any, Iterable, Iterator
 
 import fsspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -114,11 +116,104 @@ def write_jsonl_file(tables: Iterable[pa.Table], url: str) -> WrittenFile:
     return WrittenFile(url, rows, counted.size, counted.sha256.hexdigest())
 
 
+# A shard's output packed with other shards' in one file (``engine.packs``) is named by the
+# file and its rows: ``<file>#rows=<start>:<stop>``. Every reader below takes either.
+_PART_MARK = "#rows="
+
+
+def part_url(path: str, start: int, stop: int) -> str:
+    """The rows ``[start, stop)`` of the Parquet file at ``path``, as one URL."""
+    return f"{path}{_PART_MARK}{start}:{stop}"
+
+
+def split_part(url: str) -> tuple[str, range | None]:
+    """A URL's file and its rows (``None``: the whole file)."""
+    path, mark, rows = url.partition(_PART_MARK)
+    if not mark:
+        return url, None
+    start, _, stop = rows.partition(":")
+    return path, range(int(start), int(stop))
+
+
+def coalesce_parts(urls: list[str]) -> list[str]:
+    """``urls`` in order, consecutive parts of one file whose rows follow each other joined
+    into one part: thousands of small shards packed in a few files read as a few."""
+    joined: list[str] = []
+    last_path, last_rows = None, None
+    for url in urls:
+        path, rows = split_part(url)
+        if rows is not None and last_rows is not None and path == last_path and rows.start == last_rows.stop:
+            last_rows = range(last_rows.start, rows.stop)
+            joined[-1] = part_url(path, last_rows.start, last_rows.stop)
+            continue
+        joined.append(url)
+        last_path, last_rows = path, rows
+    return joined
+
+
+def parquet_footer(url: str) -> pq.FileMetaData:
+    """A Parquet file's footer (of the whole file, when ``url`` names a part of it)."""
+    path, rows = split_part(url)
+    if rows is not None:
+        return _packed_footer(path)[0]
+    with fsspec.open(path, "rb") as f:
+        return pq.ParquetFile(f).metadata
+
+
+def _packed_footer(path: str) -> tuple[pq.FileMetaData, np.ndarray, tuple[str, ...]]:
+    """A packed file's footer, the first row of each of its row groups (and one past the
+    last), and its stamp; read once per process, since each of its hundreds of parts is opened
+    by another reader. Keyed by the file's size and time too: a file written again under the
+    same name is read again."""
+    fs, inner = storage.filesystem(path)
+    info = fs.info(inner)
+    stamp = tuple(str(info.get(k)) for k in ("size", "mtime", "ETag", "LastModified"))
+    return _footer_of(path, stamp)
+
+
+@functools.lru_cache(maxsize=16)
+def _footer_of(path: str, stamp: tuple[str, ...]) -> tuple[pq.FileMetaData, np.ndarray, tuple[str, ...]]:
+    with fsspec.open(path, "rb") as f:
+        footer = pq.ParquetFile(f).metadata
+    starts = np.zeros(footer.num_row_groups + 1, np.int64)
+    starts[1:] = np.cumsum([footer.row_group(i).num_rows for i in range(footer.num_row_groups)])
+    return footer, starts, stamp
+
+
+def _read_part(path: str, rows: range, columns: list[str] | None) -> pa.Table:
+    """Rows of a packed file: the row groups that hold them, then the rows. Small shards share
+    a row group, and consecutive shards are read one after another: the last group read is
+    kept, so a group is decoded once, not once per shard in it."""
+    footer, starts, stamp = _packed_footer(path)
+    if len(rows) == 0:
+        schema = footer.schema.to_arrow_schema()
+        return (schema if columns is None else pa.schema([schema.field(c) for c in columns])).empty_table()
+    first = int(np.searchsorted(starts, rows.start, side="right")) - 1
+    stop = int(np.searchsorted(starts, rows.stop, side="left"))
+    if stop - first == 1:
+        table = _row_group(path, stamp, first, tuple(columns) if columns is not None else None)
+    else:
+        with fsspec.open(path, "rb") as f:
+            table = pq.ParquetFile(f, metadata=footer).read_row_groups(range(first, stop), columns=columns)
+    return table.slice(rows.start - int(starts[first]), len(rows))
+
+
+@functools.lru_cache(maxsize=1)
+def _row_group(path: str, stamp: tuple[str, ...], group: int, columns: tuple[str, ...] | None) -> pa.Table:
+    with fsspec.open(path, "rb") as f:
+        parquet = pq.ParquetFile(f, metadata=_footer_of(path, stamp)[0])
+        return parquet.read_row_group(group, columns=list(columns) if columns is not None else None)
+
+
 def read_table(url: str, columns: list[str] | None = None) -> pa.Table:
-    """Read a Parquet file written by :func:`write_table` (only ``columns`` when given)."""
+    """Read a Parquet file written by :func:`write_table`, or a part of a packed file (only
+    ``columns`` when given)."""
+    path, rows = split_part(url)
     try:
-        with fsspec.open(url, "rb") as f:
-            return pq.read_table(f, columns=columns)
+        if rows is not None:
+            return _read_part(path, rows, columns)
+        with fsspec.open(path, "rb") as f:
+            return pq.ParquetFile(f).read(columns=columns)
     except FileNotFoundError:
         raise FileNotFoundError(f"no stage output at {url}: it was not written or was removed")
     except pa.ArrowInvalid as error:
@@ -126,15 +221,26 @@ def read_table(url: str, columns: list[str] | None = None) -> pa.Table:
 
 
 def column_names(url: str) -> list[str]:
-    """The columns of a Parquet file, from its footer alone."""
-    with fsspec.open(url, "rb") as f:
-        return pq.ParquetFile(f).schema_arrow.names
+    """The columns of a Parquet file (or a part of one), from its footer alone."""
+    return parquet_footer(url).schema.to_arrow_schema().names
 
 
 def row_count(url: str) -> int:
-    """Rows of a Parquet file, from its footer alone."""
-    with fsspec.open(url, "rb") as f:
-        return pq.ParquetFile(f).metadata.num_rows
+    """Rows of a Parquet file (or a part of one), from its footer alone."""
+    _, rows = split_part(url)
+    return parquet_footer(url).num_rows if rows is None else len(rows)
+
+
+def stored_bytes(url: str) -> int:
+    """Bytes a file takes in storage; of a part, its share of its row groups' (uncompressed:
+    about what reading it holds in memory)."""
+    path, rows = split_part(url)
+    if rows is None:
+        fs, inner = storage.filesystem(path)
+        return int(fs.size(inner))
+    footer, starts, _ = _packed_footer(path)
+    total = sum(footer.row_group(i).total_byte_size for i in range(footer.num_row_groups))
+    return int(total * len(rows) / max(1, int(starts[-1])))
 
 
 def concat(tables: list[pa.Table]) -> pa.Table:
@@ -212,21 +318,33 @@ def _write_parquet(table: pa.Table, target: IO[bytes]) -> None:
 
 
 def _write_row_groups(tables: Iterable[pa.Table], target: IO[bytes], schema: pa.Schema) -> int:
-    """Write the rows of ``tables`` as row groups of ``PARQUET_ROW_GROUP_ROWS``; returns the
-    rows written. pyarrow writes no timestamps, and each row group is made one contiguous chunk
-    first: Arrow cuts pages where a column's chunks end, so the same rows in other chunks would
-    give other bytes (the in-memory and the spilled layout of an output must agree)."""
-    rows = 0
-    with pq.ParquetWriter(target, schema, compression=PARQUET_COMPRESSION,
-                          use_dictionary=_dictionary_columns(schema)) as writer:
-        for group in _row_groups(tables, PARQUET_ROW_GROUP_ROWS):
-            try:
-                group = group.combine_chunks()
-            except pa.ArrowInvalid:  # over 2 GB of strings in one group: left in its chunks
-                pass
-            writer.write_table(group, row_group_size=PARQUET_ROW_GROUP_ROWS)
-            rows += group.num_rows
+    """Write the rows of ``tables`` as one Parquet file to ``target``; returns the rows written."""
+    with parquet_writer(target, schema) as writer:
+        rows, _ = write_row_groups(writer, tables)
     return rows
+
+
+def parquet_writer(target: IO[bytes] | str, schema: pa.Schema) -> pq.ParquetWriter:
+    """A Parquet writer as every file here is written: zstd, dictionaries where they pay."""
+    return pq.ParquetWriter(target, schema, compression=PARQUET_COMPRESSION, use_dictionary=_dictionary_columns(schema))
+
+
+def write_row_groups(writer: pq.ParquetWriter, tables: Iterable[pa.Table]) -> tuple[int, int]:
+    """Write the rows of ``tables`` as row groups of ``PARQUET_ROW_GROUP_ROWS``; returns the
+    rows and row groups written. pyarrow writes no timestamps, and each row group is made one
+    contiguous chunk first: Arrow cuts pages where a column's chunks end, so the same rows in
+    other chunks would give other bytes (the in-memory and the spilled layout of an output must
+    agree)."""
+    rows = groups = 0
+    for group in _row_groups(tables, PARQUET_ROW_GROUP_ROWS):
+        try:
+            group = group.combine_chunks()
+        except pa.ArrowInvalid:  # over 2 GB of strings in one group: left in its chunks
+            pass
+        writer.write_table(group, row_group_size=PARQUET_ROW_GROUP_ROWS)
+        rows += group.num_rows
+        groups += 1
+    return rows, groups
 
 
 def _dictionary_columns(schema: pa.Schema) -> list[str]:

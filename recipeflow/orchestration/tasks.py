@@ -11,7 +11,7 @@ from prefect import task
 from prefect.utilities.annotations import BaseAnnotation
 
 from recipeflow.orchestration import attempts, credentials
-from recipeflow.engine import execute, operator_hooks
+from recipeflow.engine import execute, operator_hooks, packs
 from recipeflow.engine.cache_address import CacheEntry
 from recipeflow.engine.planner import OpRef, Stage, stable_hash
 from recipeflow.engine.shard_input import ShardInput, StageOutput
@@ -114,14 +114,26 @@ def stage_batch_task(
     reuse: bool = True,
 ) -> list[StageOutput]:
     """A stage on a run of shards, each under its own cache entry (a stored shard is reused, so
-    a retried or resumed batch does only its missing shards); ``entry`` names the batch."""
+    a retried or resumed batch does only its missing shards); ``entry`` names the batch. The
+    shards' documents are written into shared files (:mod:`recipeflow.engine.packs`)."""
     _begin(work_root)
-    outputs = [
-        execute.run_stage(stage, inp, decision, shard_entry, work_root, reuse)
-        for inp, decision, shard_entry in zip(_unquoted(inputs), _unquoted(decisions), _unquoted(entries))
-    ]
+    inputs, decisions, entries = _unquoted(inputs), _unquoted(decisions), _unquoted(entries)
+    outputs: list[StageOutput | None] = [None] * len(inputs)
+    shard_packs = packs.StagePacks(work_root)
+    try:
+        for i, (inp, decision, shard_entry) in enumerate(zip(inputs, decisions, entries)):
+            outputs[i] = execute.stored_stage(shard_entry, work_root, reuse)
+            if outputs[i] is None:
+                tables = execute.compute_stage(stage, inp, decision, work_root, reuse)
+                for index, output in shard_packs.add(i, inp.key, shard_entry, tables):
+                    outputs[index] = output
+        for index, output in shard_packs.close():
+            outputs[index] = output
+    except BaseException:
+        shard_packs.abandon()
+        raise
     execute.release_memory()
-    return outputs
+    return outputs  # type: ignore[return-value]
 
 
 @task(name="signatures-batch", cache_key_fn=entry_cache_key, **_CACHED)

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from fsspec.implementations.local import LocalFileOpener
 
 from recipeflow.cli import main
 from recipeflow.datasets import versions
 from recipeflow.datasets.cache_admin import collect_garbage
 from recipeflow.datasets.version_reader import UnknownVersion, open_version
+from recipeflow.io import storage
 
 
 def manifest(version: str, created_at: str) -> dict:
@@ -35,15 +35,30 @@ def root(tmp_path: Path) -> Path:
     return root
 
 
-def full_disk_after(limit: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Local files accept ``limit`` bytes, then fail as a full disk does."""
-    written = LocalFileOpener.write
+class _FullDisk:
+    """A file that takes ``limit`` bytes, then fails as a full disk does."""
+
+    def __init__(self, file, limit: int):
+        self.file, self.limit = file, limit
 
     def write(self, data):
-        written(self, bytes(data)[:limit])
+        self.file.write(bytes(data)[: self.limit])
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(LocalFileOpener, "write", write)
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+
+def full_disk_after(limit: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Local files written through recipeflow's storage accept ``limit`` bytes, then fail."""
+    monkeypatch.setattr(storage, "open", lambda path, mode="r", *a, **k: _FullDisk(open(path, mode, *a, **k), limit)
+                        if "w" in mode else open(path, mode, *a, **k), raising=False)
 
 
 def test_a_commit_on_a_full_disk_leaves_no_torn_manifest(root: Path, monkeypatch) -> None:

@@ -1,0 +1,182 @@
+"""A batch task's shards stored in shared files ("packs"), not a few files each.
+
+A shard's stage output is a handful of small files (kept, rejected, unreadable documents, its
+``result.json``). Thousands of small shards made that the cost of a run: writing five thousand
+Parquet files, and the commit opening them one by one, took longer than the filtering. A batch
+task (``orchestration.batches``) therefore writes its shards' documents into one Parquet file
+per stream, and each shard's ``result.json`` names its part: ``<file>#rows=<start>:<stop>``
+(``io.writers.part_url``). Every reader of stage outputs reads a part as it reads a file, and the
+commit reads a pack's consecutive parts as one. Small shards share row groups (a Parquet row
+group costs about half a millisecond to write, whatever it holds); a reader keeps the group it
+read last, so consecutive shards decode it once.
+
+Per-shard caching is unchanged: each shard keeps its own entry, written once its pack is in
+place, so a killed batch resumes from the packs it finished. A pack is closed (and its shards
+finished) when it holds ``PACK_BYTES``, or when a shard's documents have other columns than the
+pack's (Parquet has one schema per file). A pack lives under ``packs/<address>``, named by its
+shards' entries: the same shards give the same pack, and a pack is never written over by one
+holding other shards. It is written under a staging name and renamed (uploaded) whole.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from recipeflow.engine.cache_address import RESULT, CacheEntry
+from recipeflow.engine.execute import StageTables, store_stage_output
+from recipeflow.engine.planner import stable_hash
+from recipeflow.engine.shard_input import StageOutput
+from recipeflow.io import storage, writers
+
+KIND = "packs"  # <cache root>/packs/<address>/<stream>.parquet
+# A pack is closed once its files hold this much: bounds what a killed batch loses, and the
+# memory of reading one pack's parts at once.
+PACK_BYTES = 128 << 20
+STREAMS = ("kept", "rejected", "unreadable")
+# Small shards' documents are held until they make a row group of this many documents or bytes.
+GROUP_ROWS = 1_000
+GROUP_BYTES = 8 << 20
+
+
+@dataclass
+class _StreamFile:
+    """One stream's Parquet file of the open pack, written under a staging name."""
+
+    staging: str
+    schema: pa.Schema
+    writer: object
+    rows: int = 0  # documents added (written or held)
+    held: list[pa.Table] = field(default_factory=list)  # small shards' documents not yet written
+    held_rows: int = 0
+    held_bytes: int = 0
+
+    def add(self, table: pa.Table) -> range:
+        """Append ``table``'s rows; returns where they are in the file."""
+        where = range(self.rows, self.rows + len(table))
+        self.rows += len(table)
+        if len(table) >= GROUP_ROWS:
+            self.flush()
+            writers.write_row_groups(self.writer, [table])  # type: ignore[arg-type]
+            return where
+        self.held.append(table)
+        self.held_rows += len(table)
+        self.held_bytes += table.get_total_buffer_size()
+        if self.held_rows >= GROUP_ROWS or self.held_bytes >= GROUP_BYTES:
+            self.flush()
+        return where
+
+    def flush(self) -> None:
+        """Write the held documents as one row group."""
+        if self.held:
+            self.writer.write_table(pa.concat_tables(self.held).combine_chunks())  # type: ignore[attr-defined]
+            self.held, self.held_rows, self.held_bytes = [], 0, 0
+
+    def bytes(self) -> int:
+        return os.path.getsize(self.staging) + self.held_bytes
+
+
+@dataclass
+class _Pending:
+    """A shard written into the open pack, finished when the pack is closed."""
+
+    index: int
+    key: str
+    entry: CacheEntry
+    counts: list[dict]
+    reports: dict
+    rows: dict[str, range] = field(default_factory=dict)  # stream -> its rows in the file
+    # stream -> its columns, for a stream no shard of the pack has rows in (its documents are
+    # in the file already: a pending shard holds no documents)
+    schemas: dict[str, pa.Schema] = field(default_factory=dict)
+
+
+class StagePacks:
+    """Shards' stage outputs written into packs, in the order they are added. ``add`` and
+    ``close`` return the shards finished so far, as (index given to ``add``, output)."""
+
+    def __init__(self, work_root: str, pack_bytes: int = PACK_BYTES):
+        self.work_root = work_root
+        self.pack_bytes = pack_bytes
+        self.folder = storage.join(work_root, KIND)
+        self.files: dict[str, _StreamFile] = {}
+        self.pending: list[_Pending] = []
+
+    def add(self, index: int, key: str, entry: CacheEntry, tables: StageTables) -> list[tuple[int, StageOutput]]:
+        finished: list[tuple[int, StageOutput]] = []
+        streams = {name: getattr(tables, name) for name in STREAMS}
+        if any(t is not None and len(t) and name in self.files and not t.schema.equals(self.files[name].schema)
+               for name, t in streams.items()):
+            finished = self.close()  # Parquet has one schema per file: the next pack takes these
+        shard = _Pending(index, key, entry, tables.counts, tables.reports)
+        for name, table in streams.items():
+            if table is None:
+                continue
+            shard.schemas[name] = table.schema
+            stream = self.files.get(name)
+            if len(table) == 0:  # no rows: an empty part of whatever file the stream has
+                shard.rows[name] = range(stream.rows, stream.rows) if stream else range(0, 0)
+                continue
+            if stream is None:
+                stream = self._open(name, table.schema)
+            shard.rows[name] = stream.add(table)
+        self.pending.append(shard)
+        if sum(f.bytes() for f in self.files.values()) >= self.pack_bytes:
+            finished += self.close()
+        return finished
+
+    def _open(self, name: str, schema: pa.Schema) -> _StreamFile:
+        staging = storage.staging_path(self.folder, f"{name}.parquet")
+        stream = _StreamFile(staging, schema, writers.parquet_writer(staging, schema))
+        self.files[name] = stream
+        return stream
+
+    def close(self) -> list[tuple[int, StageOutput]]:
+        """Put the open pack's files in place, then finish its shards."""
+        if not self.pending:
+            return []
+        # A stream whose shards all came out empty still needs a file for their empty parts.
+        for shard in self.pending:
+            for name in shard.rows:
+                if name not in self.files:
+                    self._open(name, shard.schemas[name])
+        address = stable_hash({"pack": [s.entry.key for s in self.pending]})
+        paths = {}
+        for name, stream in self.files.items():
+            stream.flush()
+            stream.writer.close()  # type: ignore[attr-defined]
+            paths[name] = storage.join(self.folder, address, f"{name}.parquet")
+            storage.place_file(stream.staging, paths[name])
+        storage.write_json(storage.join(self.folder, address, RESULT),
+                           {"shards": [s.entry.address for s in self.pending], "files": paths})
+        finished = []
+        for shard in self.pending:
+            parts = {name: writers.part_url(paths[name], r.start, r.stop) for name, r in shard.rows.items()}
+            output = StageOutput(
+                key=shard.key,
+                address=shard.entry.address,
+                kept=parts["kept"],
+                kept_rows=len(shard.rows["kept"]),
+                rejected=parts.get("rejected"),
+                rejected_rows=len(shard.rows.get("rejected", ())),
+                unreadable=parts.get("unreadable"),
+                unreadable_rows=len(shard.rows.get("unreadable", ())),
+                counts=shard.counts,
+                reports=shard.reports,
+            )
+            store_stage_output(output, shard.entry, self.work_root)
+            finished.append((shard.index, output))
+        self.files, self.pending = {}, []
+        return finished
+
+    def abandon(self) -> None:
+        """Remove the open pack's staging files (the task failed; its shards stay to do)."""
+        for stream in self.files.values():
+            try:
+                stream.writer.close()  # type: ignore[attr-defined]
+            finally:
+                if os.path.exists(stream.staging):
+                    os.remove(stream.staging)
+        self.files, self.pending = {}, []

@@ -1,0 +1,146 @@
+"""A batch task's shards share files ("packs"): each shard's part reads back as its documents,
+the commit reads a pack's parts as one, a removed pack makes its shards work to do again, and a
+run of many small shards publishes what a run of few big shards does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from recipeflow.datasets.cache_admin import collect_garbage
+from recipeflow.engine import execute, packs
+from recipeflow.engine.cache_address import CacheEntry
+from recipeflow.io import storage, writers
+from recipeflow.orchestration.runner import run_recipe
+
+SAMPLE_JSONL = Path(__file__).resolve().parents[2] / "recipes" / "samples" / "debian-handbook-sample.jsonl.gz"
+
+
+def _docs(start: int, rows: int, extra: str | None = None) -> pa.Table:
+    columns = {"id": [f"d{i}" for i in range(start, start + rows)], "text": [f"text {i}" for i in range(start, start + rows)]}
+    if extra:
+        columns[extra] = list(range(rows))
+    return pa.table(columns)
+
+
+def _tables(kept: pa.Table, rejected: pa.Table | None = None) -> execute.StageTables:
+    return execute.StageTables(kept=kept, rejected=rejected, unreadable=None, counts=[{"step": "s"}], reports={})
+
+
+def _entry(i: int) -> CacheEntry:
+    return CacheEntry("stages", f"{i:064x}")
+
+
+def test_parts_read_back_as_each_shards_documents(tmp_path: Path) -> None:
+    big = packs.GROUP_ROWS + 5  # a shard big enough for row groups of its own
+    shards = [
+        _tables(_docs(0, 3), rejected=_docs(100, 2)),
+        _tables(_docs(3, 0)),  # everything filtered out: an empty part
+        _tables(_docs(10, big)),
+        _tables(_docs(20_000, 4)),
+        _tables(_docs(30_000, 2, extra="score")),  # other columns: a new pack
+        _tables(_docs(40_000, 1, extra="score")),
+    ]
+    root = str(tmp_path / "cache")
+    written = packs.StagePacks(root)
+    outputs: dict[int, object] = {}
+    for i, tables in enumerate(shards):
+        outputs.update(written.add(i, f"shard-{i}", _entry(i), tables))
+        if i < 4:
+            assert not outputs  # nothing is finished before its pack is in place
+    outputs.update(written.close())
+
+    assert sorted(outputs) == list(range(len(shards)))
+    for i, tables in enumerate(shards):
+        output = outputs[i]
+        path, rows = writers.split_part(output.kept)
+        assert rows is not None and output.kept_rows == len(tables.kept) == len(rows)
+        assert writers.read_table(output.kept).select(["id", "text"]).to_pylist() == tables.kept.select(["id", "text"]).to_pylist()
+        assert writers.row_count(output.kept) == len(tables.kept)
+        # Each shard is finished under its own entry, as a shard with files of its own is.
+        stored = json.loads((Path(root) / "stages" / _entry(i).address / "result.json").read_text())
+        assert stored["kept"] == output.kept
+        assert execute.stored_stage(_entry(i), root) == output
+    assert writers.read_table(outputs[0].rejected).equals(shards[0].rejected)
+    assert outputs[1].rejected is None
+
+    kept = [outputs[i].kept for i in range(len(shards))]
+    packed_files = {writers.split_part(k)[0] for k in kept}
+    assert len(packed_files) == 2  # rolled once, where the columns changed
+    assert all(Path(p).parent.parent.name == packs.KIND for p in packed_files)
+    assert outputs[0].packs() == {"packs/" + Path(writers.split_part(kept[0])[0]).parent.name, *(
+        {"packs/" + Path(writers.split_part(outputs[0].rejected)[0]).parent.name})}
+    # Small shards share a row group; the big one has its own.
+    first = pq.ParquetFile(writers.split_part(kept[0])[0]).metadata
+    assert first.num_rows == 3 + big + 4 and first.num_row_groups == 3
+    # The commit reads a pack's consecutive parts as one.
+    joined = writers.coalesce_parts(kept)
+    assert len(joined) == 2
+    assert writers.concat([writers.read_table(p) for p in joined]).num_rows == sum(len(t.kept) for t in shards)
+    assert not list((Path(root) / packs.KIND / storage.STAGING_DIR).iterdir())  # staging files placed
+
+
+def test_a_full_pack_finishes_its_shards_early_and_a_failed_batch_leaves_nothing(tmp_path: Path) -> None:
+    root = str(tmp_path / "cache")
+    written = packs.StagePacks(root, pack_bytes=1)  # every shard fills a pack
+    assert [i for i, _ in written.add(0, "a", _entry(0), _tables(_docs(0, 5)))] == [0]
+
+    failed = packs.StagePacks(root)
+    failed.add(1, "b", _entry(1), _tables(_docs(5, 5)))
+    failed.abandon()
+    assert not _entry(1).finished(root)
+    assert not list((Path(root) / packs.KIND / storage.STAGING_DIR).iterdir())
+
+
+def test_a_shard_whose_pack_was_removed_is_work_to_do(tmp_path: Path) -> None:
+    root = str(tmp_path / "cache")
+    written = packs.StagePacks(root)
+    written.add(0, "a", _entry(0), _tables(_docs(0, 5)))
+    [(_, output)] = written.close()
+    assert execute.stored_stage(_entry(0), root) == output
+    storage.remove(str(Path(writers.split_part(output.kept)[0]).parent), recursive=True)
+    assert execute.stored_stage(_entry(0), root) is None
+
+
+def _recipe(tmp_path: Path, name: str, shard_size: int, keep_rejected: bool = True) -> str:
+    data = {
+        "name": "packs",
+        "inputs": {"docs": {"path": str(SAMPLE_JSONL), "format": "jsonl"}},
+        "process": [{"text_length_filter": {"min_length": 2000}}],
+        "output": {"path": str(tmp_path / name), "keep_rejected": keep_rejected},
+        "run": {"shard_size": shard_size, "tasks_per_stage": 3, "executor": "threads"},
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def _published(manifest: dict, key: str = "files") -> pa.Table:
+    root = manifest["dataset"]
+    tables = [pq.read_table(f"{root}/versions/{manifest['version']}/{e['path']}") for e in manifest[key]]
+    return pa.concat_tables(tables).select(["id", "text"])
+
+
+def test_many_small_shards_publish_what_few_big_ones_do_and_gc_keeps_their_packs(tmp_path: Path, prefect_api) -> None:
+    [few] = run_recipe(_recipe(tmp_path, "few", 10_000), progress=False)
+    [many] = run_recipe(_recipe(tmp_path, "many", 7), progress=False)
+
+    assert many["rows"] == few["rows"] > 0 and many["rejected_rows"] == few["rejected_rows"] > 0
+    assert _published(many).equals(_published(few))
+    assert _published(many, "rejected_files").equals(_published(few, "rejected_files"))
+    used_packs = [e for e in many["cache_entries"] if e.startswith("packs/")]
+    assert 3 <= len(used_packs) < 10  # a pack or two per batch task, not a file per shard
+
+    # gc removes nothing a version uses: a new version (of the same stages) reuses every
+    # shard from its packs.
+    collect_garbage(str(tmp_path / "many"), older_than_hours=0)
+    for entry in used_packs:
+        assert (tmp_path / "many" / "cache" / entry / "kept.parquet").exists()
+    [again] = run_recipe(_recipe(tmp_path, "many", 7, keep_rejected=False), progress=False)
+    assert again["run"]["tasks"]["computed"] == 0
+    assert [f["sha256"] for f in again["files"]] == [f["sha256"] for f in many["files"]]
