@@ -3,7 +3,9 @@ shards and into thousands, in one run, so the ratio says what the shard count co
 
 * Documents: ``--docs`` web-like documents cut from the shared corpora (``bench/common.py``),
   in 8 JSONL files.
-* Recipe: ``text_length_filter`` (min 200 characters), Parquet output, ``processes``, 2 workers.
+* Recipe: ``text_length_filter`` (min 200 characters), Parquet output, ``processes``, 2 workers;
+  with ``--barrier`` then ``exact_dedup`` (a barrier: signatures of every shard, one resolve,
+  each shard's decision applied in a second stage).
 * Runs, one after another on a fresh output: ``--few`` shards (``shard_size`` = docs / few),
   ``--many`` shards (``shard_size`` = docs / many), each with the default batching (at most
   ``4 x workers`` Prefect tasks per stage, ``run.tasks_per_stage``); with ``--per-shard N`` also
@@ -19,6 +21,7 @@ average is printed before and after: on a shared machine compare ratios, not sec
     python bench/shards_benchmark.py --docs 5000 --many 500        # a quick look
     python bench/shards_benchmark.py --per-shard 400               # + 400 shards, a task each
     python bench/shards_benchmark.py --postgres                    # against `prefect server` on PostgreSQL
+    python bench/shards_benchmark.py --barrier                     # + exact_dedup
 
 With ``--postgres`` the runs report to a ``prefect server`` on PostgreSQL (Debian's package,
 started in a temporary folder and stopped by the benchmark, ``tests/postgres.py``), as the
@@ -108,7 +111,8 @@ def postgres_server(stack: ExitStack, work: Path) -> tuple[dict, list[int], str]
     return env, roots, url
 
 
-def recipe_text(inputs: Path, out: Path) -> str:
+def recipe_text(inputs: Path, out: Path, barrier: bool = False) -> str:
+    dedup = "\n          - exact_dedup: {}" if barrier else ""
     return textwrap.dedent(
         f"""\
         name: shards-benchmark
@@ -118,7 +122,7 @@ def recipe_text(inputs: Path, out: Path) -> str:
             format: jsonl
         process:
           - text_length_filter:
-              min_length: 200
+              min_length: 200{dedup}
         output:
           path: {out}
           format: parquet
@@ -138,6 +142,8 @@ def main() -> None:
     parser.add_argument("--tasks-per-stage", type=int, default=0, help="run.tasks_per_stage of the batched runs")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--postgres", action="store_true", help="report to a prefect server on PostgreSQL")
+    parser.add_argument("--barrier", action="store_true",
+                        help="exact_dedup after the filter: signatures per shard, a resolve, its decisions applied")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="recipeflow-shards-"))
@@ -160,7 +166,7 @@ def main() -> None:
         for n, (label, shards, tasks_per_stage) in enumerate(plans):
             out = work / f"out-{n}"
             recipe = work / f"recipe-{n}.yaml"
-            recipe.write_text(recipe_text(inputs, out))
+            recipe.write_text(recipe_text(inputs, out, args.barrier))
             shard_size = -(-len(docs) // shards)
             command = recipeflow + ["run", str(recipe), "--set", f"run.shard_size={shard_size}"]
             if tasks_per_stage:

@@ -114,11 +114,18 @@ def stored_stage(entry: CacheEntry, work_root: str, reuse: bool = True) -> Stage
     if done is None:
         return None
     output = StageOutput(**done)
-    packed = {writers.split_part(p)[0] for p in (output.kept, output.rejected, output.unreadable)
-              if p and writers.split_part(p)[1] is not None}
-    if not all(storage.exists(p) for p in packed):
-        return None
-    return output
+    return output if _packs_exist([output.kept, output.rejected, output.unreadable]) else None
+
+
+def _packs_exist(urls: list[str | None]) -> bool:
+    """Whether the shared files (:mod:`.packs`) that parts among ``urls`` name are there."""
+    packed = {writers.split_part(u)[0] for u in urls if u and writers.split_part(u)[1] is not None}
+    return all(storage.exists(p) for p in packed)
+
+
+def stage_streams(tables: StageTables) -> dict[str, pa.Table | None]:
+    """A stage's documents of one shard by stream, as a shard's files name them."""
+    return {"kept": tables.kept, "rejected": tables.rejected, "unreadable": tables.unreadable}
 
 
 def store_stage_output(output: StageOutput, entry: CacheEntry, work_root: str) -> None:
@@ -206,16 +213,32 @@ _DECISION_COLUMNS = {
 def compute_signatures(
     barrier: OpRef, inp: ShardInput, entry: CacheEntry, work_root: str, reuse: bool = True
 ) -> str:
-    """Phase 1 of a barrier: the small per-document signatures of one shard."""
-    folder = entry.folder(work_root)
-    done = _finished(folder, reuse)
+    """Phase 1 of a barrier: the small per-document signatures of one shard (a file of its
+    own; a batch of shards shares files: :mod:`.packs`)."""
+    done = stored_signatures(entry, work_root, reuse)
     if done is not None:
-        return done["path"]
+        return done
+    return _store_table(signatures_of(barrier, inp), entry.folder(work_root), "signatures.parquet")
+
+
+def stored_signatures(entry: CacheEntry, work_root: str, reuse: bool = True) -> str | None:
+    """Where a shard's stored signatures are, if finished and still there."""
+    done = _finished(entry.folder(work_root), reuse)
+    return done["path"] if done is not None and _packs_exist([done["path"]]) else None
+
+
+def signatures_of(barrier: OpRef, inp: ShardInput) -> pa.Table:
+    """A barrier's signatures of one shard's documents."""
     op = barrier.build()
     assert isinstance(op, BarrierOperator)
     parts = [op.signatures(batch) for batch, _ in iter_batches(inp)]
-    table = writers.concat(parts) if parts else op.signatures(_empty_batch())
-    return _store_table(table, folder, "signatures.parquet")
+    return writers.concat(parts) if parts else op.signatures(_empty_batch())
+
+
+def store_signatures(path: str, entry: CacheEntry, work_root: str) -> str:
+    """Mark a shard's signatures (at ``path``) finished: its ``result.json``."""
+    storage.write_json(storage.join(entry.folder(work_root), RESULT), {"path": path})
+    return path
 
 
 def _store_table(table: pa.Table, folder: str, name: str) -> str:

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import pyarrow as pa
 
 from recipeflow.engine.cache_address import RESULT, CacheEntry
-from recipeflow.engine.execute import StageTables, store_stage_output
+from recipeflow.engine.execute import store_signatures, store_stage_output
 from recipeflow.engine.planner import stable_hash
 from recipeflow.engine.shard_input import StageOutput
 from recipeflow.io import storage, writers
@@ -35,7 +36,6 @@ KIND = "packs"  # <cache root>/packs/<address>/<stream>.parquet
 # A pack is closed once its files hold this much: bounds what a killed batch loses, and the
 # memory of reading one pack's parts at once.
 PACK_BYTES = 128 << 20
-STREAMS = ("kept", "rejected", "unreadable")
 # Small shards' documents are held until they make a row group of this many documents or bytes.
 GROUP_ROWS = 1_000
 GROUP_BYTES = 8 << 20
@@ -79,38 +79,44 @@ class _StreamFile:
 
 
 @dataclass
-class _Pending:
-    """A shard written into the open pack, finished when the pack is closed."""
+class Packed:
+    """A shard written into the open pack, finished when the pack is in place."""
 
-    index: int
-    key: str
-    entry: CacheEntry
-    counts: list[dict]
-    reports: dict
+    index: int  # as given to ``add``
+    entry: CacheEntry  # the shard's own cache entry
+    about: Any  # what finishing it needs beside its parts (a stage's counts and reports)
     rows: dict[str, range] = field(default_factory=dict)  # stream -> its rows in the file
-    # stream -> its columns, for a stream no shard of the pack has rows in (its documents are
-    # in the file already: a pending shard holds no documents)
+    # stream -> its columns, for a stream no shard of the pack has rows in (the documents are
+    # in the file already: a pending shard holds none)
     schemas: dict[str, pa.Schema] = field(default_factory=dict)
 
+    def parts(self, paths: dict[str, str]) -> dict[str, str]:
+        """Stream -> this shard's part of the pack's file."""
+        return {name: writers.part_url(paths[name], r.start, r.stop) for name, r in self.rows.items()}
 
-class StagePacks:
-    """Shards' stage outputs written into packs, in the order they are added. ``add`` and
-    ``close`` return the shards finished so far, as (index given to ``add``, output)."""
 
-    def __init__(self, work_root: str, pack_bytes: int = PACK_BYTES):
-        self.work_root = work_root
+Finish = Callable[[Packed, dict[str, str]], Any]
+
+
+class ShardPacks:
+    """Shards' tables written into packs, in the order they are added; once a pack is in
+    place, ``finish(shard, parts)`` stores each of its shards' results (under the shard's own
+    entry) and returns it. ``add`` and ``close`` return the shards finished so far, as (index
+    given to ``add``, what ``finish`` returned)."""
+
+    def __init__(self, work_root: str, finish: Finish, pack_bytes: int = PACK_BYTES):
+        self.finish = finish
         self.pack_bytes = pack_bytes
         self.folder = storage.join(work_root, KIND)
         self.files: dict[str, _StreamFile] = {}
-        self.pending: list[_Pending] = []
+        self.pending: list[Packed] = []
 
-    def add(self, index: int, key: str, entry: CacheEntry, tables: StageTables) -> list[tuple[int, StageOutput]]:
-        finished: list[tuple[int, StageOutput]] = []
-        streams = {name: getattr(tables, name) for name in STREAMS}
+    def add(self, index: int, entry: CacheEntry, streams: dict[str, pa.Table | None], about: Any = None) -> list[tuple[int, Any]]:
+        finished: list[tuple[int, Any]] = []
         if any(t is not None and len(t) and name in self.files and not t.schema.equals(self.files[name].schema)
                for name, t in streams.items()):
             finished = self.close()  # Parquet has one schema per file: the next pack takes these
-        shard = _Pending(index, key, entry, tables.counts, tables.reports)
+        shard = Packed(index, entry, about)
         for name, table in streams.items():
             if table is None:
                 continue
@@ -127,13 +133,31 @@ class StagePacks:
             finished += self.close()
         return finished
 
+    def run(self, count: int, stored: Callable[[int], Any], make: Callable[[int], tuple[CacheEntry, dict[str, pa.Table | None], Any]]) -> list[Any]:
+        """The results of ``count`` shards in order: ``stored(i)``, or when that is None, the
+        shard made (``make(i)``: its entry, streams and what ``finish`` needs), packed and
+        finished. A failure leaves the packs closed so far and nothing of the open one."""
+        results: list[Any] = [None] * count
+        try:
+            for i in range(count):
+                results[i] = stored(i)
+                if results[i] is None:
+                    for index, result in self.add(i, *make(i)):
+                        results[index] = result
+            for index, result in self.close():
+                results[index] = result
+        except BaseException:
+            self.abandon()
+            raise
+        return results
+
     def _open(self, name: str, schema: pa.Schema) -> _StreamFile:
         staging = storage.staging_path(self.folder, f"{name}.parquet")
         stream = _StreamFile(staging, schema, writers.parquet_writer(staging, schema))
         self.files[name] = stream
         return stream
 
-    def close(self) -> list[tuple[int, StageOutput]]:
+    def close(self) -> list[tuple[int, Any]]:
         """Put the open pack's files in place, then finish its shards."""
         if not self.pending:
             return []
@@ -150,24 +174,8 @@ class StagePacks:
             paths[name] = storage.join(self.folder, address, f"{name}.parquet")
             storage.place_file(stream.staging, paths[name])
         storage.write_json(storage.join(self.folder, address, RESULT),
-                           {"shards": [s.entry.address for s in self.pending], "files": paths})
-        finished = []
-        for shard in self.pending:
-            parts = {name: writers.part_url(paths[name], r.start, r.stop) for name, r in shard.rows.items()}
-            output = StageOutput(
-                key=shard.key,
-                address=shard.entry.address,
-                kept=parts["kept"],
-                kept_rows=len(shard.rows["kept"]),
-                rejected=parts.get("rejected"),
-                rejected_rows=len(shard.rows.get("rejected", ())),
-                unreadable=parts.get("unreadable"),
-                unreadable_rows=len(shard.rows.get("unreadable", ())),
-                counts=shard.counts,
-                reports=shard.reports,
-            )
-            store_stage_output(output, shard.entry, self.work_root)
-            finished.append((shard.index, output))
+                           {"shards": [s.entry.key for s in self.pending], "files": paths})
+        finished = [(shard.index, self.finish(shard, paths)) for shard in self.pending]
         self.files, self.pending = {}, []
         return finished
 
@@ -180,3 +188,38 @@ class StagePacks:
                 if os.path.exists(stream.staging):
                     os.remove(stream.staging)
         self.files, self.pending = {}, []
+
+
+def stage_packs(work_root: str, pack_bytes: int = PACK_BYTES) -> ShardPacks:
+    """Packs of a stage's shards, each added with ``execute.stage_streams(tables)`` and
+    ``(shard key, tables)``; each finished shard is its :class:`StageOutput`."""
+
+    def finish(shard: Packed, paths: dict[str, str]) -> StageOutput:
+        key, tables = shard.about
+        parts = shard.parts(paths)
+        output = StageOutput(
+            key=key,
+            address=shard.entry.address,
+            kept=parts["kept"],
+            kept_rows=len(shard.rows["kept"]),
+            rejected=parts.get("rejected"),
+            rejected_rows=len(shard.rows.get("rejected", ())),
+            unreadable=parts.get("unreadable"),
+            unreadable_rows=len(shard.rows.get("unreadable", ())),
+            counts=tables.counts,
+            reports=tables.reports,
+        )
+        store_stage_output(output, shard.entry, work_root)
+        return output
+
+    return ShardPacks(work_root, finish, pack_bytes)
+
+
+def signature_packs(work_root: str, pack_bytes: int = PACK_BYTES) -> ShardPacks:
+    """Packs of a barrier's signatures, each shard added with ``{"signatures": table}``; each
+    finished shard is the URL of its signatures."""
+
+    def finish(shard: Packed, paths: dict[str, str]) -> str:
+        return store_signatures(shard.parts(paths)["signatures"], shard.entry, work_root)
+
+    return ShardPacks(work_root, finish, pack_bytes)

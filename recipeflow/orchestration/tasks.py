@@ -118,34 +118,31 @@ def stage_batch_task(
     shards' documents are written into shared files (:mod:`recipeflow.engine.packs`)."""
     _begin(work_root)
     inputs, decisions, entries = _unquoted(inputs), _unquoted(decisions), _unquoted(entries)
-    outputs: list[StageOutput | None] = [None] * len(inputs)
-    shard_packs = packs.StagePacks(work_root)
-    try:
-        for i, (inp, decision, shard_entry) in enumerate(zip(inputs, decisions, entries)):
-            outputs[i] = execute.stored_stage(shard_entry, work_root, reuse)
-            if outputs[i] is None:
-                tables = execute.compute_stage(stage, inp, decision, work_root, reuse)
-                for index, output in shard_packs.add(i, inp.key, shard_entry, tables):
-                    outputs[index] = output
-        for index, output in shard_packs.close():
-            outputs[index] = output
-    except BaseException:
-        shard_packs.abandon()
-        raise
+
+    def make(i: int) -> tuple[CacheEntry, dict, Any]:
+        tables = execute.compute_stage(stage, inputs[i], decisions[i], work_root, reuse)
+        return entries[i], execute.stage_streams(tables), (inputs[i].key, tables)
+
+    outputs = packs.stage_packs(work_root).run(
+        len(inputs), lambda i: execute.stored_stage(entries[i], work_root, reuse), make
+    )
     execute.release_memory()
-    return outputs  # type: ignore[return-value]
+    return outputs
 
 
 @task(name="signatures-batch", cache_key_fn=entry_cache_key, **_CACHED)
 def signatures_batch_task(
     barrier: OpRef, inputs: list[ShardInput], entries: list[CacheEntry], entry: CacheEntry, work_root: str, reuse: bool = True
 ) -> list[str]:
-    """A barrier's signatures of a run of shards, each under its own cache entry."""
+    """A barrier's signatures of a run of shards, each under its own cache entry, written into
+    shared files (:mod:`recipeflow.engine.packs`)."""
     _begin(work_root)
-    paths = [
-        execute.compute_signatures(barrier, inp, shard_entry, work_root, reuse)
-        for inp, shard_entry in zip(_unquoted(inputs), _unquoted(entries))
-    ]
+    inputs, entries = _unquoted(inputs), _unquoted(entries)
+    paths = packs.signature_packs(work_root).run(
+        len(inputs),
+        lambda i: execute.stored_signatures(entries[i], work_root, reuse),
+        lambda i: (entries[i], {"signatures": execute.signatures_of(barrier, inputs[i])}, None),
+    )
     execute.release_memory()
     return paths
 

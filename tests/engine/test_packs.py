@@ -47,10 +47,10 @@ def test_parts_read_back_as_each_shards_documents(tmp_path: Path) -> None:
         _tables(_docs(40_000, 1, extra="score")),
     ]
     root = str(tmp_path / "cache")
-    written = packs.StagePacks(root)
+    written = packs.stage_packs(root)
     outputs: dict[int, object] = {}
     for i, tables in enumerate(shards):
-        outputs.update(written.add(i, f"shard-{i}", _entry(i), tables))
+        outputs.update(written.add(i, _entry(i), execute.stage_streams(tables), (f"shard-{i}", tables)))
         if i < 4:
             assert not outputs  # nothing is finished before its pack is in place
     outputs.update(written.close())
@@ -87,21 +87,26 @@ def test_parts_read_back_as_each_shards_documents(tmp_path: Path) -> None:
 
 def test_a_full_pack_finishes_its_shards_early_and_a_failed_batch_leaves_nothing(tmp_path: Path) -> None:
     root = str(tmp_path / "cache")
-    written = packs.StagePacks(root, pack_bytes=1)  # every shard fills a pack
-    assert [i for i, _ in written.add(0, "a", _entry(0), _tables(_docs(0, 5)))] == [0]
+    written = packs.stage_packs(root, pack_bytes=1)  # every shard fills a pack
+    tables = _tables(_docs(0, 5))
+    assert [i for i, _ in written.add(0, _entry(0), execute.stage_streams(tables), ("a", tables))] == [0]
 
-    failed = packs.StagePacks(root)
-    failed.add(1, "b", _entry(1), _tables(_docs(5, 5)))
-    failed.abandon()
-    assert not _entry(1).finished(root)
+    def make(i: int):
+        if i == 2:
+            raise RuntimeError("a worker fails half-way")
+        tables = _tables(_docs(10 * i, 5))
+        return _entry(i), execute.stage_streams(tables), (f"s{i}", tables)
+
+    with pytest.raises(RuntimeError):
+        packs.stage_packs(root).run(3, lambda i: None, make)
+    assert not _entry(1).finished(root)  # its pack was never put in place
     assert not list((Path(root) / packs.KIND / storage.STAGING_DIR).iterdir())
 
 
 def test_a_shard_whose_pack_was_removed_is_work_to_do(tmp_path: Path) -> None:
     root = str(tmp_path / "cache")
-    written = packs.StagePacks(root)
-    written.add(0, "a", _entry(0), _tables(_docs(0, 5)))
-    [(_, output)] = written.close()
+    tables = _tables(_docs(0, 5))
+    [output] = packs.stage_packs(root).run(1, lambda i: None, lambda i: (_entry(0), execute.stage_streams(tables), ("a", tables)))
     assert execute.stored_stage(_entry(0), root) == output
     storage.remove(str(Path(writers.split_part(output.kept)[0]).parent), recursive=True)
     assert execute.stored_stage(_entry(0), root) is None
@@ -111,7 +116,7 @@ def _recipe(tmp_path: Path, name: str, shard_size: int, keep_rejected: bool = Tr
     data = {
         "name": "packs",
         "inputs": {"docs": {"path": str(SAMPLE_JSONL), "format": "jsonl"}},
-        "process": [{"text_length_filter": {"min_length": 2000}}],
+        "process": [{"text_length_filter": {"min_length": 2000}}, {"exact_dedup": {}}],
         "output": {"path": str(tmp_path / name), "keep_rejected": keep_rejected},
         "run": {"shard_size": shard_size, "tasks_per_stage": 3, "executor": "threads"},
     }
@@ -134,13 +139,17 @@ def test_many_small_shards_publish_what_few_big_ones_do_and_gc_keeps_their_packs
     assert _published(many).equals(_published(few))
     assert _published(many, "rejected_files").equals(_published(few, "rejected_files"))
     used_packs = [e for e in many["cache_entries"] if e.startswith("packs/")]
-    assert 3 <= len(used_packs) < 10  # a pack or two per batch task, not a file per shard
+    assert 6 <= len(used_packs) < 20  # a pack or two per batch task, not a file per shard
+    signatures = [e for e in many["cache_entries"] if e.startswith("signatures/")]
+    assert len(signatures) > 30  # one entry per shard, each naming its part of a pack
+    stored = json.loads((tmp_path / "many" / "cache" / signatures[0] / "result.json").read_text())
+    assert "packs/" in stored["path"] and "#rows=" in stored["path"]
 
     # gc removes nothing a version uses: a new version (of the same stages) reuses every
     # shard from its packs.
     collect_garbage(str(tmp_path / "many"), older_than_hours=0)
     for entry in used_packs:
-        assert (tmp_path / "many" / "cache" / entry / "kept.parquet").exists()
+        assert list((tmp_path / "many" / "cache" / entry).glob("*.parquet"))
     [again] = run_recipe(_recipe(tmp_path, "many", 7, keep_rejected=False), progress=False)
     assert again["run"]["tasks"]["computed"] == 0
     assert [f["sha256"] for f in again["files"]] == [f["sha256"] for f in many["files"]]
