@@ -12,8 +12,9 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import hashlib
+import itertools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -403,23 +404,53 @@ def merge_partitions(
 
 @dataclass(frozen=True)
 class Resolution:
-    """A barrier's global decision: one decision file per shard, and what it found."""
+    """A barrier's global decision: each shard's decision (a part of one file, or a file), and
+    what it found."""
 
     paths: list[str]
     summary: dict[str, Any] | None = None
-    digests: list[str] = field(default_factory=list)  # sha256 of each decision file
+    # each decision's digest: of its content (or, stored as a file of its own, of the file)
+    digests: list[str] = field(default_factory=list)
 
 
 def _write_decisions(
     decisions: list[BarrierDecision], shard_sizes: list[int], folder: str, summary: dict[str, Any] | None
 ) -> Resolution:
-    written = [
-        writers.write_table(decision_table(decision, rows), storage.join(folder, f"shard-{i:05d}.parquet"))
-        for i, (decision, rows) in enumerate(zip(decisions, shard_sizes))
-    ]
-    resolution = Resolution(paths=[w.path for w in written], summary=summary, digests=[w.sha256 for w in written])
+    """Every shard's decision as its rows of one file (``decisions.parquet``; thousands of
+    shards are one file to write, and their parts share row groups), a shard's own file where
+    its decision has other columns than the first shard's. Each decision's digest is of its
+    content, so a stage's cache address does not depend on where the decision is stored."""
+    paths: list[str] = [""] * len(decisions)
+    digests: list[str] = [""] * len(decisions)
+    packed = storage.join(folder, "decisions.parquet")
+    tables = (decision_table(decision, rows) for decision, rows in zip(decisions, shard_sizes))
+    first = next(tables, None)
+    if first is not None:
+
+        def of_first_schema() -> Iterator[pa.Table]:
+            start = 0
+            for i, table in enumerate(itertools.chain([first], tables)):
+                if not table.schema.equals(first.schema):
+                    apart = writers.write_table(table, storage.join(folder, f"shard-{i:05d}.parquet"))
+                    paths[i], digests[i] = apart.path, apart.sha256
+                    continue
+                paths[i] = writers.part_url(packed, start, start + len(table))
+                digests[i] = _content_digest(table)
+                start += len(table)
+                yield table
+
+        writers.write_parquet_stream(of_first_schema(), packed, first.schema)
+    resolution = Resolution(paths=paths, summary=summary, digests=digests)
     storage.write_json(storage.join(folder, RESULT), dataclasses.asdict(resolution))
     return resolution
+
+
+def _content_digest(table: pa.Table) -> str:
+    """sha256 of a table's Arrow IPC stream: equal tables, equal digests."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as stream:
+        stream.write_table(table)
+    return "arrow:" + hashlib.sha256(sink.getvalue()).hexdigest()
 
 
 def decision_table(decision: BarrierDecision, rows: int) -> pa.Table:

@@ -198,7 +198,7 @@ def _read_part(path: str, rows: range, columns: list[str] | None) -> pa.Table:
     return table.slice(rows.start - int(starts[first]), len(rows))
 
 
-@functools.lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=4)  # a stage reads its input's parts and its decision's
 def _row_group(path: str, stamp: tuple[str, ...], group: int, columns: tuple[str, ...] | None) -> pa.Table:
     with fsspec.open(path, "rb") as f:
         parquet = pq.ParquetFile(f, metadata=_footer_of(path, stamp)[0])
