@@ -136,14 +136,21 @@ def split_part(url: str) -> tuple[str, range | None]:
     return path, range(int(start), int(stop))
 
 
-def coalesce_parts(urls: list[str]) -> list[str]:
+# Parts are joined up to this many rows: a pack holds up to 128 MiB, and a reader of joined
+# parts holds them at once.
+COALESCED_ROWS = PARQUET_ROW_GROUP_ROWS
+
+
+def coalesce_parts(urls: list[str], max_rows: int = COALESCED_ROWS) -> list[str]:
     """``urls`` in order, consecutive parts of one file whose rows follow each other joined
-    into one part: thousands of small shards packed in a few files read as a few."""
+    into parts of at most ``max_rows`` rows (a bigger part stays as it is): thousands of small
+    shards packed in a few files read as a few dozen."""
     joined: list[str] = []
     last_path, last_rows = None, None
     for url in urls:
         path, rows = split_part(url)
-        if rows is not None and last_rows is not None and path == last_path and rows.start == last_rows.stop:
+        if (rows is not None and last_rows is not None and path == last_path and rows.start == last_rows.stop
+                and rows.stop - last_rows.start <= max_rows):
             last_rows = range(last_rows.start, rows.stop)
             joined[-1] = part_url(path, last_rows.start, last_rows.stop)
             continue

@@ -82,6 +82,10 @@ def test_parts_read_back_as_each_shards_documents(tmp_path: Path) -> None:
     joined = writers.coalesce_parts(kept)
     assert len(joined) == 2
     assert writers.concat([writers.read_table(p) for p in joined]).num_rows == sum(len(t.kept) for t in shards)
+    # ... up to a size, so that a reader does not hold a whole pack at once.
+    capped = writers.coalesce_parts(kept, max_rows=10)
+    assert len(capped) == 4 and all(writers.row_count(p) <= 10 or p in kept for p in capped)
+    assert writers.concat([writers.read_table(p) for p in capped]).equals(writers.concat([writers.read_table(p) for p in joined]))
     assert not list((Path(root) / packs.KIND / storage.STAGING_DIR).iterdir())  # staging files placed
 
 
