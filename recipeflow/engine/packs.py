@@ -84,7 +84,9 @@ class Packed:
 
     index: int  # as given to ``add``
     entry: CacheEntry  # the shard's own cache entry
-    about: Any  # what finishing it needs beside its parts (a stage's counts and reports)
+    # What finishing it needs beside its parts (a stage's key, counts and reports): never its
+    # documents, which are in the file already (a pack holds up to 128 MiB of them).
+    about: Any
     rows: dict[str, range] = field(default_factory=dict)  # stream -> its rows in the file
     # stream -> its columns, for a stream no shard of the pack has rows in (the documents are
     # in the file already: a pending shard holds none)
@@ -192,10 +194,11 @@ class ShardPacks:
 
 def stage_packs(work_root: str, pack_bytes: int = PACK_BYTES) -> ShardPacks:
     """Packs of a stage's shards, each added with ``execute.stage_streams(tables)`` and
-    ``(shard key, tables)``; each finished shard is its :class:`StageOutput`."""
+    ``(shard key, tables.counts, tables.reports)``; each finished shard is its
+    :class:`StageOutput`."""
 
     def finish(shard: Packed, paths: dict[str, str]) -> StageOutput:
-        key, tables = shard.about
+        key, counts, reports = shard.about
         parts = shard.parts(paths)
         output = StageOutput(
             key=key,
@@ -206,8 +209,8 @@ def stage_packs(work_root: str, pack_bytes: int = PACK_BYTES) -> ShardPacks:
             rejected_rows=len(shard.rows.get("rejected", ())),
             unreadable=parts.get("unreadable"),
             unreadable_rows=len(shard.rows.get("unreadable", ())),
-            counts=tables.counts,
-            reports=tables.reports,
+            counts=counts,
+            reports=reports,
         )
         store_stage_output(output, shard.entry, work_root)
         return output

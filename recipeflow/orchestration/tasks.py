@@ -121,7 +121,7 @@ def stage_batch_task(
 
     def make(i: int) -> tuple[CacheEntry, dict, Any]:
         tables = execute.compute_stage(stage, inputs[i], decisions[i], work_root, reuse)
-        return entries[i], execute.stage_streams(tables), (inputs[i].key, tables)
+        return entries[i], execute.stage_streams(tables), (inputs[i].key, tables.counts, tables.reports)
 
     outputs = packs.stage_packs(work_root).run(
         len(inputs), lambda i: execute.stored_stage(entries[i], work_root, reuse), make

@@ -50,7 +50,7 @@ def test_parts_read_back_as_each_shards_documents(tmp_path: Path) -> None:
     written = packs.stage_packs(root)
     outputs: dict[int, object] = {}
     for i, tables in enumerate(shards):
-        outputs.update(written.add(i, _entry(i), execute.stage_streams(tables), (f"shard-{i}", tables)))
+        outputs.update(written.add(i, _entry(i), execute.stage_streams(tables), (f"shard-{i}", tables.counts, tables.reports)))
         if i < 4:
             assert not outputs  # nothing is finished before its pack is in place
     outputs.update(written.close())
@@ -93,13 +93,13 @@ def test_a_full_pack_finishes_its_shards_early_and_a_failed_batch_leaves_nothing
     root = str(tmp_path / "cache")
     written = packs.stage_packs(root, pack_bytes=1)  # every shard fills a pack
     tables = _tables(_docs(0, 5))
-    assert [i for i, _ in written.add(0, _entry(0), execute.stage_streams(tables), ("a", tables))] == [0]
+    assert [i for i, _ in written.add(0, _entry(0), execute.stage_streams(tables), ("a", tables.counts, tables.reports))] == [0]
 
     def make(i: int):
         if i == 2:
             raise RuntimeError("a worker fails half-way")
         tables = _tables(_docs(10 * i, 5))
-        return _entry(i), execute.stage_streams(tables), (f"s{i}", tables)
+        return _entry(i), execute.stage_streams(tables), (f"s{i}", tables.counts, tables.reports)
 
     with pytest.raises(RuntimeError):
         packs.stage_packs(root).run(3, lambda i: None, make)
@@ -110,7 +110,7 @@ def test_a_full_pack_finishes_its_shards_early_and_a_failed_batch_leaves_nothing
 def test_a_shard_whose_pack_was_removed_is_work_to_do(tmp_path: Path) -> None:
     root = str(tmp_path / "cache")
     tables = _tables(_docs(0, 5))
-    [output] = packs.stage_packs(root).run(1, lambda i: None, lambda i: (_entry(0), execute.stage_streams(tables), ("a", tables)))
+    [output] = packs.stage_packs(root).run(1, lambda i: None, lambda i: (_entry(0), execute.stage_streams(tables), ("a", tables.counts, tables.reports)))
     assert execute.stored_stage(_entry(0), root) == output
     storage.remove(str(Path(writers.split_part(output.kept)[0]).parent), recursive=True)
     assert execute.stored_stage(_entry(0), root) is None
