@@ -7,8 +7,8 @@ task (``orchestration.batches``) therefore writes its shards' documents into one
 per stream, and each shard's ``result.json`` names its part: ``<file>#rows=<start>:<stop>``
 (``io.writers.part_url``). Every reader of stage outputs reads a part as it reads a file, and the
 commit reads a pack's consecutive parts as one. Small shards share row groups (a Parquet row
-group costs about half a millisecond to write, whatever it holds); a reader keeps the group it
-read last, so consecutive shards decode it once.
+group costs about half a millisecond to write, whatever it holds); a reader keeps the last few
+groups it read, so consecutive shards decode a group once.
 
 Per-shard caching is unchanged: each shard keeps its own entry, written once its pack is in
 place, so a killed batch resumes from the packs it finished. A pack is closed (and its shards
@@ -33,8 +33,8 @@ from recipeflow.engine.shard_input import StageOutput
 from recipeflow.io import storage, writers
 
 KIND = "packs"  # <cache root>/packs/<address>/<stream>.parquet
-# A pack is closed once its files hold this much: bounds what a killed batch loses, and the
-# memory of reading one pack's parts at once.
+# A pack is closed once its files hold this much: bounds what a killed batch loses. (Readers
+# never hold a whole pack: the commit joins parts up to writers.COALESCED_ROWS.)
 PACK_BYTES = 128 << 20
 # Small shards' documents are held until they make a row group of this many documents or bytes.
 GROUP_ROWS = 1_000
