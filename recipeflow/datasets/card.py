@@ -115,8 +115,14 @@ def _dataset_info(name: str, manifest: dict[str, Any], key: str = "files") -> li
     found = features((manifest.get("schemas") or {}).get(key))
     if found is None:
         return []
-    return [{"config_name": name, "features": found, "splits": [
-        {"name": "train", "num_examples": sum(e.get("rows", 0) for e in manifest.get(key, []))}]}]
+    entries = manifest.get(key, [])
+    stored = sum(e.get("bytes", 0) for e in entries)
+    # `datasets` ignores a split without `num_bytes` (and then checks no row count). Its
+    # `num_bytes` is the split's Arrow size, known only once read: the stored size stands in.
+    return [{"config_name": name, "features": found,
+             "splits": [{"name": "train", "num_bytes": stored,
+                         "num_examples": sum(e.get("rows", 0) for e in entries)}],
+             "download_size": stored, "dataset_size": stored}]
 
 
 def header(root: str, manifests: list[dict[str, Any]]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ embedded server), real readers, a real S3 server (moto) for concurrent commits."
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -148,6 +149,15 @@ def test_diff_trace_and_lineage_follow_the_snapshot(refreshed):
     assert f"20 from {v1['version']}" in render_text(tree)
 
 
+class RecordedWarnings(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 def test_the_root_is_a_hugging_face_dataset_repository(refreshed):
     import datasets
 
@@ -164,6 +174,14 @@ def test_the_root_is_a_hugging_face_dataset_repository(refreshed):
     cache_dir = str(tmp / "hf-cache")
     latest = datasets.load_dataset(str(root), cache_dir=cache_dir)
     assert list(latest) == ["train"] and latest["train"].num_rows == 25
+    # `datasets` reads the card's split sizes whole: a `splits` it finds malformed is logged.
+    warnings = RecordedWarnings()
+    logging.getLogger("datasets").addHandler(warnings)
+    try:
+        builder = datasets.load_dataset_builder(str(root), v1["version"], cache_dir=cache_dir)
+    finally:
+        logging.getLogger("datasets").removeHandler(warnings)
+    assert builder.info.splits["train"].num_examples == 20 and warnings.messages == []
     assert datasets.load_dataset(str(root), v1["version"], cache_dir=cache_dir)["train"].num_rows == 20
     rejected = datasets.load_dataset(str(root), "rejected", cache_dir=cache_dir)["train"]
     assert rejected.num_rows == 3 and "reject_reason" in rejected.column_names
