@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 import duckdb
-import fsspec
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
@@ -19,7 +18,7 @@ import yaml
 from click.testing import CliRunner
 
 from recipeflow.cli import main
-from recipeflow.datasets import card, hub, versions
+from recipeflow.datasets import hub, versions
 from recipeflow.datasets.diff import diff_versions
 from recipeflow.datasets.lineage import dataset_lineage, render_text
 from recipeflow.datasets.trace import trace_document
