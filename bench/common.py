@@ -209,6 +209,20 @@ def _rss_bytes(pid: int) -> int:
         return 0
 
 
+def _pss_bytes(pid: int) -> int:
+    """Proportional set size: a process's private pages plus its share of pages it shares with
+    others (forked workers share their interpreter with the fork server). Summed over processes
+    it counts each physical page once, which summed RSS does not."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, IndexError, ValueError):
+        pass
+    return 0
+
+
 def tree_pids(pid: int) -> list[int]:
     """A process and all its descendants, now."""
     pids, stack = [], [pid]
@@ -242,6 +256,7 @@ class TimedRun:
     output: str
     cpu_seconds: float = 0.0  # user + system time of the whole process tree
     peak_root_rss_bytes: int = 0  # the command's own process (e.g. the flow run), without children
+    peak_pss_bytes: int = 0  # the process tree's summed proportional set size (see _pss_bytes)
 
 
 def run_timed(command: Sequence[str], env: dict | None = None, cwd: str | Path | None = None,
@@ -254,15 +269,16 @@ def run_timed(command: Sequence[str], env: dict | None = None, cwd: str | Path |
     process = subprocess.Popen(
         list(command), env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    peak = peak_root = 0
+    peak = peak_root = peak_pss = 0
     cpu_by_pid: dict[int, float] = {}  # last CPU time seen per process of the tree
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak, peak_root
+        nonlocal peak, peak_root, peak_pss
         while not done.is_set():
             pids = tree_pids(process.pid)
             peak = max(peak, sum(map(_rss_bytes, pids)))
+            peak_pss = max(peak_pss, sum(map(_pss_bytes, pids)))
             peak_root = max(peak_root, _rss_bytes(process.pid))
             for pid in pids:
                 cpu_by_pid[pid] = max(cpu_by_pid.get(pid, 0.0), _cpu_seconds(pid))
@@ -277,7 +293,7 @@ def run_timed(command: Sequence[str], env: dict | None = None, cwd: str | Path |
     # Sampling misses the last moments of each process; waited-for processes are counted
     # exactly by the kernel, but not those that no one waits for (a forkserver's workers).
     cpu = max(sum(cpu_by_pid.values()), _children_cpu_seconds() - cpu_before)
-    return TimedRun(seconds, peak, process.returncode, output, cpu, peak_root)
+    return TimedRun(seconds, peak, process.returncode, output, cpu, peak_root, peak_pss)
 
 
 def _children_cpu_seconds() -> float:

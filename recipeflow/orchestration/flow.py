@@ -8,7 +8,6 @@ this module schedules it, shows progress and publishes artifacts.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from typing import Any
 
@@ -16,9 +15,9 @@ import prefect
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
-from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
+from prefect.task_runners import ThreadPoolTaskRunner
 
-from recipeflow.orchestration.parent_watch import die_with_parent, kill_descendants_on_death
+from recipeflow.orchestration.parent_watch import kill_descendants_on_death
 from recipeflow.orchestration import credentials
 from recipeflow.engine import cache_address, execute, history, operator_hooks, refresh, unreadable
 from recipeflow.datasets.counts import mix_lines, step_row, step_table_markdown
@@ -29,7 +28,7 @@ from recipeflow.engine.planner import NodePlan, Plan, Stage, plan_recipe
 from recipeflow.engine.shard_input import ShardInput, StageOutput, source_input
 from recipeflow.io import readers, storage
 from recipeflow.operators.base import Resource
-from recipeflow.orchestration import attempts, batches, pools, run_view
+from recipeflow.orchestration import attempts, batches, pools, run_view, worker_pool
 from recipeflow.orchestration.publish import commit_as_asset
 from recipeflow.orchestration.tasks import (
     index_task,
@@ -68,9 +67,7 @@ def task_runner(run: RunSpec):
     """The Prefect task runner for ``run.executor``. Every runner gives the same output bytes:
     tasks write content-addressed files, and the flow orders results by shard, not by finish."""
     if run.executor == "processes":
-        # Workers end with this process, even when it is killed (see parent_watch).
-        return ProcessPoolTaskRunner(max_workers=run.workers, initializer=die_with_parent,
-                                     initargs=(os.getpid(),))
+        return worker_pool.ForkedWorkerPool(max_workers=run.workers)
     if run.executor == "ray":
         from prefect_ray import RayTaskRunner
 

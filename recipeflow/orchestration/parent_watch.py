@@ -18,6 +18,8 @@ This module imports only the standard library: the server starts through it, by 
 from __future__ import annotations
 
 import atexit
+import multiprocessing
+import multiprocessing.connection
 import os
 import runpy
 import subprocess
@@ -38,6 +40,23 @@ def die_with_parent(parent_pid: int) -> None:
         while os.getppid() == parent_pid:
             time.sleep(POLL_SECONDS)
         os._exit(1)  # no cleanup to wait for: whatever this child was doing is orphaned work
+
+    threading.Thread(target=watch, name="recipeflow-parent-watch", daemon=True).start()
+
+
+def die_with_pool_parent() -> None:
+    """A process pool worker's ``initializer``: end this worker when the process that made the
+    pool dies. Its parent pid says nothing here (a ``forkserver`` worker's parent is the fork
+    server); ``multiprocessing`` gives the pool's process a sentinel that closes when it dies."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+    if not parent.is_alive():  # the pool's process died before this worker got here
+        os._exit(1)
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
 
     threading.Thread(target=watch, name="recipeflow-parent-watch", daemon=True).start()
 

@@ -33,7 +33,13 @@ EMBEDDED_NOTE = (
     "`export PREFECT_API_URL=http://127.0.0.1:4200/api` before `recipeflow run`. The committed "
     "versions stay readable: `recipeflow versions ROOT`, `recipeflow lineage ROOT`."
 )
-_SERVER_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+_SERVER_ENV = {
+    "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
+    # At start Prefect imports every installed collection (prefect-aws, prefect-dask with
+    # distributed, prefect-ray) to list their block types: seconds of every run, for a catalog
+    # nobody browses here (no UI). A block saved later registers its own type.
+    "PREFECT_API_BLOCKS_REGISTER_ON_START": "0", "PREFECT_MEMOIZE_BLOCK_AUTO_REGISTRATION": "0",
+}
 
 
 class EmbeddedServer:
@@ -113,6 +119,16 @@ def _refresh_prefect_settings() -> None:
         context.refresh_global_settings_context()
 
 
+_started: list[EmbeddedServer] = []  # the embedded servers of this process still running
+
+
+def no_lasting_server() -> bool:
+    """True when this process's runs report to no server of their own: none is configured, or
+    the one ``PREFECT_API_URL`` names is an embedded server that ends with the run."""
+    url = os.environ.get("PREFECT_API_URL")
+    return not url or any(url == server.api_url for server in _started)
+
+
 def start_embedded_server() -> EmbeddedServer | None:
     """Start the embedded server now, without waiting for it, and export its URL (before
     Prefect is imported, so every part of Prefect sees it); None when ``PREFECT_API_URL``
@@ -120,6 +136,7 @@ def start_embedded_server() -> EmbeddedServer | None:
     if os.environ.get("PREFECT_API_URL"):
         return None
     server = EmbeddedServer()
+    _started.append(server)
     os.environ["PREFECT_API_URL"] = server.api_url
     # Prefect would log "View at <URL>" for a UI that is gone when the run ends: no link (the
     # command line says how to see runs later, see EMBEDDED_NOTE).
@@ -147,13 +164,23 @@ def prefect_api(server: EmbeddedServer | None = None) -> Iterator[str]:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
             yield server.api_url
     finally:
-        if "prefect.logging.handlers" in sys.modules:
-            from prefect.logging.handlers import APILogWorker
+        stop_embedded_server(server)
 
-            APILogWorker.drain_all(timeout=5)  # send buffered logs while the server is still up
-        if os.environ.get("PREFECT_API_URL") == server.api_url:
-            os.environ.pop("PREFECT_API_URL")
-            if server.cleared_ui_url:
-                os.environ.pop("PREFECT_UI_URL", None)
-            _refresh_prefect_settings()
-        server.stop()
+
+def stop_embedded_server(server: EmbeddedServer | None) -> None:
+    """Stop a server :func:`start_embedded_server` started (None: nothing to do), and take
+    its URL back out of the environment."""
+    if server is None:
+        return
+    if "prefect.logging.handlers" in sys.modules:
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=5)  # send buffered logs while the server is still up
+    if os.environ.get("PREFECT_API_URL") == server.api_url:
+        os.environ.pop("PREFECT_API_URL")
+        if server.cleared_ui_url:
+            os.environ.pop("PREFECT_UI_URL", None)
+        _refresh_prefect_settings()
+    if server in _started:
+        _started.remove(server)
+    server.stop()

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from typing import Any, Sequence
 
-from recipeflow.orchestration import credentials
+from recipeflow.orchestration import credentials, fork_server
+from recipeflow.orchestration.prefect_server import (
+    no_lasting_server, prefect_api, start_embedded_server, stop_embedded_server,
+)
 from recipeflow.engine import token_reach
 from recipeflow.engine.inputs import resolve_input
 from recipeflow.io import readers, storage
@@ -62,7 +65,7 @@ def preflight(runnable: Recipe) -> None:
             check_head_training(runnable)
         except HeadTrainingError as exc:
             raise RunRefused(f"{where}: {exc}") from exc
-    if recipe.run.pools.gpu and not os.environ.get("PREFECT_API_URL"):
+    if recipe.run.pools.gpu and no_lasting_server():
         # The embedded server lives in this process: no worker of the GPU pool can reach it.
         raise RunRefused(
             f"{where}: run.pools.gpu: GPU stages on work pool {recipe.run.pools.gpu!r} need a Prefect "
@@ -76,14 +79,18 @@ def run_recipe(
 ) -> list[dict[str, Any]]:
     """Run the recipe at ``path``; returns, per output, the manifest of the version committed
     (or, when nothing changed, what the latest version is: see ``refresh``)."""
-    recipe = load_recipe(path, overrides)  # validated here, once for the whole run
-    runnable = prepare(recipe, base_dir)
-
-    # Imported only now: the embedded server starts while Prefect and the flow are imported.
-    from recipeflow.orchestration.prefect_server import prefect_api, start_embedded_server
-
+    # The embedded server first: its start-up (seconds) overlaps loading and checking the
+    # recipe and importing Prefect and the flow.
     server = start_embedded_server()
-    configured = configured_flow(runnable)
+    try:
+        recipe = load_recipe(path, overrides)  # validated here, once for the whole run
+        if recipe.run.executor == "processes":
+            fork_server.start_fork_server()  # the workers' imports overlap the rest too
+        runnable = prepare(recipe, base_dir)
+        configured = configured_flow(runnable)
+    except BaseException:
+        stop_embedded_server(server)  # without waiting for it to answer
+        raise
     from prefect import tags
 
     from recipeflow.orchestration import run_view

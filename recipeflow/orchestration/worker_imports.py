@@ -1,0 +1,17 @@
+"""What a ``processes`` worker imports before its first task, imported once by the fork server
+its workers are forked from (``fork_server``), so that no worker pays for it.
+
+Besides the task bodies and Prefect's task engine: Prefect rebuilds each task's run context in
+the worker, and a block in it (the result store's) makes Prefect import every installed Prefect
+collection (prefect-aws with boto3, prefect-dask with distributed, ...) to find the block's
+class. That was 2 to 4 s of CPU in every worker before its first task.
+"""
+
+from __future__ import annotations
+
+import prefect.plugins
+import prefect.task_engine  # noqa: F401
+
+import recipeflow.orchestration.tasks  # noqa: F401
+
+prefect.plugins.load_prefect_collections()
