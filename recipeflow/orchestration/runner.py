@@ -84,9 +84,9 @@ def run_recipe(
     server = start_embedded_server()
     try:
         recipe = load_recipe(path, overrides)  # validated here, once for the whole run
+        runnable = prepare(recipe, base_dir)
         if recipe.run.executor == "processes":
             fork_server.start_fork_server()  # the workers' imports overlap the rest too
-        runnable = prepare(recipe, base_dir)
         configured = configured_flow(runnable)
     except BaseException:
         stop_embedded_server(server)  # without waiting for it to answer
