@@ -97,13 +97,15 @@ def _kill_after(recipe: Path, env: dict, seconds: float) -> bool:
 
 
 def _stored_results(root: str) -> tuple[int, int]:
-    """Stage results (one per stage and shard) stored under a dataset root's cache, and the
+    """Stage results (one per stage and shard; signatures' are not counted) stored under a dataset root's cache, and the
     documents they cover (kept, rejected and unreadable rows): shards differ in size."""
     import s3fs
 
     s3fs.S3FileSystem.clear_instance_cache()
     fs = s3fs.S3FileSystem()
-    results = [json.loads(fs.cat(p)) for p in fs.glob(f"{BUCKET}/{root}/cache/stages/*/result.json")]
+    # A batch's shards' results are in its packs' result files (engine.stored_results).
+    packs = [json.loads(fs.cat(p)) for p in fs.glob(f"{BUCKET}/{root}/cache/packs/*/result.json")]
+    results = [r for pack in packs for r in pack.get("results", {}).values() if "kept_rows" in r]
     return len(results), sum(r["kept_rows"] + r["rejected_rows"] + r["unreadable_rows"] for r in results)
 
 

@@ -3,8 +3,9 @@ Prefect home (its database created by a first run, as after a user's first run).
 
 A one-shard recipe (20 documents, ``text_length_filter``, ``processes``, 2 workers) runs
 ``--runs`` times after a warm-up run; for each run: the time from the command's start to the
-first stage result written (the earliest file under ``<output>/cache/stages``, written when the
-first shard's operator work is done: a 20-document shard takes milliseconds), and the whole
+first stage result written (the earliest file under ``<output>/cache/packs``, the batch's shared
+files, written when the first shard's operator work is done: a 20-document shard takes
+milliseconds), and the whole
 run's wall time. Also the import time of ``recipeflow.cli`` and of ``prefect`` alone.
 
     python bench/startup_benchmark.py --runs 3 [--executor threads] [--server]
@@ -32,7 +33,7 @@ from bench.common import REPO, build_documents, write_jsonl  # noqa: E402
 
 
 def first_stage_file(out: Path) -> float | None:
-    times = [p.stat().st_mtime for p in (out / "cache" / "stages").rglob("*") if p.is_file()]
+    times = [p.stat().st_mtime for p in (out / "cache" / "packs").rglob("*") if p.is_file()]
     return min(times) if times else None
 
 

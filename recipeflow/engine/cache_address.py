@@ -16,6 +16,7 @@ from recipeflow.engine.shard_input import ShardInput
 from recipeflow.io import storage
 
 RESULT = "result.json"  # written last in an entry's folder: the work is finished
+PACKS = "packs"  # <cache root>/packs/<address>: files shared by a batch's shards (engine.packs)
 
 
 @dataclass(frozen=True)

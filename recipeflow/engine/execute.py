@@ -25,6 +25,7 @@ from recipeflow.engine import operator_hooks
 from recipeflow.engine.cache_address import RESULT, CacheEntry
 from recipeflow.engine.planner import OpRef, Stage
 from recipeflow.engine.shard_input import ShardInput, StageOutput, iter_batches
+from recipeflow.engine.stored_results import StoredResults
 from recipeflow.operators import document as doc
 from recipeflow.operators.base import BarrierDecision, BarrierOperator
 from recipeflow.operators.drops import Drops
@@ -109,19 +110,14 @@ def run_stage(
 
 
 def stored_stage(entry: CacheEntry, work_root: str, reuse: bool = True) -> StageOutput | None:
-    """The stored result of a stage on a shard, if it is finished and its files are still
-    there (``cache gc`` removes a batch's shared files apart from the shards' entries)."""
-    done = _finished(entry.folder(work_root), reuse)
-    if done is None:
-        return None
-    output = StageOutput(**done)
-    return output if _packs_exist([output.kept, output.rejected, output.unreadable]) else None
+    """The result of a stage on a shard done alone, from its entry's own ``result.json``, if
+    finished and its files are still there (a batch's shards: :mod:`.stored_results`)."""
+    return stage_output(StoredResults(work_root, reuse).own(entry))
 
 
-def _packs_exist(urls: list[str | None]) -> bool:
-    """Whether the shared files (:mod:`.packs`) that parts among ``urls`` name are there."""
-    packed = {writers.split_part(u)[0] for u in urls if u and writers.split_part(u)[1] is not None}
-    return all(storage.exists(p) for p in packed)
+def stage_output(stored: dict[str, Any] | None) -> StageOutput | None:
+    """A stage's stored result of one shard (:meth:`StoredResults.read`), as the flow uses it."""
+    return None if stored is None else StageOutput(**stored)
 
 
 def stage_streams(tables: StageTables) -> dict[str, pa.Table | None]:
@@ -223,9 +219,14 @@ def compute_signatures(
 
 
 def stored_signatures(entry: CacheEntry, work_root: str, reuse: bool = True) -> str | None:
-    """Where a shard's stored signatures are, if finished and still there."""
-    done = _finished(entry.folder(work_root), reuse)
-    return done["path"] if done is not None and _packs_exist([done["path"]]) else None
+    """Where a shard's stored signatures are, if finished alone and still there (a batch's
+    shards: :mod:`.stored_results`)."""
+    return signatures_path(StoredResults(work_root, reuse).own(entry))
+
+
+def signatures_path(stored: dict[str, Any] | None) -> str | None:
+    """Where a shard's signatures are, from their stored result (:meth:`StoredResults.read`)."""
+    return None if stored is None else stored["path"]
 
 
 def signatures_of(barrier: OpRef, inp: ShardInput) -> pa.Table:
@@ -234,12 +235,6 @@ def signatures_of(barrier: OpRef, inp: ShardInput) -> pa.Table:
     assert isinstance(op, BarrierOperator)
     parts = [op.signatures(batch) for batch, _ in iter_batches(inp)]
     return writers.concat(parts) if parts else op.signatures(_empty_batch())
-
-
-def store_signatures(path: str, entry: CacheEntry, work_root: str) -> str:
-    """Mark a shard's signatures (at ``path``) finished: its ``result.json``."""
-    storage.write_json(storage.join(entry.folder(work_root), RESULT), {"path": path})
-    return path
 
 
 def _store_table(table: pa.Table, folder: str, name: str) -> str:

@@ -2,16 +2,17 @@
 
 A shard's stage output is a handful of small files (kept, rejected, unreadable documents, its
 ``result.json``). Thousands of small shards made that the cost of a run: writing five thousand
-Parquet files, and the commit opening them one by one, took longer than the filtering. A batch
-task (``orchestration.batches``) therefore writes its shards' documents into one Parquet file
-per stream, and each shard's ``result.json`` names its part: ``<file>#rows=<start>:<stop>``
+Parquet files and ``result.json`` files, and the commit opening them one by one, took longer
+than the filtering. A batch task (``orchestration.batches``) therefore writes its shards'
+documents into one Parquet file per stream, and the pack's one ``result.json`` holds every
+shard's result (:mod:`.stored_results`), each naming its part: ``<file>#rows=<start>:<stop>``
 (``io.writers.part_url``). Every reader of stage outputs reads a part as it reads a file, and the
 commit reads a pack's consecutive parts as one. Small shards share row groups (a Parquet row
 group costs about half a millisecond to write, whatever it holds); a reader keeps the last few
 groups it read, so consecutive shards decode a group once.
 
-Per-shard caching is unchanged: each shard keeps its own entry, written once its pack is in
-place, so a killed batch resumes from the packs it finished. A pack is closed (and its shards
+Per-shard caching is unchanged: each shard's result is found by its own entry's key, once its
+pack is in place, so a killed batch resumes from the packs it finished. A pack is closed (and its shards
 finished) when it holds ``PACK_BYTES``, or when a shard's documents have other columns than the
 pack's (Parquet has one schema per file). A pack lives under ``packs/<address>``, named by its
 shards' entries: the same shards give the same pack, and a pack is never written over by one
@@ -20,19 +21,20 @@ holding other shards. It is written under a staging name and renamed (uploaded) 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import pyarrow as pa
 
-from recipeflow.engine.cache_address import RESULT, CacheEntry
-from recipeflow.engine.execute import store_signatures, store_stage_output
+from recipeflow.engine.cache_address import PACKS, RESULT, CacheEntry
 from recipeflow.engine.planner import stable_hash
 from recipeflow.engine.shard_input import StageOutput
+from recipeflow.engine.stored_results import RESULTS_FIELD
 from recipeflow.io import storage, writers
 
-KIND = "packs"  # <cache root>/packs/<address>/<stream>.parquet
+KIND = PACKS  # <cache root>/packs/<address>/<stream>.parquet, and its result.json
 # A pack is closed once its files hold this much: bounds what a killed batch loses. (Readers
 # never hold a whole pack: the commit joins parts up to writers.COALESCED_ROWS.)
 PACK_BYTES = 128 << 20
@@ -101,13 +103,16 @@ Finish = Callable[[Packed, dict[str, str]], Any]
 
 
 class ShardPacks:
-    """Shards' tables written into packs, in the order they are added; once a pack is in
-    place, ``finish(shard, parts)`` stores each of its shards' results (under the shard's own
-    entry) and returns it. ``add`` and ``close`` return the shards finished so far, as (index
-    given to ``add``, what ``finish`` returned)."""
+    """Shards' tables written into packs, in the order they are added; once a pack's files are
+    in place, ``finish(shard, parts)`` makes each of its shards' results, and the pack's
+    ``result.json`` stores them all (``stored(result)``: a result as JSON), by the shard's
+    entry key. ``add`` and ``close`` return the shards finished so far, as (index given to
+    ``add``, what ``finish`` returned)."""
 
-    def __init__(self, work_root: str, finish: Finish, pack_bytes: int = PACK_BYTES):
+    def __init__(self, work_root: str, finish: Finish, stored: Callable[[Any], dict[str, Any]],
+                 pack_bytes: int = PACK_BYTES):
         self.finish = finish
+        self.stored = stored
         self.pack_bytes = pack_bytes
         self.folder = storage.join(work_root, KIND)
         self.files: dict[str, _StreamFile] = {}
@@ -175,9 +180,13 @@ class ShardPacks:
             stream.writer.close()  # type: ignore[attr-defined]
             paths[name] = storage.join(self.folder, address, f"{name}.parquet")
             storage.place_file(stream.staging, paths[name])
-        storage.write_json(storage.join(self.folder, address, RESULT),
-                           {"shards": [s.entry.key for s in self.pending], "files": paths})
         finished = [(shard.index, self.finish(shard, paths)) for shard in self.pending]
+        # Last: once it is there, the pack's shards are finished (a reader finds them here).
+        storage.write_json(storage.join(self.folder, address, RESULT), {
+            "shards": [s.entry.key for s in self.pending],
+            "files": paths,
+            RESULTS_FIELD: {s.entry.key: self.stored(r) for s, (_, r) in zip(self.pending, finished)},
+        })
         self.files, self.pending = {}, []
         return finished
 
@@ -200,7 +209,7 @@ def stage_packs(work_root: str, pack_bytes: int = PACK_BYTES) -> ShardPacks:
     def finish(shard: Packed, paths: dict[str, str]) -> StageOutput:
         key, counts, reports = shard.about
         parts = shard.parts(paths)
-        output = StageOutput(
+        return StageOutput(
             key=key,
             address=shard.entry.address,
             kept=parts["kept"],
@@ -212,10 +221,8 @@ def stage_packs(work_root: str, pack_bytes: int = PACK_BYTES) -> ShardPacks:
             counts=counts,
             reports=reports,
         )
-        store_stage_output(output, shard.entry, work_root)
-        return output
 
-    return ShardPacks(work_root, finish, pack_bytes)
+    return ShardPacks(work_root, finish, dataclasses.asdict, pack_bytes)
 
 
 def signature_packs(work_root: str, pack_bytes: int = PACK_BYTES) -> ShardPacks:
@@ -223,6 +230,6 @@ def signature_packs(work_root: str, pack_bytes: int = PACK_BYTES) -> ShardPacks:
     finished shard is the URL of its signatures."""
 
     def finish(shard: Packed, paths: dict[str, str]) -> str:
-        return store_signatures(shard.parts(paths)["signatures"], shard.entry, work_root)
+        return shard.parts(paths)["signatures"]
 
-    return ShardPacks(work_root, finish, pack_bytes)
+    return ShardPacks(work_root, finish, lambda path: {"path": path}, pack_bytes)

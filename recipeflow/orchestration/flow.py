@@ -195,9 +195,9 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeR
             run_view.task_label(stage.node, [barrier.name], "signatures"),
             labels,
             signature_entries,
-            lambda task, shards, entry: task.submit(
+            lambda task, shards, entry, found: task.submit(
                 barrier, work.quote([inputs[i] for i in shards]), work.quote([signature_entries[i] for i in shards]),
-                entry, work.root, work.reuse,
+                work.quote(found), entry, work.root, work.reuse,
             ),
             documents,
         )
@@ -223,9 +223,9 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeR
         label,
         labels,
         entries,
-        lambda task, shards, entry: task.submit(
+        lambda task, shards, entry, found: task.submit(
             stage, work.quote([inputs[i] for i in shards]), work.quote([decisions[i] for i in shards]),
-            work.quote([entries[i] for i in shards]), entry, work.root, work.reuse,
+            work.quote([entries[i] for i in shards]), work.quote(found), entry, work.root, work.reuse,
         ),
         documents,
         tags=[pools.GPU_TAG] if gpu else [],

@@ -26,10 +26,12 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.runtime import flow_run
 
 from recipeflow.orchestration import attempts, credentials, run_view
-from recipeflow.engine.cache_address import RESULT, CacheEntry
+from recipeflow.engine import execute
+from recipeflow.engine.cache_address import CacheEntry
 from recipeflow.engine.planner import OpRef, Stage
 from recipeflow.engine.shard_input import ShardInput, StageOutput
-from recipeflow.io import readers, storage
+from recipeflow.engine.stored_results import StoredResults
+from recipeflow.io import readers
 from recipeflow.orchestration.tasks import stage_task
 from recipeflow.orchestration.work import Work
 from recipeflow.recipe.models import RouteSpec
@@ -124,7 +126,8 @@ def run_on_pool(
     """Run ``stage`` as a flow run on ``work.gpu_pool`` for the shards whose result is not
     stored yet, wait for it, and read every shard's result from the stage cache."""
     logger = get_run_logger()
-    todo = [i for i, (inp, entry) in enumerate(zip(inputs, entries)) if not work.stored(f"{stage.id} {inp.key}", entry)]
+    found = work.locate([f"{stage.id} {inp.key}" for inp in inputs], entries)
+    todo = [i for i, where in enumerate(found) if where is None]
     if todo:
         pool = work.gpu_pool
         warn_if_no_worker(pool)
@@ -152,7 +155,12 @@ def run_on_pool(
             )
     else:
         logger.info("%s: every shard's result is stored; nothing to run on the GPU pool", label)
-    return [StageOutput(**storage.read_json(storage.join(entry.folder(work.root), RESULT))) for entry in entries]
+    stored = StoredResults(work.root)  # found again: the pool's tasks stored the shards they did
+    outputs = [execute.stage_output(stored.read(e, where)) for e, where in zip(entries, stored.locate(entries))]
+    for inp, output in zip(inputs, outputs):
+        if output is None:
+            raise StageRunFailed(f"stage {stage.id}: shard {inp.key} has no stored result after its run on {work.gpu_pool!r}")
+    return outputs  # type: ignore[return-value]
 
 
 def warn_if_no_worker(pool: str) -> None:

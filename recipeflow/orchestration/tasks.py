@@ -15,6 +15,7 @@ from recipeflow.engine import execute, operator_hooks, packs
 from recipeflow.engine.cache_address import CacheEntry
 from recipeflow.engine.planner import OpRef, Stage, stable_hash
 from recipeflow.engine.shard_input import ShardInput, StageOutput
+from recipeflow.engine.stored_results import StoredResults
 from recipeflow.io import readers, storage
 from recipeflow.recipe.models import HeadTrainSpec, TrainSpec
 
@@ -109,22 +110,26 @@ def stage_batch_task(
     inputs: list[ShardInput],
     decisions: list[str | None],
     entries: list[CacheEntry],
+    found: list[str | None],
     entry: CacheEntry,
     work_root: str,
     reuse: bool = True,
 ) -> list[StageOutput]:
     """A stage on a run of shards, each under its own cache entry (a stored shard is reused, so
-    a retried or resumed batch does only its missing shards); ``entry`` names the batch. The
-    shards' documents are written into shared files (:mod:`recipeflow.engine.packs`)."""
+    a retried or resumed batch does only its missing shards); ``found``: where each shard's
+    stored result is, as the flow run found it (:mod:`recipeflow.engine.stored_results`);
+    ``entry`` names the batch. The shards' documents are written into shared files
+    (:mod:`recipeflow.engine.packs`)."""
     _begin(work_root)
-    inputs, decisions, entries = _unquoted(inputs), _unquoted(decisions), _unquoted(entries)
+    inputs, decisions, entries, found = _unquoted(inputs), _unquoted(decisions), _unquoted(entries), _unquoted(found)
+    stored = StoredResults(work_root, reuse)
 
     def make(i: int) -> tuple[CacheEntry, dict, Any]:
         tables = execute.compute_stage(stage, inputs[i], decisions[i], work_root, reuse)
         return entries[i], execute.stage_streams(tables), (inputs[i].key, tables.counts, tables.reports)
 
     outputs = packs.stage_packs(work_root).run(
-        len(inputs), lambda i: execute.stored_stage(entries[i], work_root, reuse), make
+        len(inputs), lambda i: execute.stage_output(stored.read(entries[i], found[i])), make
     )
     execute.release_memory()
     return outputs
@@ -132,15 +137,22 @@ def stage_batch_task(
 
 @task(name="signatures-batch", cache_key_fn=entry_cache_key, **_CACHED)
 def signatures_batch_task(
-    barrier: OpRef, inputs: list[ShardInput], entries: list[CacheEntry], entry: CacheEntry, work_root: str, reuse: bool = True
+    barrier: OpRef,
+    inputs: list[ShardInput],
+    entries: list[CacheEntry],
+    found: list[str | None],
+    entry: CacheEntry,
+    work_root: str,
+    reuse: bool = True,
 ) -> list[str]:
     """A barrier's signatures of a run of shards, each under its own cache entry, written into
-    shared files (:mod:`recipeflow.engine.packs`)."""
+    shared files (:mod:`recipeflow.engine.packs`); ``found`` as for :func:`stage_batch_task`."""
     _begin(work_root)
-    inputs, entries = _unquoted(inputs), _unquoted(entries)
+    inputs, entries, found = _unquoted(inputs), _unquoted(entries), _unquoted(found)
+    stored = StoredResults(work_root, reuse)
     paths = packs.signature_packs(work_root).run(
         len(inputs),
-        lambda i: execute.stored_signatures(entries[i], work_root, reuse),
+        lambda i: execute.signatures_path(stored.read(entries[i], found[i])),
         lambda i: (entries[i], {"signatures": execute.signatures_of(barrier, inputs[i])}, None),
     )
     execute.release_memory()

@@ -12,6 +12,7 @@ from prefect.futures import PrefectFuture
 from recipeflow.engine import cache_address
 from recipeflow.engine.cache_address import CacheEntry
 from recipeflow.engine.history import HistoryTarget
+from recipeflow.engine.stored_results import StoredResults
 from recipeflow.orchestration import batches
 from recipeflow.orchestration.progress import ProgressBar
 
@@ -46,6 +47,15 @@ class Work:
         self.reused[name if name not in self.reused else f"{name} ({entry.address[:8]})"] = done
         return done
 
+    def locate(self, names: Sequence[str], entries: Sequence[CacheEntry]) -> list[str | None]:
+        """Where each unit of work's stored result is (None: not stored, or reuse is off), all
+        found at once (:mod:`recipeflow.engine.stored_results`); each noted by its ``names``
+        entry, as :meth:`stored` does."""
+        found = StoredResults(self.root, self.reuse).locate(entries)
+        for name, entry, where in zip(names, entries, found):
+            self.reused[name if name not in self.reused else f"{name} ({entry.address[:8]})"] = where is not None
+        return found
+
     def run(self, task_fn: Any, name: str, entry: CacheEntry | None = None) -> Any:
         """``task_fn`` named for the UI. Prefect's cached result is used only when reuse is on
         and the work's stored result still exists — ``recipeflow cache gc`` may have removed it."""
@@ -58,14 +68,16 @@ class Work:
         task_label: str,
         names: list[str],
         entries: list[CacheEntry],
-        submit: Callable[[Any, list[int], CacheEntry], PrefectFuture],
+        submit: Callable[[Any, list[int], CacheEntry, list[str | None]], PrefectFuture],
         documents: Sequence[int],
         tags: Sequence[str] = (),
     ) -> list[Any]:
         """Units of work, one per shard, run as batch tasks, named ``task_label`` (what they do,
         also the progress display's label) and the shards' ``names``; the results in shard
-        order. ``submit(task, shards, entry)`` submits the (named, refresh-set) task on the
-        shard indices ``shards`` under the batch's entry. Each shard's stored result is noted by its own name, as one task each was.
+        order. ``submit(task, shards, entry, found)`` submits the (named, refresh-set) task on
+        the shard indices ``shards`` under the batch's entry, ``found`` saying where each of
+        their stored results is (:meth:`locate`). Each shard's stored result is noted by its
+        own name, as one task each was.
         ``documents``: each shard's, for the progress display.
 
         The shards still to do are cut into ``tasks_per_stage`` batches of their own, apart from
@@ -74,7 +86,8 @@ class Work:
         about equal documents, and those to do are submitted largest first (the workers take
         them in that order), so the last to finish is a small one.
         """
-        stored = [self.stored(f"{task_label} · {name}", e) for name, e in zip(names, entries)]
+        found = self.locate([f"{task_label} · {name}" for name in names], entries)
+        stored = [where is not None for where in found]
         groups = []
         for done in (True, False):
             shards = [i for i, s in enumerate(stored) if s == done]
@@ -89,7 +102,8 @@ class Work:
                 refresh_cache=not self.reuse or not stored[shards[0]],
                 tags=list(tags),
             )
-            futures.append(submit(task, shards, cache_address.batch_entry([entries[i] for i in shards])))
+            batch = cache_address.batch_entry([entries[i] for i in shards])
+            futures.append(submit(task, shards, batch, [found[i] for i in shards]))
             sizes.append(sum(documents[i] for i in shards))
         results: list[Any] = [None] * len(entries)
         for shards, done in zip(groups, self.bar.wait(task_label, futures, sizes, unit="documents")):

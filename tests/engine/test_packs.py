@@ -4,7 +4,7 @@ run of many small shards publishes what a run of few big shards does."""
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,6 +15,7 @@ import yaml
 from recipeflow.datasets.cache_admin import collect_garbage
 from recipeflow.engine import execute, packs
 from recipeflow.engine.cache_address import CacheEntry
+from recipeflow.engine.stored_results import StoredResults
 from recipeflow.io import storage, writers
 from recipeflow.orchestration.runner import run_recipe
 
@@ -62,10 +63,11 @@ def test_parts_read_back_as_each_shards_documents(tmp_path: Path) -> None:
         assert rows is not None and output.kept_rows == len(tables.kept) == len(rows)
         assert writers.read_table(output.kept).select(["id", "text"]).to_pylist() == tables.kept.select(["id", "text"]).to_pylist()
         assert writers.row_count(output.kept) == len(tables.kept)
-        # Each shard is finished under its own entry, as a shard with files of its own is.
-        stored = json.loads((Path(root) / "stages" / _entry(i).address / "result.json").read_text())
-        assert stored["kept"] == output.kept
-        assert execute.stored_stage(_entry(i), root) == output
+        # Each shard's result is found by its own entry, in its pack's one result file.
+        [where] = StoredResults(root).locate([_entry(i)])
+        assert where == str(Path(writers.split_part(output.kept)[0]).parent / "result.json")
+        assert execute.stage_output(StoredResults(root).read(_entry(i), where)) == output
+        assert not (Path(root) / "stages" / _entry(i).address).exists()  # no file per shard
     assert writers.read_table(outputs[0].rejected).equals(shards[0].rejected)
     assert outputs[1].rejected is None
 
@@ -103,7 +105,10 @@ def test_a_full_pack_finishes_its_shards_early_and_a_failed_batch_leaves_nothing
 
     with pytest.raises(RuntimeError):
         packs.stage_packs(root).run(3, lambda i: None, make)
-    assert not _entry(1).finished(root)  # its pack was never put in place
+    assert StoredResults(root).locate([_entry(0), _entry(1)]) == [
+        str(Path(root) / packs.KIND / next(p.name for p in (Path(root) / packs.KIND).iterdir() if p.name != storage.STAGING_DIR) / "result.json"),
+        None,  # its pack was never put in place
+    ]
     assert not list((Path(root) / packs.KIND / storage.STAGING_DIR).iterdir())
 
 
@@ -111,9 +116,31 @@ def test_a_shard_whose_pack_was_removed_is_work_to_do(tmp_path: Path) -> None:
     root = str(tmp_path / "cache")
     tables = _tables(_docs(0, 5))
     [output] = packs.stage_packs(root).run(1, lambda i: None, lambda i: (_entry(0), execute.stage_streams(tables), ("a", tables.counts, tables.reports)))
-    assert execute.stored_stage(_entry(0), root) == output
+    [where] = StoredResults(root).locate([_entry(0)])
+    assert execute.stage_output(StoredResults(root).read(_entry(0), where)) == output
     storage.remove(str(Path(writers.split_part(output.kept)[0]).parent), recursive=True)
-    assert execute.stored_stage(_entry(0), root) is None
+    assert StoredResults(root).locate([_entry(0)]) == [None]
+    assert StoredResults(root).read(_entry(0), where) is None  # a batch handed the old place
+
+
+def test_a_shard_done_alone_is_found_by_its_own_result_file(tmp_path: Path) -> None:
+    """A shard that a GPU pool's task did alone (its own entry's files and result.json) is found
+    beside packed ones; an own result naming a removed pack's part is work to do."""
+    root = str(tmp_path / "cache")
+    alone = CacheEntry("stages", "a" * 64)
+    kept = writers.write_table(_docs(0, 2), f"{alone.folder(root)}/kept.parquet").path
+    storage.write_json(f"{alone.folder(root)}/result.json", {"key": "k", "address": alone.address, "kept": kept, "kept_rows": 2})
+    tables = _tables(_docs(10, 3))
+    [packed] = packs.stage_packs(root).run(1, lambda i: None, lambda i: (_entry(0), execute.stage_streams(tables), ("b", [], {})))
+    found = StoredResults(root).locate([alone, _entry(0), _entry(1)])
+    assert found[0] == f"{alone.folder(root)}/result.json" and found[1] and found[2] is None
+    assert execute.stored_stage(alone, root).kept == kept
+    assert execute.stage_output(StoredResults(root).read(_entry(0), found[1])) == packed
+    old = CacheEntry("stages", "b" * 64)  # written before packs held their shards' results
+    storage.write_json(f"{old.folder(root)}/result.json", {"key": "o", "address": old.address, "kept": packed.kept, "kept_rows": 3})
+    assert execute.stored_stage(old, root) == dataclasses.replace(packed, key="o", address=old.address, counts=[], reports={})
+    storage.remove(str(Path(writers.split_part(packed.kept)[0]).parent), recursive=True)
+    assert execute.stored_stage(old, root) is None
 
 
 def _recipe(tmp_path: Path, name: str, shard_size: int, keep_rejected: bool = True) -> str:
@@ -146,8 +173,12 @@ def test_many_small_shards_publish_what_few_big_ones_do_and_gc_keeps_their_packs
     assert 6 <= len(used_packs) < 20  # a pack or two per batch task, not a file per shard
     signatures = [e for e in many["cache_entries"] if e.startswith("signatures/")]
     assert len(signatures) > 30  # one entry per shard, each naming its part of a pack
-    stored = json.loads((tmp_path / "many" / "cache" / signatures[0] / "result.json").read_text())
-    assert "packs/" in stored["path"] and "#rows=" in stored["path"]
+    cache = str(tmp_path / "many" / "cache")
+    entry = CacheEntry(*signatures[0].split("/"))
+    [where] = StoredResults(cache).locate([entry])
+    assert "/packs/" in where and not Path(entry.folder(cache)).exists()  # no file per shard
+    path = execute.signatures_path(StoredResults(cache).read(entry, where))
+    assert "packs/" in path and "#rows=" in path
 
     # gc removes nothing a version uses: a new version (of the same stages) reuses every
     # shard from its packs.

@@ -48,11 +48,11 @@ def test_children_die_with_a_killed_run(tmp_path: Path, prefect_home: Path, exec
         start_new_session=True,  # away from pytest's group; only the run itself is killed
     )
     parent = psutil.Process(run.pid)
-    stages = tmp_path / "dataset" / "cache" / "stages"
+    packs = tmp_path / "dataset" / "cache" / "packs"  # a batch's shards' results: its pack's
     children: dict[int, psutil.Process] = {}
     deadline = time.time() + 180
     try:
-        while time.time() < deadline and not list(stages.glob("*/result.json")):
+        while time.time() < deadline and not list(packs.glob("*/result.json")):
             children.update({c.pid: c for c in parent.children(recursive=True)})
             time.sleep(0.05)
         children.update({c.pid: c for c in parent.children(recursive=True)})

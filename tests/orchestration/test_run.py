@@ -228,14 +228,15 @@ def test_killed_run_leaves_no_version_and_resumes(tmp_path):
         cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    stages = tmp_path / "dataset" / "cache" / "stages"
+    # Finished work: a batch's shards are finished together, in their pack's result file.
+    packs = tmp_path / "dataset" / "cache" / "packs"
     deadline = time.time() + 120
-    while time.time() < deadline and len(list(stages.glob("*/result.json"))) < 3:
+    while time.time() < deadline and len(list(packs.glob("*/result.json"))) < 3:
         time.sleep(0.05)
     assert proc.poll() is None, "the run ended before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    finished_before = {p.parent.name: p.stat().st_mtime_ns for p in stages.glob("*/result.json")}
+    finished_before = {p.parent.name: p.stat().st_mtime_ns for p in packs.glob("*/result.json")}
     assert finished_before
     assert versions.list_versions(str(tmp_path / "dataset")) == []
 
@@ -245,7 +246,7 @@ def test_killed_run_leaves_no_version_and_resumes(tmp_path):
     assert version["rows"] > 0
     # The finished shards were not redone: their result files are untouched.
     for address, mtime in finished_before.items():
-        assert (stages / address / "result.json").stat().st_mtime_ns == mtime
+        assert (packs / address / "result.json").stat().st_mtime_ns == mtime
     # And the result equals an uninterrupted run's, byte for byte.
     fresh = subprocess.run(
         cmd + ["--set", f"output.path={tmp_path / 'fresh'}"], cwd=REPO, env=env,
