@@ -233,8 +233,7 @@ def commit_output(
         "cache_root": run_info.get("cache_root"),
         "cache_entries": sorted(
             {e for r in results.values() for e in r.cache_entries}
-            | {f"stages/{o.address}" for r in results.values() for outs in r.stages for o in outs}
-            | {pack for r in results.values() for outs in r.stages for o in outs for pack in o.packs()}
+            | {e for r in results.values() for outs in r.stages for o in outs for e in o.cache_entries()}
         ),
     }
     partitions = output_layout.partition_counts(data.entries)

@@ -64,15 +64,11 @@ class StageOutput:
     # step -> what a reporting operator found in this shard (operator_hooks.Reports)
     reports: dict[str, Any] = field(default_factory=dict)
 
-    def packs(self) -> set[str]:
-        """The cache entries (``packs/<address>``) holding this shard's documents, if packed
-        with other shards' (:mod:`recipeflow.engine.packs`)."""
-        entries = set()
-        for url in (self.kept, self.rejected, self.unreadable):
-            path, groups = writers.split_part(url) if url else (None, None)
-            if path is not None and groups is not None:
-                entries.add("/".join(path.split("/")[-3:-1]))
-        return entries
+    def cache_entries(self) -> set[str]:
+        """The cache entries holding this shard's documents: ``packs/<address>`` when packed
+        with other shards' (:mod:`recipeflow.engine.packs`), else its own ``stages/<address>``."""
+        return {"/".join(writers.split_part(url)[0].split("/")[-3:-1])
+                for url in (self.kept, self.rejected, self.unreadable) if url}
 
     def as_input(self) -> ShardInput:
         return ShardInput(key=self.key, fingerprint=f"{self.address}:kept", parquet=self.kept, rows=self.kept_rows)

@@ -209,7 +209,6 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeR
         decisions = list(resolution.paths)
         digests = list(resolution.digests) or [execute.file_digest(p) for p in decisions]
         result.use_cache_files(signatures + decisions)  # packed signatures: their packs
-        result.cache_entries.update(e.key for e in signature_entries)
         if resolution.summary is not None:
             result.summaries[stage.barrier.step] = resolution.summary
     _build_indexes(stage, work, result)

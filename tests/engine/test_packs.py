@@ -5,6 +5,7 @@ run of many small shards publishes what a run of few big shards does."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -75,7 +76,7 @@ def test_parts_read_back_as_each_shards_documents(tmp_path: Path) -> None:
     packed_files = {writers.split_part(k)[0] for k in kept}
     assert len(packed_files) == 2  # rolled once, where the columns changed
     assert all(Path(p).parent.parent.name == packs.KIND for p in packed_files)
-    assert outputs[0].packs() == {"packs/" + Path(writers.split_part(kept[0])[0]).parent.name, *(
+    assert outputs[0].cache_entries() == {"packs/" + Path(writers.split_part(kept[0])[0]).parent.name, *(
         {"packs/" + Path(writers.split_part(outputs[0].rejected)[0]).parent.name})}
     # Small shards share a row group; the big one has its own.
     first = pq.ParquetFile(writers.split_part(kept[0])[0]).metadata
@@ -171,14 +172,17 @@ def test_many_small_shards_publish_what_few_big_ones_do_and_gc_keeps_their_packs
     assert _published(many, "rejected_files").equals(_published(few, "rejected_files"))
     used_packs = [e for e in many["cache_entries"] if e.startswith("packs/")]
     assert 6 <= len(used_packs) < 20  # a pack or two per batch task, not a file per shard
-    signatures = [e for e in many["cache_entries"] if e.startswith("signatures/")]
-    assert len(signatures) > 30  # one entry per shard, each naming its part of a pack
-    cache = str(tmp_path / "many" / "cache")
-    entry = CacheEntry(*signatures[0].split("/"))
-    [where] = StoredResults(cache).locate([entry])
-    assert "/packs/" in where and not Path(entry.folder(cache)).exists()  # no file per shard
-    path = execute.signatures_path(StoredResults(cache).read(entry, where))
-    assert "packs/" in path and "#rows=" in path
+    # Every entry a version names holds files; no shard has a folder of its own.
+    assert all(e.startswith(("packs/", "decisions/")) for e in many["cache_entries"])
+    cache = tmp_path / "many" / "cache"
+    assert not (cache / "signatures").exists() and not (cache / "stages").exists()
+    pack = json.loads((cache / used_packs[0] / "result.json").read_text())
+    assert len(pack["results"]) > 5 and list(pack["results"]) == pack["shards"]
+    [(key, result)] = list(pack["results"].items())[:1]
+    entry = CacheEntry(*key.split("/"))
+    [where] = StoredResults(str(cache)).locate([entry])
+    assert where == str(cache / used_packs[0] / "result.json")
+    assert StoredResults(str(cache)).read(entry, where) == result
 
     # gc removes nothing a version uses: a new version (of the same stages) reuses every
     # shard from its packs.

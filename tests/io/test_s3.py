@@ -52,7 +52,7 @@ def test_recipe_reads_and_writes_s3(tmp_path, prefect_api, s3):
     assert table.num_rows == first["files"][0]["rows"]
     assert table.column("input_file")[0].as_py().startswith(f"s3://{BUCKET}/raw/")
     # The stage cache lives on S3 too, the shards' documents in packs (uploaded whole).
-    assert fs.ls(f"{BUCKET}/datasets/pages/cache/stages")
+    assert fs.ls(f"{BUCKET}/datasets/pages/cache/packs")
     assert any(p.endswith("kept.parquet") for p in fs.find(f"{BUCKET}/datasets/pages/cache/packs"))
     # Credentials never reach a manifest.
     manifest = fs.cat(f"{folder}/manifest.json").decode()

@@ -670,6 +670,12 @@ def _version_rows(root: Path, manifest: dict, key: str = "files", new_only: bool
     ]
 
 
+def _stored_signatures(cache: Path) -> set[str]:
+    """Each stored shard's signatures (a part of a pack), from the packs' result files."""
+    return {result["path"] for f in cache.glob("packs/*/result.json")
+            for result in json.loads(f.read_text()).get("results", {}).values() if set(result) == {"path"}}
+
+
 @pytest.mark.parametrize("keep, partitions", [("first", 1), ("longest", 3)])
 def test_history_scope_publishes_only_documents_new_to_the_corpus(tmp_path, prefect_api, keep, partitions):
     pages = long_pages(36)
@@ -681,7 +687,7 @@ def test_history_scope_publishes_only_documents_new_to_the_corpus(tmp_path, pref
     root = tmp_path / "corpus"
     [v1] = run_recipe(str(recipe), progress=False)
     assert v1["rows"] == 30 and v1["parent"] is None
-    signature_dirs = set((tmp_path / "corpus" / "cache" / "signatures").iterdir())
+    signatures_before = _stored_signatures(tmp_path / "corpus" / "cache")
 
     # The next day's crawl: the same pages again, an exact copy under a new URL, a longer
     # near-duplicate (it would win `keep: longest` within one run), a page under an old
@@ -712,9 +718,8 @@ def test_history_scope_publishes_only_documents_new_to_the_corpus(tmp_path, pref
 
     # Old documents were not hashed again: the old file's shards hit the cache at the first
     # operator and reach the later ones empty (history dropped them).
-    new_signature_dirs = set((tmp_path / "corpus" / "cache" / "signatures").iterdir()) - signature_dirs
-    hashed = [i for d in new_signature_dirs  # each entry names its signatures (a part of a pack)
-              for i in writers.read_table(json.loads((d / "result.json").read_text())["path"]).column("id").to_pylist()]
+    new_signatures = _stored_signatures(tmp_path / "corpus" / "cache") - signatures_before
+    hashed = [i for part in new_signatures for i in writers.read_table(part).column("id").to_pylist()]
     assert hashed and set(hashed) <= {r["id"] for r in second}
 
     # The history holds what each version published, and nothing else.
