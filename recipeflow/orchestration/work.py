@@ -44,7 +44,7 @@ class Work:
         """Whether the work's result is stored under ``entry``; noted, so the run can say which
         tasks computed and which reused a result."""
         done = self.reuse and entry.finished(self.root)
-        self.reused[name if name not in self.reused else f"{name} ({entry.address[:8]})"] = done
+        self._note(name, entry, done)
         return done
 
     def locate(self, names: Sequence[str], entries: Sequence[CacheEntry]) -> list[str | None]:
@@ -53,8 +53,12 @@ class Work:
         entry, as :meth:`stored` does."""
         found = StoredResults(self.root, self.reuse).locate(entries)
         for name, entry, where in zip(names, entries, found):
-            self.reused[name if name not in self.reused else f"{name} ({entry.address[:8]})"] = where is not None
+            self._note(name, entry, where is not None)
         return found
+
+    def _note(self, name: str, entry: CacheEntry, reused: bool) -> None:
+        """Note whether the work named ``name`` reuses its stored result (for the summary)."""
+        self.reused[name if name not in self.reused else f"{name} ({entry.address[:8]})"] = reused
 
     def run(self, task_fn: Any, name: str, entry: CacheEntry | None = None) -> Any:
         """``task_fn`` named for the UI. Prefect's cached result is used only when reuse is on
