@@ -133,8 +133,10 @@ def test_a_shard_done_alone_is_found_by_its_own_result_file(tmp_path: Path) -> N
     storage.write_json(f"{alone.folder(root)}/result.json", {"key": "k", "address": alone.address, "kept": kept, "kept_rows": 2})
     tables = _tables(_docs(10, 3))
     [packed] = packs.stage_packs(root).run(1, lambda i: None, lambda i: (_entry(0), execute.stage_streams(tables), ("b", [], {})))
-    found = StoredResults(root).locate([alone, _entry(0), _entry(1)])
-    assert found[0] == f"{alone.folder(root)}/result.json" and found[1] and found[2] is None
+    unfinished = CacheEntry("stages", "c" * 64)  # its files, but no result.json yet
+    writers.write_table(_docs(5, 1), f"{unfinished.folder(root)}/kept.parquet")
+    found = StoredResults(root).locate([alone, _entry(0), _entry(1), unfinished])
+    assert found[0] == f"{alone.folder(root)}/result.json" and found[1] and found[2:] == [None, None]
     assert execute.stored_stage(alone, root).kept == kept
     assert execute.stage_output(StoredResults(root).read(_entry(0), found[1])) == packed
     old = CacheEntry("stages", "b" * 64)  # written before packs held their shards' results
