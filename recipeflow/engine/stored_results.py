@@ -39,10 +39,13 @@ class StoredResults:
                 if name.startswith("."):  # .staging: packs being written
                     continue
                 url = storage.join(folder, name, RESULT)
-                contents = self._contents(url)
+                try:  # read, not kept: the flow run holds only keys, whatever the cache holds
+                    contents = storage.read_json(url)
+                except FileNotFoundError:
+                    continue
                 # A pack written before its result file held its shards' results: each shard
                 # has its own result.json instead.
-                for key in (contents or {}).get(RESULTS_FIELD, ()):
+                for key in contents.get(RESULTS_FIELD, ()):
                     self._packed[key] = url
         return self._packed
 
