@@ -36,7 +36,7 @@ class StoredResults:
             self._packed = {}
             folder = storage.join(self.work_root, PACKS)
             for name in storage.list_dir(folder):
-                if name.startswith("."):  # .staging: packs being written
+                if name == storage.STAGING_DIR:  # packs being written
                     continue
                 url = storage.join(folder, name, RESULT)
                 try:  # read, not kept: the flow run holds only keys, whatever the cache holds
@@ -61,13 +61,12 @@ class StoredResults:
                    for kind in {e.kind for e in entries if e.key not in packed}}
         found: list[str | None] = []
         for entry in entries:
-            own = storage.join(entry.folder(self.work_root), RESULT)
             if entry.key in packed:
                 found.append(packed[entry.key])
-            elif entry.address in folders[entry.kind] and storage.exists(own):  # a folder may be unfinished
-                found.append(own)
-            else:
-                found.append(None)
+                continue
+            own = storage.join(entry.folder(self.work_root), RESULT)
+            # A folder may be unfinished: only its result.json says the work is done.
+            found.append(own if entry.address in folders[entry.kind] and storage.exists(own) else None)
         return found
 
     def read(self, entry: CacheEntry, where: str | None) -> dict[str, Any] | None:
