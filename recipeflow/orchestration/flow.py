@@ -14,6 +14,7 @@ from typing import Any
 import prefect
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.context import TagsContext
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -278,7 +279,17 @@ def recipe_flow(recipe: Recipe, as_written: dict[str, Any], progress: bool = Tru
     ``recipe`` is validated once by the caller, its local paths made absolute
     (:func:`recipeflow.recipe.paths.with_absolute_paths`); ``as_written`` is
     ``Recipe.resolved()`` of the recipe before that, what manifests record and compare.
+
+    The run's tags (recipe, outputs, trigger) are the flow run's; its task runs carry only
+    their own (the GPU tag). Prefect asks the server for a concurrency slot of every tag a task
+    run carries before it starts, each a round trip that waited 2 s and more for a busy server
+    on a loaded machine, between every two tasks of a worker.
     """
+    with TagsContext(current_tags=set()):
+        return _run_recipe(recipe, as_written, progress)
+
+
+def _run_recipe(recipe: Recipe, as_written: dict[str, Any], progress: bool) -> list[dict[str, Any]]:
     logger = get_run_logger()
     credentials.configure_credentials()
     plan: Plan = plan_recipe(recipe)

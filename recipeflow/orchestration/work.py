@@ -86,9 +86,9 @@ class Work:
 
         The shards still to do are cut into ``tasks_per_stage`` batches of their own, apart from
         those whose result is stored: a resumed run spreads the work left over every worker
-        instead of leaving it in the few batches the killed run had not finished. Batches hold
-        about equal documents, and those to do are submitted largest first (the workers take
-        them in that order), so the last to finish is a small one.
+        instead of leaving it in the few batches the killed run had not finished. Batches' shares
+        of the documents taper (:func:`batches.spans`), and those to do are submitted largest
+        first (the workers take them in that order), so the last to finish is a small one.
         """
         found = self.locate([f"{task_label} · {name}" for name in names], entries)
         stored = [where is not None for where in found]

@@ -14,29 +14,33 @@ from tests.conftest import SAMPLE_WARC
 from tests.servers import recorded_task_runs
 
 
-def test_spans_cover_every_shard_once_in_order_and_balanced():
+def test_spans_cover_every_shard_once_in_order_and_taper():
     for count in (0, 1, 7, 16, 5000):
         for batches in (1, 3, 8, 16, 10_000):
             cut = spans([2500] * count, batches)
             assert [i for start, end in cut for i in range(start, end)] == list(range(count))
             assert len(cut) == min(batches, count)
             sizes = [end - start for start, end in cut]
-            assert not sizes or max(sizes) - min(sizes) <= 1
+            # Largest first, within a shard: the workers' last runs are the small ones.
+            assert all(b <= a + 1 for a, b in zip(sizes, sizes[1:])), sizes
+    # 5,000 equal shards in 8 runs: shares 8/36, 7/36, ..., 1/36 of the documents.
+    runs = [end - start for start, end in spans([2500] * 5000, 8)]
+    assert all(abs(n - 5000 * (8 - k) / 36) <= 1 for k, n in enumerate(runs)), runs
 
 
-def test_spans_balance_documents_when_shards_differ():
+def test_spans_follow_documents_when_shards_differ():
     # A resumed run's work left: big shards with each file's small last shard between them.
     sizes = [2500, 262, 2500, 2500, 262, 2500, 2500, 2500, 262, 2500, 2500, 2500, 258]
-    cut = spans(sizes, 8)
+    cut = spans(sizes, 4)
     assert [i for start, end in cut for i in range(start, end)] == list(range(len(sizes)))
-    assert len(cut) == 8
+    assert len(cut) == 4
     work = [sum(sizes[start:end]) for start, end in cut]
-    share = sum(sizes) / 8
-    assert all(abs(w - share) <= max(sizes) for w in work), work  # within one shard of an equal share
-    # 13 shards in 8 batches: one batch must hold two big shards, but never more than that.
-    assert max(work) - min(work) <= 2500, work
-    # Documents, not shard counts: a huge shard's neighbours share a batch, it stands alone.
-    assert spans([10, 10, 10, 1000, 10, 10], 2) == [(0, 3), (3, 6)]
+    total = sum(sizes)
+    shares = [4 / 10 * total, 3 / 10 * total, 2 / 10 * total, 1 / 10 * total]
+    assert all(abs(w - s) <= max(sizes) for w, s in zip(work, shares)), work  # within a shard of its share
+    # Documents, not shard counts: a huge shard stands alone, its small neighbours share runs.
+    assert spans([10, 10, 10, 1000, 10, 10], 2) == [(0, 4), (4, 6)]
+    assert spans([1000, 10, 10, 10, 10, 10], 2) == [(0, 1), (1, 6)]
     # Empty shards still count, so no batch is left without a shard.
     assert len(spans([0, 0, 0, 0], 3)) == 3
 
