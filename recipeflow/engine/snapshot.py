@@ -73,7 +73,10 @@ def published_columns(table: pa.Table, output: OutputSpec, rejected: bool, prove
     if doc.INPUT_FILE in names and len(table):
         inputs = table.column(doc.INPUT_NAME).to_pylist() if doc.INPUT_NAME in names else [None] * len(table)
         files = table.column(doc.INPUT_FILE).to_pylist()
-        relative = [provenance.relative(n, f) for n, f in zip(inputs, files)]
+        # A shard's documents come from one file or a few: each (input, file) is made relative once.
+        made: dict[tuple[str | None, str | None], str | None] = {}
+        relative = [made[pair] if pair in made else made.setdefault(pair, provenance.relative(*pair))
+                    for pair in zip(inputs, files)]
         table = table.set_column(names.index(doc.INPUT_FILE), doc.INPUT_FILE, pa.array(relative, pa.string()))
     return table
 
@@ -166,7 +169,7 @@ def write_split(
     if fmt == "megatron":
         schema = None
     else:
-        schemas = [select(arrow.empty_table()).schema for rows, arrow in footers if rows > 0]
+        schemas = [select(writers.empty_table(arrow)).schema for rows, arrow in footers if rows > 0]
         if inherited and fmt == "parquet":
             with fsspec.open(versions.entry_url(root, parent or version, inherited[0]), "rb") as f:
                 parent_schema = pq.ParquetFile(f).schema_arrow

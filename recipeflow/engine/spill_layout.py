@@ -100,7 +100,7 @@ def _read_keys(paths: list[str], output: OutputSpec, prepare: Callable[[pa.Table
     for path in paths:
         table = prepare(writers.read_table(path))
         rows.append(len(table))
-        tables.append(table.schema.empty_table())  # not a slice: that would keep the table alive
+        tables.append(writers.empty_table(table.schema))  # not a slice: that would keep the table alive
         nbytes += table.nbytes
         if output.shuffle is not None:
             ranks.append(np.asarray(seeded_order(table.column(doc.ID).to_pylist(), output.shuffle.seed)))
