@@ -127,7 +127,7 @@ def stage_streams(tables: StageTables) -> dict[str, pa.Table | None]:
 
 def store_stage_output(output: StageOutput, entry: CacheEntry, work_root: str) -> None:
     """Mark a stage's work on a shard finished: its ``result.json``, once its files exist."""
-    storage.write_json(storage.join(entry.folder(work_root), RESULT), dataclasses.asdict(output))
+    storage.write_json(storage.join(entry.folder(work_root), RESULT), output.stored())
 
 
 def compute_stage(stage: Stage, inp: ShardInput, decision_url: str | None, work_root: str, reuse: bool = True) -> StageTables:

@@ -21,7 +21,6 @@ holding other shards. It is written under a staging name and renamed (uploaded) 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -222,7 +221,7 @@ def stage_packs(work_root: str, pack_bytes: int = PACK_BYTES) -> ShardPacks:
             reports=reports,
         )
 
-    return ShardPacks(work_root, finish, dataclasses.asdict, pack_bytes)
+    return ShardPacks(work_root, finish, StageOutput.stored, pack_bytes)
 
 
 def signature_packs(work_root: str, pack_bytes: int = PACK_BYTES) -> ShardPacks:
