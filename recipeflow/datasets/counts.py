@@ -76,16 +76,19 @@ def step_table_lines(operators: Sequence[Mapping[str, Any]], indent: str = "  ")
 
 
 def step_table_markdown(operators: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The same table in Markdown (the run's summary artifact)."""
+    """The same table in Markdown (the run's summary artifact), token columns only when there
+    are tokens, as on the terminal."""
+    tokens = has_tokens(operators)
     lines = [
-        "| step | operator | in | out | rejected | tokens in | tokens out | reasons |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
+        "| step | operator | in | out | rejected |" + (" tokens in | tokens out |" if tokens else "") + " reasons |",
+        "|---|---|---:|---:|---:|" + ("---:|---:|" if tokens else "") + "---|",
     ]
     for op in operators:
         r = step_row(op)
+        counted = f" {_number(r['tokens_in'])} | {_number(r['tokens_out'])} |" if tokens else ""
         lines.append(
             f"| {r['step']} | {r['operator']} | {_number(r['docs_in'])} | {_number(r['docs_out'])} | "
-            f"{_number(r['rejected'])} | {_number(r['tokens_in'])} | {_number(r['tokens_out'])} | {r['reasons']} |"
+            f"{_number(r['rejected'])} |{counted} {r['reasons']} |"
         )
     return lines
 
