@@ -98,8 +98,14 @@ def process_worker(api: str, pool: str, name: str, home: Path, **env_extra: str)
             stop_process_group(proc)
 
 
-def post(api: str, path: str, body: dict) -> list | dict:
-    response = httpx.post(f"{api}{path}", json=body, timeout=30)
+def post(api: str, path: str, body: dict, tries: int = 5) -> list | dict:
+    """POST to the API, trying again on 503, as Prefect's own client does: a SQLite-backed
+    server answers 503 while its database is locked (seen once in CI as two workers started)."""
+    for attempt in range(tries):
+        response = httpx.post(f"{api}{path}", json=body, timeout=30)
+        if response.status_code != 503 or attempt == tries - 1:
+            break
+        time.sleep(1 + attempt)
     response.raise_for_status()
     return response.json()
 
