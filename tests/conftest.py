@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 
 # Before Prefect is imported anywhere: a private Prefect home (its SQLite database) per session.
@@ -19,6 +20,17 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLE_WARC = REPO / "recipes" / "samples" / "debian-handbook-sample.warc.gz"
 # Real text for tests, shipped trimmed in tests/data (see its NOTICE): a clone has no ../shared.
 CORPORA = REPO / "tests" / "data"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Stop Prefect's own temporary server, where a test made Prefect start one (a flow or
+    client with no API URL set), while pytest's output is still open: Prefect stops it at exit
+    otherwise, and its "Stopping temporary server" line meets a closed stream ("--- Logging
+    error ---" after the summary)."""
+    server = sys.modules.get("prefect.server.api.server")
+    if server is not None:
+        for temporary in list(server.SubprocessASGIServer._instances.values()):
+            temporary.stop()
 
 
 @pytest.fixture(scope="session")
