@@ -74,9 +74,8 @@ def published_columns(table: pa.Table, output: OutputSpec, rejected: bool, prove
         inputs = table.column(doc.INPUT_NAME).to_pylist() if doc.INPUT_NAME in names else [None] * len(table)
         files = table.column(doc.INPUT_FILE).to_pylist()
         # A shard's documents come from one file or a few: each (input, file) is made relative once.
-        made: dict[tuple[str | None, str | None], str | None] = {}
-        relative = [made[pair] if pair in made else made.setdefault(pair, provenance.relative(*pair))
-                    for pair in zip(inputs, files)]
+        made = {pair: provenance.relative(*pair) for pair in dict.fromkeys(zip(inputs, files))}
+        relative = [made[pair] for pair in zip(inputs, files)]
         table = table.set_column(names.index(doc.INPUT_FILE), doc.INPUT_FILE, pa.array(relative, pa.string()))
     return table
 

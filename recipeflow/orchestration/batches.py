@@ -5,9 +5,9 @@ its cache lookup, pickling it to a worker), in the flow run's process and in the
 one task per shard that cost grows with the shard count, and a crawl has hundreds of thousands
 of shards. A stage therefore runs as a few tasks (``run.tasks_per_stage``, by default four per
 worker: enough to balance the load, few enough to cost nothing), each doing a contiguous run of
-shards, the runs' shares of the documents tapering so the last ones are small. Every shard keeps its own cache entry underneath, so reuse,
-resume after a kill and the output bytes are those of one task per shard; results come back in
-shard order. Shards whose result is stored are batched apart from those still to do, and the
+shards, the runs' shares of the documents tapering so the last ones are small. Every shard
+keeps its own cache entry underneath, so reuse, resume after a kill and the output bytes are
+those of one task per shard; results come back in shard order. Shards whose result is stored are batched apart from those still to do, and the
 largest batches to do go first, so that no worker is left with a long tail (see
 ``Work.map_batches``).
 """
