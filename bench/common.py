@@ -31,6 +31,9 @@ REPO = Path(__file__).resolve().parent.parent
 # in the README were measured on the full ones).
 CORPORA = Path(os.environ.get("RECIPEFLOW_CORPORA", REPO / "tests" / "data"))
 CORPUS_FILES = ("debian-handbook.jsonl.gz", "debian-reference.jsonl.gz")
+# Each benchmarked run starts its own Prefect server and pays its start-up, as in the numbers
+# measured before runs shared a kept local server; bench/startup_benchmark.py measures both.
+os.environ.setdefault("RECIPEFLOW_SERVER_IDLE_SECONDS", "0")
 VENVS = REPO / "bench" / ".venvs"
 
 # How each reference tool's environment is made when it is missing: (default location, the

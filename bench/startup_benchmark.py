@@ -8,10 +8,13 @@ files, written when the first shard's operator work is done: a 20-document shard
 milliseconds), and the whole
 run's wall time. Also the import time of ``recipeflow.cli`` and of ``prefect`` alone.
 
-    python bench/startup_benchmark.py --runs 3 [--executor threads] [--server]
+    python bench/startup_benchmark.py --runs 3 [--executor threads] [--own-server | --server]
 
-``--server``: the runs report to a running ``prefect server start`` (``PREFECT_API_URL``), as a
-team's runs do, instead of each starting the embedded server (whose import alone takes seconds).
+By default the runs report to the Prefect home's kept local server, as users' runs do: the
+warm-up run starts it, the measured runs find it running (the benchmark stops it at the end).
+``--own-server``: each run starts a server of its own that ends with it
+(``RECIPEFLOW_SERVER_IDLE_SECONDS=0``; whose import alone takes seconds). ``--server``: the
+runs report to a running ``prefect server start`` (``PREFECT_API_URL``), as a team's runs do.
 """
 
 from __future__ import annotations
@@ -48,12 +51,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--executor", default="processes", choices=("processes", "threads"))
     parser.add_argument("--server", action="store_true", help="report to a running Prefect server")
+    parser.add_argument("--own-server", action="store_true", help="each run starts a server that ends with it")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="recipeflow-startup-"))
     try:
         with contextlib.ExitStack() as stack:
             env = {**os.environ, "PREFECT_HOME": str(work / "prefect-home")}
             env.pop("PREFECT_API_URL", None)
+            env["RECIPEFLOW_SERVER_IDLE_SECONDS"] = "0" if args.own_server or args.server else "600"
+            stack.callback(subprocess.run, [sys.executable, "-m", "recipeflow.cli", "server", "stop", "--force"],
+                           env=env, cwd=REPO, capture_output=True)
             if args.server:
                 from tests.servers import prefect_server
 

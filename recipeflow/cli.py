@@ -1,4 +1,7 @@
-"""The ``recipeflow`` command line."""
+"""The ``recipeflow`` command line.
+
+One module because it is the table of contents of every command: each parses its options,
+calls one function of the layers below and prints, so splitting it would scatter that list."""
 
 from __future__ import annotations
 
@@ -46,21 +49,22 @@ def run(recipe: str, overrides: tuple[str, ...], no_progress: bool) -> None:
         os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
     from recipeflow.recipe.errors import RecipeInvalid
     from recipeflow.engine.unreadable import InputUnreadable
+    from recipeflow.orchestration.kept_server import ServerSettingInvalid
     from recipeflow.orchestration.runner import RunRefused, run_recipe
 
     embedded = not os.environ.get("PREFECT_API_URL")
     try:
         manifests = run_recipe(recipe, overrides, progress=not no_progress)
-    except (RecipeInvalid, RunRefused, InputUnreadable) as exc:
+    except (RecipeInvalid, RunRefused, InputUnreadable, ServerSettingInvalid) as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
     from recipeflow.datasets.run_summary import result_lines
 
     _echo_lines(result_lines(manifests))
     if embedded:
-        from recipeflow.orchestration.prefect_server import EMBEDDED_NOTE
+        from recipeflow.orchestration.prefect_server import closing_note
 
-        click.echo(f"\n{EMBEDDED_NOTE}")
+        click.echo(f"\n{closing_note()}")
 
 
 schedule_options = [
@@ -423,6 +427,32 @@ def publish(ref: str, target: str, token: str | None, private: bool) -> None:
         _fail(str(exc))
     click.echo(f"version {done['version']}: {done['files']} files published to {done['target']}"
                + (f" ({done['commit']})" if done["commit"] else ""))
+
+
+@main.group()
+def server() -> None:
+    """The local Prefect server that runs without PREFECT_API_URL report to (kept between runs
+    of a Prefect home until RECIPEFLOW_SERVER_IDLE_SECONDS pass without one)."""
+
+
+@server.command("status")
+def server_status() -> None:
+    """Say whether this Prefect home's local server runs: its UI, pid and the runs using it."""
+    from recipeflow.orchestration import kept_server
+
+    click.echo(kept_server.describe())
+
+
+@server.command("stop")
+@click.option("--force", is_flag=True, help="Stop it even while runs report to it.")
+def server_stop(force: bool) -> None:
+    """Stop this Prefect home's local server now (the next run starts a new one)."""
+    from recipeflow.orchestration import kept_server
+
+    stopped, message = kept_server.stop_now(force=force)
+    if not stopped:
+        _fail(message)
+    click.echo(message)
 
 
 @main.group()

@@ -11,6 +11,9 @@ _PREFECT_HOME = tempfile.mkdtemp(prefix="recipeflow-prefect-home-")
 os.environ["PREFECT_HOME"] = _PREFECT_HOME
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.pop("PREFECT_API_URL", None)
+# A test's runs get a server that ends with them (tests stop what they start); the kept local
+# server that users' runs share is tested on its own (tests/orchestration/test_kept_server.py).
+os.environ["RECIPEFLOW_SERVER_IDLE_SECONDS"] = "0"
 
 from pathlib import Path  # noqa: E402
 

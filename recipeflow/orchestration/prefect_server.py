@@ -1,14 +1,17 @@
-"""Prefect's embedded mode, shared with worker processes, started early.
+"""The local Prefect server of a run without ``PREFECT_API_URL``, shared with worker
+processes, started early.
 
 With no ``PREFECT_API_URL``, Prefect starts a temporary server in the process that runs the
 flow. Worker processes of the ``processes`` executor would each start their own, which costs
-seconds and records their task runs elsewhere. So recipeflow starts that one temporary server
-itself and exports its URL, which child processes inherit.
+seconds and records their task runs elsewhere. So recipeflow starts the server itself and
+exports its URL, which child processes inherit: this Prefect home's kept server
+(``kept_server``: it outlives the run and serves the next ones, with the UI), or, with
+``RECIPEFLOW_SERVER_IDLE_SECONDS=0``, an embedded one that ends with the run.
 
-It runs the same app with the same settings as Prefect's own ``SubprocessASGIServer``, but is
-launched without importing Prefect's server code here (2-3 s), so that its start-up (4 s and
-more) overlaps this process's own imports: call :func:`start_embedded_server` first, import
-and plan, then enter :func:`prefect_api`, which waits until the server answers.
+Either runs Prefect's server app as Prefect does, but is launched without importing Prefect's
+server code here (2-3 s), so that a start-up overlaps this process's own imports: call
+:func:`start_embedded_server` first, import and plan, then enter :func:`prefect_api`, which
+waits until the server answers.
 """
 
 from __future__ import annotations
@@ -19,12 +22,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
-from typing import IO, Iterator
+from typing import IO, Iterator, Union
 
-from recipeflow.orchestration import parent_watch
+from recipeflow.orchestration import kept_server, parent_watch
+from recipeflow.orchestration.kept_server import KeptServer
 
 # What the command line says after a run on the embedded server, whose UI ends with the run.
 EMBEDDED_NOTE = (
@@ -49,7 +50,8 @@ class EmbeddedServer:
     and no other process can take it in between.
     """
 
-    cleared_ui_url = False  # PREFECT_UI_URL was blanked for this server's lifetime
+    set_ui_url = False  # PREFECT_UI_URL was set for this server's lifetime
+    ui_url = ""  # none: no UI, and gone when the run ends
 
     def __init__(self) -> None:
         import importlib.util
@@ -82,22 +84,16 @@ class EmbeddedServer:
 
     def wait_ready(self, timeout: float = 120) -> None:
         """Block until the API answers (a loaded machine can take a while to start it)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            status = self.process.poll()
-            if status is not None:
-                self._errors.seek(0)
-                detail = self._errors.read().decode("utf-8", "replace")[-4000:]
-                raise RuntimeError(f"Prefect's embedded server exited with status {status}:\n{detail}")
-            try:
-                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"Prefect's embedded server did not answer within {timeout:.0f} s")
+        kept_server.wait_until_answering(self.api_url, self._exit_message, timeout)
+
+    def _exit_message(self) -> str | None:
+        assert self.process is not None
+        status = self.process.poll()
+        if status is None:
+            return None
+        self._errors.seek(0)
+        detail = self._errors.read().decode("utf-8", "replace")[-4000:]
+        return f"Prefect's embedded server exited with status {status}:\n{detail}"
 
     def stop(self) -> None:
         if self.process is not None:
@@ -119,36 +115,61 @@ def _refresh_prefect_settings() -> None:
         context.refresh_global_settings_context()
 
 
-_started: list[EmbeddedServer] = []  # the embedded servers of this process still running
+LocalServer = Union[EmbeddedServer, KeptServer]
+_started: list[LocalServer] = []  # the local servers this process's runs use now
+_last_started: list[LocalServer] = []  # the one the latest run used (for the closing note)
 
 
 def no_lasting_server() -> bool:
     """True when this process's runs report to no server of their own: none is configured, or
-    the one ``PREFECT_API_URL`` names is an embedded server that ends with the run."""
+    the one ``PREFECT_API_URL`` names is a local one recipeflow started (see below)."""
     url = os.environ.get("PREFECT_API_URL")
     return not url or any(url == server.api_url for server in _started)
 
 
-def start_embedded_server() -> EmbeddedServer | None:
-    """Start the embedded server now, without waiting for it, and export its URL (before
-    Prefect is imported, so every part of Prefect sees it); None when ``PREFECT_API_URL``
-    already names a server."""
+def start_embedded_server() -> LocalServer | None:
+    """Start a local server now, without waiting for it, and export its URL (before Prefect is
+    imported, so every part of Prefect sees it); None when ``PREFECT_API_URL`` already names a
+    server. The local server is this Prefect home's kept server (``kept_server``: started by
+    the first run, reused by the next), or, with ``RECIPEFLOW_SERVER_IDLE_SECONDS=0`` or a kept
+    server of other settings, one that ends with the run."""
     if os.environ.get("PREFECT_API_URL"):
         return None
-    server = EmbeddedServer()
+    server: LocalServer | None = None
+    if os.name == "posix" and kept_server.idle_seconds() > 0:
+        server = kept_server.acquire()
+    if server is None:
+        server = EmbeddedServer()
     _started.append(server)
+    _last_started[:] = [server]
     os.environ["PREFECT_API_URL"] = server.api_url
-    # Prefect would log "View at <URL>" for a UI that is gone when the run ends: no link (the
-    # command line says how to see runs later, see EMBEDDED_NOTE).
     if "PREFECT_UI_URL" not in os.environ:
-        os.environ["PREFECT_UI_URL"] = ""
-        server.cleared_ui_url = True
+        # Prefect logs "View at <UI URL>/runs/..." links: the kept server's UI, and none for a
+        # server without a UI that is gone when the run ends (the closing note says what to do).
+        os.environ["PREFECT_UI_URL"] = server.ui_url if isinstance(server, KeptServer) else ""
+        server.set_ui_url = True
     _refresh_prefect_settings()
     return server
 
 
+def closing_note() -> str:
+    """What the command line says after a run on a local server: where its UI is, how long it
+    stays, or (a server that ended with the run) how to keep runs."""
+    server = _last_started[0] if _last_started else None
+    if not isinstance(server, KeptServer):
+        return EMBEDDED_NOTE
+    minutes = kept_server.idle_seconds() / 60
+    return (
+        f"Prefect UI: {server.ui_url} (recipeflow's local Prefect server for this Prefect home; "
+        f"later runs report to it, and it stops after {minutes:g} minutes without runs: "
+        f"`recipeflow server stop` stops it now, {kept_server.IDLE_ENV}=0 gives each run a server "
+        "that ends with it). For a team's lasting server: `prefect server start`, then "
+        "`export PREFECT_API_URL=http://127.0.0.1:4200/api`."
+    )
+
+
 @contextlib.contextmanager
-def prefect_api(server: EmbeddedServer | None = None) -> Iterator[str]:
+def prefect_api(server: LocalServer | None = None) -> Iterator[str]:
     """Yield the API URL in use, once it answers: that of ``server`` (started earlier by
     :func:`start_embedded_server`), else the configured one, else a new embedded server's."""
     if server is None:
@@ -167,9 +188,9 @@ def prefect_api(server: EmbeddedServer | None = None) -> Iterator[str]:
         stop_embedded_server(server)
 
 
-def stop_embedded_server(server: EmbeddedServer | None) -> None:
-    """Stop a server :func:`start_embedded_server` started (None: nothing to do), and take
-    its URL back out of the environment."""
+def stop_embedded_server(server: LocalServer | None) -> None:
+    """Stop a server :func:`start_embedded_server` started, or give the kept server's lease
+    back (None: nothing to do), and take its URL back out of the environment."""
     if server is None:
         return
     if "prefect.logging.handlers" in sys.modules:
@@ -178,7 +199,7 @@ def stop_embedded_server(server: EmbeddedServer | None) -> None:
         APILogWorker.drain_all(timeout=5)  # send buffered logs while the server is still up
     if os.environ.get("PREFECT_API_URL") == server.api_url:
         os.environ.pop("PREFECT_API_URL")
-        if server.cleared_ui_url:
+        if server.set_ui_url:
             os.environ.pop("PREFECT_UI_URL", None)
         _refresh_prefect_settings()
     if server in _started:
