@@ -133,14 +133,20 @@ def wait_until_answering(api_url: str, exited: Callable[[], str | None], timeout
 
 def acquire() -> KeptServer | None:
     """A lease on this Prefect home's kept server, started now (without waiting for it) when
-    none runs; None when one runs with other settings (the caller starts a server of its own)."""
+    none runs. One started with other settings (another Prefect version or database) is
+    replaced when no run uses it; while runs do, this returns None (the caller starts a server
+    of its own)."""
     folder = state_dir()
     (folder / "leases").mkdir(parents=True, exist_ok=True)
     key = _settings_key()
     with _locked(folder):
         state = read_state(folder)
         if state is not None and state["key"] != key:
-            return None
+            if live_leases(folder):
+                return None
+            (folder / "server.json").unlink()
+            _terminate(state["pid"])  # before a new server opens the same database
+            state = None
         if state is None:
             state = _launch(folder, key, idle_seconds())
         lease = folder / "leases" / f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
@@ -181,13 +187,18 @@ def stop(folder: Path, force: bool = False) -> tuple[dict | None, list[int]]:
         if state is None or (users and not force):
             return state, users
         (folder / "server.json").unlink()
-        os.kill(state["pid"], signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    while pid_alive(state["pid"]) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if pid_alive(state["pid"]):
-        os.kill(state["pid"], signal.SIGKILL)
+        _terminate(state["pid"])
     return state, users
+
+
+def _terminate(pid: int) -> None:
+    """Stop a server as Ctrl-C would (its shutdown ends its database work), else kill it."""
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
 
 
 def describe() -> str:

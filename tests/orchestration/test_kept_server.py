@@ -91,7 +91,7 @@ def first_run(tmp_path: Path, home, idle: str, name: str) -> tuple[dict, subproc
 
 
 def test_runs_share_the_kept_server_and_its_ui_outlives_them(tmp_path, home):
-    path, _ = home
+    path, started = home
     env, first, pid = first_run(tmp_path, home, "120", "first")
     ui = re.search(r"Prefect UI: (http://127\.0\.0\.1:\d+)", first.stdout).group(1)
     assert "stops after 2 minutes without runs" in first.stdout
@@ -110,16 +110,27 @@ def test_runs_share_the_kept_server_and_its_ui_outlives_them(tmp_path, home):
     status = cli(env, "server", "status")
     assert f"UI {ui}" in status.stdout and "runs using it now: 0" in status.stdout
 
-    # A run with other server settings does not report to this server: it gets its own.
+    # A run with other server settings (another Prefect, another database) does not report to
+    # this server: while a run uses it, it gets a server of its own; else it replaces it.
     from recipeflow.orchestration import kept_server
 
-    os.environ["PREFECT_HOME"], saved = str(path), os.environ["PREFECT_HOME"]
-    os.environ["PREFECT_SERVER_API_KEEPALIVE_TIMEOUT"] = "7"
+    lease = path / "recipeflow-server" / "leases" / f"{os.getpid()}.test"
+    lease.touch()
+    saved = {k: os.environ[k] for k in ("PREFECT_HOME", "RECIPEFLOW_SERVER_IDLE_SECONDS")}
+    os.environ.update(PREFECT_HOME=str(path), RECIPEFLOW_SERVER_IDLE_SECONDS="120",
+                      PREFECT_SERVER_API_KEEPALIVE_TIMEOUT="7")
     try:
-        assert kept_server.acquire() is None
+        assert kept_server.acquire() is None and alive(pid)
+        lease.unlink()
+        replaced = kept_server.acquire()
+        assert replaced is not None and replaced.pid != pid and not alive(pid)
+        started.append(replaced.pid)
+        replaced.wait_ready()
+        replaced.stop()
     finally:
-        os.environ["PREFECT_HOME"] = saved
+        os.environ.update(saved)
         del os.environ["PREFECT_SERVER_API_KEEPALIVE_TIMEOUT"]
+    pid = replaced.pid
 
     # A lease of a live process (a run in progress) keeps `server stop` from stopping it.
     lease = path / "recipeflow-server" / "leases" / f"{os.getpid()}.test"
