@@ -166,6 +166,15 @@ def find_files(url: str) -> list[str]:
     return sorted(prefix + f for f in found)
 
 
+def open_binary(url: str) -> IO[bytes]:
+    """``url`` opened for reading bytes: a local path with Python's own file (a run opens its
+    inputs once per shard, thousands of times; fsspec's open costs 50 µs more), others through
+    fsspec. Use it as a context manager."""
+    if is_local(url):
+        return open(absolute(url), "rb")
+    return fsspec.open(url, "rb").open()
+
+
 def read_bytes(url: str) -> bytes:
     if is_local(url):  # Python's own file: a run reads a result.json per shard, thousands
         with open(absolute(url), "rb") as f:

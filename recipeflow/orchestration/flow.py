@@ -197,8 +197,8 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeR
             labels,
             signature_entries,
             lambda task, shards, entry, found: task.submit(
-                barrier, work.quote([inputs[i] for i in shards]), work.quote([signature_entries[i] for i in shards]),
-                work.quote(found), entry, work.root, work.reuse,
+                barrier, work.unwalked([inputs[i] for i in shards]), work.unwalked([signature_entries[i] for i in shards]),
+                work.unwalked(found), entry, work.root, work.reuse,
             ),
             documents,
         )
@@ -224,8 +224,8 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeR
         labels,
         entries,
         lambda task, shards, entry, found: task.submit(
-            stage, work.quote([inputs[i] for i in shards]), work.quote([decisions[i] for i in shards]),
-            work.quote([entries[i] for i in shards]), work.quote(found), entry, work.root, work.reuse,
+            stage, work.unwalked([inputs[i] for i in shards]), work.unwalked([decisions[i] for i in shards]),
+            work.unwalked([entries[i] for i in shards]), work.unwalked(found), entry, work.root, work.reuse,
         ),
         documents,
         tags=[pools.GPU_TAG] if gpu else [],

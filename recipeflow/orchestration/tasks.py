@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import task
-from prefect.utilities.annotations import BaseAnnotation
 
 from recipeflow.orchestration import attempts, credentials
+from recipeflow.orchestration.work import Unwalked
 from recipeflow.engine import execute, operator_hooks, packs
 from recipeflow.engine.cache_address import CacheEntry
 from recipeflow.engine.planner import OpRef, Stage, stable_hash
@@ -26,15 +26,9 @@ from recipeflow.recipe.models import HeadTrainSpec, TrainSpec
 CACHE_KEY_PREFIX = "recipeflow2"
 
 
-def _unquoted(value: Any) -> Any:
-    """A parameter the flow sent ``quote``d (not walked by Prefect): the Ray and Dask task
-    runners hand the quote itself to the task (or, serialized, a one-field tuple holding the
-    value), the others its value."""
-    if isinstance(value, BaseAnnotation):
-        return value.unquote()
-    if isinstance(value, tuple) and len(value) == 1 and isinstance(value[0], list):
-        return value[0]
-    return value
+def _unwrapped(value: Any) -> Any:
+    """A parameter the flow sent wrapped (``Work.unwalked``), or given as it is (a direct call)."""
+    return value.value if isinstance(value, Unwalked) else value
 
 
 def entry_cache_key(_context: Any, parameters: dict[str, Any]) -> str:
@@ -121,7 +115,7 @@ def stage_batch_task(
     ``entry`` names the batch. The shards' documents are written into shared files
     (:mod:`recipeflow.engine.packs`)."""
     _begin(work_root)
-    inputs, decisions, entries, found = _unquoted(inputs), _unquoted(decisions), _unquoted(entries), _unquoted(found)
+    inputs, decisions, entries, found = _unwrapped(inputs), _unwrapped(decisions), _unwrapped(entries), _unwrapped(found)
     stored = StoredResults(work_root, reuse)
 
     def make(i: int) -> tuple[CacheEntry, dict, Any]:
@@ -148,7 +142,7 @@ def signatures_batch_task(
     """A barrier's signatures of a run of shards, each under its own cache entry, written into
     shared files (:mod:`recipeflow.engine.packs`); ``found`` as for :func:`stage_batch_task`."""
     _begin(work_root)
-    inputs, entries, found = _unquoted(inputs), _unquoted(entries), _unquoted(found)
+    inputs, entries, found = _unwrapped(inputs), _unwrapped(entries), _unwrapped(found)
     stored = StoredResults(work_root, reuse)
     paths = packs.signature_packs(work_root).run(
         len(inputs),

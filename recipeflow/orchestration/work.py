@@ -17,6 +17,19 @@ from recipeflow.orchestration import batches
 from recipeflow.orchestration.progress import ProgressBar
 
 
+class Unwalked:
+    """A task parameter Prefect does not walk. Prefect visits every list, dict, dataclass and
+    model in a task's parameters, looking for futures (2 ms a shard for a batch's shard list),
+    on the flow's side and again in the worker; its ``quote`` stops the first walk only, as the
+    process pool strips annotations before sending parameters to a worker. A plain object is
+    neither walked nor stripped, on every executor."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: list[Any]):
+        self.value = value
+
+
 @dataclass
 class Work:
     """Where this run's task results live, whether finished work may be reused, the progress bar."""
@@ -31,14 +44,9 @@ class Work:
     executor: str = "threads"  # run.executor: how parameters reach tasks
     tasks_per_stage: int = batches.TASKS_PER_WORKER  # Prefect tasks a stage's shards are batched into
 
-    def quote(self, value: Any) -> Any:
-        """A batch's shard list, ``quote``d so Prefect does not walk it (2 ms a shard) — on the
-        in-process runners only: Ray's and Dask's hand a quoted value to the task still wrapped."""
-        if self.executor in ("ray", "dask"):
-            return value
-        from prefect.utilities.annotations import quote
-
-        return quote(value)
+    def unwalked(self, value: list[Any]) -> "Unwalked":
+        """A batch's per-shard list, wrapped so that Prefect hands it to the task whole."""
+        return Unwalked(value)
 
     def stored(self, name: str, entry: CacheEntry) -> bool:
         """Whether the work's result is stored under ``entry``; noted, so the run can say which

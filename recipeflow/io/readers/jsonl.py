@@ -6,9 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import IO, Any, Iterator
 
-import fsspec
-import fsspec.compression
-
+from recipeflow.io import storage
 from recipeflow.io.readers.formats import DECOMPRESSION_ERRORS, compression_of, decompressed
 from recipeflow.io.readers.records import Row, default_id, unreadable_text
 from recipeflow.io.readers.shards import FileSlice, SourceShard
@@ -44,7 +42,7 @@ def _nonblank_lines(stream: IO[bytes], offset: int = 0) -> Iterator[_Line]:
 
 
 def jsonl_rows(shard: SourceShard, piece: FileSlice) -> Iterator[Row]:
-    with fsspec.open(piece.url, "rb") as raw:
+    with storage.open_binary(piece.url) as raw:
         if piece.byte_offset is not None:
             raw.seek(piece.byte_offset)
             stream, record = raw, piece.start

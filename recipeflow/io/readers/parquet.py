@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from recipeflow.io import storage
 from recipeflow.operators import document as doc
 from recipeflow.io.readers.formats import RESERVED_COLUMNS
 from recipeflow.io.readers.jsonl import id_string
@@ -27,7 +28,7 @@ def count_parquet(url: str) -> int:
 def parquet_batches(
     shard: SourceShard, piece: FileSlice, batch_size: int
 ) -> Iterator[tuple[pa.Table, pa.Table | None]]:
-    with fsspec.open(piece.url, "rb") as f:
+    with storage.open_binary(piece.url) as f:
         try:
             parquet = pq.ParquetFile(f)
         except (pa.ArrowException, OSError) as error:

@@ -3,9 +3,7 @@
 
 from typing import IO, Iterator
 
-import fsspec
-import fsspec.compression
-
+from recipeflow.io import storage
 from recipeflow.io.readers.formats import DECOMPRESSION_ERRORS, decompressed
 from recipeflow.io.readers.records import Row, default_id, unreadable_text
 from recipeflow.io.readers.shards import FileSlice, SourceShard
@@ -19,7 +17,7 @@ def count_text(stream: IO[bytes], url: str) -> int:
 
 def text_rows(shard: SourceShard, piece: FileSlice) -> Iterator[Row]:
     doc_id = default_id(shard, piece.url, None)
-    with fsspec.open(piece.url, "rb") as raw:
+    with storage.open_binary(piece.url) as raw:
         try:
             data = decompressed(raw, piece.url).read()
         except DECOMPRESSION_ERRORS as error:

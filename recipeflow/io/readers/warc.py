@@ -7,13 +7,12 @@ import re
 from dataclasses import dataclass
 from typing import IO, Iterator
 
-import fsspec
-import fsspec.compression
 from resiliparse.parse.encoding import bytes_to_str, detect_encoding
 from warcio.archiveiterator import ArchiveIterator
 from warcio.limitreader import LimitReader
 from warcio.recordloader import ArcWarcRecord, ArcWarcRecordLoader
 
+from recipeflow.io import storage
 from recipeflow.io.readers.formats import CHUNK_BYTES, HTML_TYPES, compression_of
 from recipeflow.io.readers.records import Row, default_id
 from recipeflow.io.readers.shards import FileSlice, SourceShard
@@ -40,7 +39,7 @@ class _WarcEntry:
 
 
 def warc_rows(shard: SourceShard, piece: FileSlice) -> Iterator[Row]:
-    with fsspec.open(piece.url, "rb") as raw:
+    with storage.open_binary(piece.url) as raw:
         entries = _warc_entries(raw, piece.url, piece.byte_offset)
         record = piece.start if piece.byte_offset is not None else 0
         for entry in entries:
