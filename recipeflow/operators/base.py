@@ -364,6 +364,8 @@ def split_by_decisions(
     batch: pa.Table, decisions: Sequence[Rejection | None], operator: str
 ) -> StepResult:
     """Split a batch into kept rows and rejected rows (with the rejection columns)."""
+    if all(d is None for d in decisions):
+        return StepResult(kept=batch)
     keep_mask = pa.array([d is None for d in decisions], type=pa.bool_())
     kept = batch.filter(keep_mask)
     if len(kept) == len(batch):
