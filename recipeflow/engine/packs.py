@@ -185,7 +185,7 @@ class ShardPacks:
             "shards": [s.entry.key for s in self.pending],
             "files": paths,
             RESULTS_FIELD: {s.entry.key: self.stored(r) for s, (_, r) in zip(self.pending, finished)},
-        })
+        }, indent=None)  # thousands of shards' results, read by machines
         self.files, self.pending = {}, []
         return finished
 

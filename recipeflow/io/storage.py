@@ -184,11 +184,13 @@ def read_bytes(url: str) -> bytes:
         return f.read()
 
 
-def write_json(url: str, value: Any, *, durable: bool = False, exclusive: bool = False) -> bytes:
-    """Write ``value`` as indented JSON, whole or not at all (``durable`` and ``exclusive``: see
-    :func:`replacing`); returns the bytes written. A task's result is read by any run that
-    computes the same address, perhaps while another writes it."""
-    data = (json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+def write_json(url: str, value: Any, *, durable: bool = False, exclusive: bool = False,
+               indent: int | None = 2) -> bytes:
+    """Write ``value`` as JSON, indented unless ``indent`` is None (Python's C encoder: a big
+    machine-read file writes 10 times faster), whole or not at all (``durable`` and
+    ``exclusive``: see :func:`replacing`); returns the bytes written. A task's result is read
+    by any run that computes the same address, perhaps while another writes it."""
+    data = (json.dumps(value, indent=indent, ensure_ascii=False, default=str) + "\n").encode("utf-8")
     write_bytes(url, data, exclusive, durable)
     return data
 
