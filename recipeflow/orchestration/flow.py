@@ -43,7 +43,7 @@ from recipeflow.orchestration.tasks import (
     train_task,
 )
 from recipeflow.orchestration.progress import ProgressBar
-from recipeflow.orchestration.work import Work
+from recipeflow.orchestration.work import Unwalked, Work
 from recipeflow.recipe.models import HeadTrainSpec, Recipe, RunSpec, resolved_sha256
 
 CACHE_DIR = "cache"
@@ -197,8 +197,8 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeR
             labels,
             signature_entries,
             lambda task, shards, entry, found: task.submit(
-                barrier, work.unwalked([inputs[i] for i in shards]), work.unwalked([signature_entries[i] for i in shards]),
-                work.unwalked(found), entry, work.root, work.reuse,
+                barrier, Unwalked([inputs[i] for i in shards]), Unwalked([signature_entries[i] for i in shards]),
+                Unwalked(found), entry, work.root, work.reuse,
             ),
             documents,
         )
@@ -224,8 +224,8 @@ def _run_stage(stage: Stage, inputs: list[ShardInput], work: Work, result: NodeR
         labels,
         entries,
         lambda task, shards, entry, found: task.submit(
-            stage, work.unwalked([inputs[i] for i in shards]), work.unwalked([decisions[i] for i in shards]),
-            work.unwalked([entries[i] for i in shards]), work.unwalked(found), entry, work.root, work.reuse,
+            stage, Unwalked([inputs[i] for i in shards]), Unwalked([decisions[i] for i in shards]),
+            Unwalked([entries[i] for i in shards]), Unwalked(found), entry, work.root, work.reuse,
         ),
         documents,
         tags=[pools.GPU_TAG] if gpu else [],
@@ -304,7 +304,6 @@ def _run_recipe(recipe: Recipe, as_written: dict[str, Any], progress: bool) -> l
         history=history.history_targets(recipe, plan),
         gpu_pool=recipe.run.pools.gpu,
         tasks_per_stage=batches.tasks_per_stage(recipe.run),
-        executor=recipe.run.executor,
     )
     if any(s.resource == Resource.gpu for s in plan.stages):
         limit = pools.set_gpu_limit(recipe.run.gpu_concurrency, replace=False)

@@ -90,6 +90,7 @@ class KeptServer:
     port: int
     pid: int
     lease: Path
+    idle_seconds: float  # as the server was started with: it stops after so long without runs
     set_ui_url: bool = False  # PREFECT_UI_URL was set to this server's UI for the run
 
     @property
@@ -151,7 +152,7 @@ def acquire() -> KeptServer | None:
             state = _launch(folder, key, idle_seconds())
         lease = folder / "leases" / f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
         lease.touch()
-    return KeptServer(port=state["port"], pid=state["pid"], lease=lease)
+    return KeptServer(port=state["port"], pid=state["pid"], lease=lease, idle_seconds=state["idle_seconds"])
 
 
 def read_state(folder: Path) -> dict | None:

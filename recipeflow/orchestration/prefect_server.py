@@ -158,7 +158,7 @@ def closing_note() -> str:
     server = _last_started[0] if _last_started else None
     if not isinstance(server, KeptServer):
         return EMBEDDED_NOTE
-    minutes = kept_server.idle_seconds() / 60
+    minutes = server.idle_seconds / 60
     return (
         f"Prefect UI: {server.ui_url} (recipeflow's local Prefect server for this Prefect home; "
         f"later runs report to it, and it stops after {minutes:g} minutes without runs: "

@@ -27,7 +27,7 @@ CACHE_KEY_PREFIX = "recipeflow2"
 
 
 def _unwrapped(value: Any) -> Any:
-    """A parameter the flow sent wrapped (``Work.unwalked``), or given as it is (a direct call)."""
+    """A parameter the flow sent wrapped (``work.Unwalked``), or given as it is (a direct call)."""
     return value.value if isinstance(value, Unwalked) else value
 
 

@@ -41,12 +41,7 @@ class Work:
     history: dict[str, HistoryTarget] = dataclasses.field(default_factory=dict)  # by barrier step
     reused: dict[str, bool] = dataclasses.field(default_factory=dict)  # task name -> result existed
     gpu_pool: str | None = None  # GPU stages run as flow runs there (run.pools.gpu)
-    executor: str = "threads"  # run.executor: how parameters reach tasks
     tasks_per_stage: int = batches.TASKS_PER_WORKER  # Prefect tasks a stage's shards are batched into
-
-    def unwalked(self, value: list[Any]) -> "Unwalked":
-        """A batch's per-shard list, wrapped so that Prefect hands it to the task whole."""
-        return Unwalked(value)
 
     def stored(self, name: str, entry: CacheEntry) -> bool:
         """Whether the work's result is stored under ``entry``; noted, so the run can say which
