@@ -9,21 +9,23 @@ naturally; in 1% more an item is planted, upper-cased.
 * recipeflow: ``recipeflow run`` of a one-operator recipe (``decontaminate``, n=13,
   min_overlap=1, mode drop), processes executor, embedded Prefect server (its start-up is also
   measured alone on a 20-document run); the index is built once, by the stage's index task
-  (the cache entry ``indexes/<index_key>``), and memory-mapped by every shard's task.
+  (the cache entry ``indexes/<index_key>``), and memory-mapped by every shard's task. Run twice:
+  with recipeflow's own normalization (the default) and with ``normalization: datatrove``.
 * DataTrove 0.10.1: its index file (``<task>.index.hashes``, uint64 xxhash64 of n-grams) is
   written by ``NGramsDecontIndexer.compute_hashes`` (the indexer's own code; its ``run`` needs
   lighteval tasks, so it is not called), then LocalPipelineExecutor(tasks=workers,
-  workers=workers): JsonlReader -> NGramsDecontFilter -> JsonlWriter. Index build inside the
-  timed run.
+  workers=workers): JsonlReader -> NGramsDecontFilter -> JsonlWriter, all with DataTrove's
+  defaults (``NGramsDecontConfig(n_grams=13)``: numbers and diacritics normalized too). Index
+  build inside the timed run.
 
 Configured alike: n=13; a document is dropped when it holds any item n-gram (DataTrove's rule,
-recipeflow's min_overlap=1); DataTrove's TextNormConfig(lowercase, whitespace, punctuation on;
-numbers and diacritics off), recipeflow's own normalization. What still differs: DataTrove
-removes its fixed punctuation list and tokenizes with spaCy's English rules ("cannot" -> "can
-not"), recipeflow applies NFKC and splits on every Unicode punctuation/symbol character; the
-documents the two decide differently are counted and the first few printed. (Seen: symbols
-outside DataTrove's list, such as "→" between two URLs, are words to DataTrove and boundaries to
-recipeflow, so a 13-gram spanning them exists only for DataTrove.)
+recipeflow's min_overlap=1). With ``normalization: datatrove`` recipeflow makes the same words
+as DataTrove (its simplify_text, then spaCy's English rules), so the decisions must be
+identical; the script says so or lists the documents decided differently. With recipeflow's
+own normalization (NFKC, every Unicode punctuation or symbol character a boundary, digits and
+diacritics kept) they may differ: e.g. a symbol outside DataTrove's list, such as "→" between
+two URLs, is a word to DataTrove and a boundary to recipeflow, so a 13-gram spanning it exists
+only for DataTrove; "2.5" is one word "0" to DataTrove and two to recipeflow.
 
 Also timed: the operator alone in ``workers`` processes (one JSONL file per task, no Prefect),
 which must decide exactly as the ``recipeflow run``.
@@ -60,6 +62,7 @@ from bench.common import (  # noqa: E402
 
 SAMPLE = REPO / "recipes" / "samples" / "debian-handbook-sample.jsonl.gz"
 N = 13
+NORMALIZATIONS = ("recipeflow", "datatrove")
 
 DATATROVE_SCRIPT = textwrap.dedent('''
     import json, os, sys
@@ -72,14 +75,10 @@ DATATROVE_SCRIPT = textwrap.dedent('''
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.writers import JsonlWriter
     from datatrove.utils.hashing import create_hash_func
-    from datatrove.utils.text import TextNormConfig
     from datatrove.utils.word_tokenizers import load_word_tokenizer
 
     input_dir, items_file, index_dir, output_dir, logs_dir, workers, n = sys.argv[1:8]
-    config = NGramsDecontConfig(
-        n_grams=int(n),
-        norm_config=TextNormConfig(norm_numbers=False, norm_unicode_diacritics=False),
-    )
+    config = NGramsDecontConfig(n_grams=int(n))  # DataTrove's defaults otherwise
 
 
     def build_index():
@@ -161,14 +160,15 @@ def write_inputs(docs: list[dict], folder: Path, files: int) -> None:
                     folder / f"part-{i:03d}.jsonl")
 
 
-def recipe(input_glob: str, items_file: Path, output: Path, workers: int, shard_size: int) -> dict:
+def recipe(input_glob: str, items_file: Path, output: Path, workers: int, shard_size: int,
+           normalization: str = "recipeflow") -> dict:
     return {
         "name": "decontamination-benchmark",
         "inputs": {"docs": {"path": input_glob, "format": "jsonl"}},
         "process": [{"decontaminate": {
             "benchmarks": {"sample": {"path": str(items_file), "fields": ["question", "answer"],
                                       "id_field": "id"}},
-            "n": N, "min_overlap": 1, "mode": "drop",
+            "n": N, "min_overlap": 1, "mode": "drop", "normalization": normalization,
         }}],
         "output": {"path": str(output), "format": "parquet", "keep_rejected": False},
         "run": {"executor": "processes", "workers": workers, "shard_size": shard_size},
@@ -204,14 +204,14 @@ def _recipeflow_command() -> list[str]:
     return [sys.executable, "-c", f"import sys; sys.argv[0] = 'recipeflow'; from {module} import {function}; {function}()"]
 
 
-def _operator_on_file(task: tuple[str, str, int]) -> list[str]:
+def _operator_on_file(task: tuple[str, str, int, str]) -> list[str]:
     """One worker: the operator over one JSONL file in batches; the ids it keeps."""
     import pyarrow as pa
 
     from recipeflow.operators.decontaminate import Decontaminate
 
-    path, items_file, batch_size = task
-    op = Decontaminate(recipe("", Path(items_file), Path("."), 1, 1)["process"][0]["decontaminate"])
+    path, items_file, batch_size, normalization = task
+    op = Decontaminate(recipe("", Path(items_file), Path("."), 1, 1, normalization)["process"][0]["decontaminate"])
     records = list(read_jsonl(path))
     kept: list[str] = []
     for start in range(0, len(records), batch_size):
@@ -221,21 +221,23 @@ def _operator_on_file(task: tuple[str, str, int]) -> list[str]:
     return kept
 
 
-def operator_only(input_dir: str, items_file: str, workers: int, out: str) -> None:
+def operator_only(input_dir: str, items_file: str, workers: int, out: str, normalization: str) -> None:
     """The operator alone (no Prefect, no engine) in ``workers`` processes, one file each."""
     from concurrent.futures import ProcessPoolExecutor
 
     files = sorted(glob.glob(os.path.join(input_dir, "*.jsonl")))
     with ProcessPoolExecutor(workers) as pool:
-        kept = [i for ids in pool.map(_operator_on_file, [(f, items_file, 1000) for f in files]) for i in ids]
+        tasks = [(f, items_file, 1000, normalization) for f in files]
+        kept = [i for ids in pool.map(_operator_on_file, tasks) for i in ids]
     Path(out).write_text("\n".join(kept))
 
 
-def run_operator_only(input_dir: Path, items_file: Path, workdir: Path, workers: int) -> tuple[TimedRun, set[str]]:
-    out = workdir / "operator-kept.txt"
+def run_operator_only(input_dir: Path, items_file: Path, workdir: Path, workers: int,
+                      normalization: str) -> tuple[TimedRun, set[str]]:
+    out = workdir / f"operator-kept-{normalization}.txt"
     env = dict(os.environ, PYTHONPATH=str(REPO))
     timed = run_timed([sys.executable, __file__, "--operator-only", str(input_dir), str(items_file),
-                       str(workers), str(out)], env=env, cwd=REPO)
+                       str(workers), str(out), normalization], env=env, cwd=REPO)
     if timed.returncode != 0:
         raise SystemExit(f"the operator run failed:\n{timed.output[-4000:]}")
     return timed, set(filter(None, out.read_text().split("\n")))
@@ -266,12 +268,13 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=8, help="input JSONL files")
     parser.add_argument("--shard-size", type=int, default=2500)
     parser.add_argument("--venv", default=None, help="DataTrove's virtual environment")
-    parser.add_argument("--operator-only", nargs=4, metavar=("INPUT_DIR", "ITEMS", "WORKERS", "OUT"),
+    parser.add_argument("--operator-only", nargs=5,
+                        metavar=("INPUT_DIR", "ITEMS", "WORKERS", "OUT", "NORMALIZATION"),
                         help=argparse.SUPPRESS)  # the worker-process run, started by this script
     args = parser.parse_args()
     if args.operator_only:
-        input_dir, items_file, workers, out = args.operator_only
-        operator_only(input_dir, items_file, int(workers), out)
+        input_dir, items_file, workers, out, normalization = args.operator_only
+        operator_only(input_dir, items_file, int(workers), out, normalization)
         return
 
     python = reference_python("datatrove", args.venv)
@@ -295,49 +298,61 @@ def main() -> None:
 
         startup, _ = run_recipeflow(recipe(str(tiny_dir / "*.jsonl"), items_file, workdir / "out-tiny",
                                            args.workers, args.shard_size), workdir, "tiny")
-        ours, ours_kept = run_recipeflow(recipe(str(input_dir / "*.jsonl"), items_file, workdir / "out-rf",
-                                                args.workers, args.shard_size), workdir, "recipeflow")
-        alone, alone_kept = run_operator_only(input_dir, items_file, workdir, args.workers)
+        ours: dict[str, tuple[TimedRun, set[str]]] = {}
+        alone: dict[str, tuple[TimedRun, set[str]]] = {}
+        for normalization in NORMALIZATIONS:
+            ours[normalization] = run_recipeflow(
+                recipe(str(input_dir / "*.jsonl"), items_file, workdir / f"out-{normalization}",
+                       args.workers, args.shard_size, normalization), workdir, normalization)
+            alone[normalization] = run_operator_only(input_dir, items_file, workdir, args.workers, normalization)
         theirs, theirs_kept = run_datatrove(python, input_dir, dt_items, workdir, args.workers)
 
     n = len(docs)
-    print(f"\n{'':22} {'seconds':>9} {'docs/s':>9} {'CPU s':>8} {'dropped':>8} {'peak memory':>12}")
-    rows = [("recipeflow run", ours, ours_kept), ("operator, 2 processes", alone, alone_kept),
-            ("DataTrove", theirs, theirs_kept)]
+    print(f"\n{'':34} {'seconds':>9} {'docs/s':>9} {'CPU s':>8} {'dropped':>8} {'peak memory':>12}")
+    rows = []
+    for normalization in NORMALIZATIONS:
+        rows += [(f"recipeflow run ({normalization})", *ours[normalization]),
+                 (f"operator, {args.workers} processes ({normalization})", *alone[normalization])]
+    rows.append(("DataTrove", theirs, theirs_kept))
     for name, run, kept in rows:
-        print(f"{name:22} {run.seconds:9.1f} {n / run.seconds:9.0f} {run.cpu_seconds:8.1f} "
+        print(f"{name:34} {run.seconds:9.1f} {n / run.seconds:9.0f} {run.cpu_seconds:8.1f} "
               f"{n - len(kept):8} {mib(run.peak_rss_bytes):>12}")
-    print(f"\nthroughput ratio vs DataTrove: recipeflow run {theirs.seconds / ours.seconds:.2f}x "
-          f"(Prefect start-up and flow overhead alone, a 20-document run: {startup.seconds:.1f} s), "
-          f"operator in worker processes {theirs.seconds / alone.seconds:.2f}x")
-    print(f"CPU time ratio vs DataTrove: recipeflow run {theirs.cpu_seconds / max(ours.cpu_seconds, 1e-9):.2f}x, "
-          f"operator {theirs.cpu_seconds / max(alone.cpu_seconds, 1e-9):.2f}x; load average now "
-          f"{os.getloadavg()[0]:.1f}")
-    assert alone_kept == ours_kept, "the operator alone and recipeflow run decided differently"
-    only_ours = sorted(theirs_kept - ours_kept)
-    only_theirs = sorted(ours_kept - theirs_kept)
-    same = n - len(only_ours) - len(only_theirs)
-    print(f"identical decisions: {same} of {n} documents ({100 * same / n:.3f}%); dropped only by "
-          f"recipeflow: {len(only_ours)}, only by DataTrove: {len(only_theirs)}")
+    print(f"(Prefect start-up and flow overhead alone, a 20-document run: {startup.seconds:.1f} s; "
+          f"load average now {os.getloadavg()[0]:.1f})")
     by_id = {d["id"]: d for d in docs}
-    for label, ids in (("recipeflow only", only_ours), ("DataTrove only", only_theirs)):
-        for doc_id in ids[:3]:
-            print(f"  {label}: {doc_id}: {_first_difference(by_id[doc_id]['text'], items)}")
+    for normalization in NORMALIZATIONS:
+        run, kept = ours[normalization]
+        run_alone, kept_alone = alone[normalization]
+        print(f"\nnormalization {normalization}:")
+        print(f"  throughput ratio vs DataTrove: recipeflow run {theirs.seconds / run.seconds:.2f}x, "
+              f"operator in worker processes {theirs.seconds / run_alone.seconds:.2f}x")
+        print(f"  CPU time ratio vs DataTrove: recipeflow run "
+              f"{theirs.cpu_seconds / max(run.cpu_seconds, 1e-9):.2f}x, operator "
+              f"{theirs.cpu_seconds / max(run_alone.cpu_seconds, 1e-9):.2f}x")
+        assert kept_alone == kept, f"the operator alone and recipeflow run decided differently ({normalization})"
+        only_ours = sorted(theirs_kept - kept)
+        only_theirs = sorted(kept - theirs_kept)
+        same = n - len(only_ours) - len(only_theirs)
+        print(f"  identical decisions: {same} of {n} documents ({100 * same / n:.3f}%); dropped only by "
+              f"recipeflow: {len(only_ours)}, only by DataTrove: {len(only_theirs)}")
+        for label, ids in (("recipeflow only", only_ours), ("DataTrove only", only_theirs)):
+            for doc_id in ids[:3]:
+                print(f"    {label}: {doc_id}: {_first_difference(by_id[doc_id]['text'], items, normalization)}")
 
 
-def _first_difference(text: str, items: list[dict]) -> str:
-    """The first item n-gram (recipeflow's normalization) found in ``text``, for a look."""
-    from recipeflow.operators.decontamination.text import normalize
+def _first_difference(text: str, items: list[dict], normalization: str) -> str:
+    """The first item n-gram (in ``normalization``) found in ``text``, for a look."""
+    from recipeflow.operators.decontamination.text import Normalization, normalized_words
 
-    words = normalize(text).split()
+    words = normalized_words(text, Normalization(normalization))
     grams = {" ".join(words[i:i + N]) for i in range(len(words) - N + 1)}
     for item in items:
-        iw = normalize(item["question"] + "\n" + item["answer"]).split()
+        iw = normalized_words(item["question"] + "\n" + item["answer"], Normalization(normalization))
         for i in range(len(iw) - N + 1):
             gram = " ".join(iw[i:i + N])
             if gram in grams:
                 return f"item {item['id']} gram {gram!r}"
-    return "no recipeflow n-gram of any item (DataTrove matched after its tokenization)"
+    return f"no n-gram of any item in the {normalization} normalization (DataTrove matched after its tokenization)"
 
 
 if __name__ == "__main__":

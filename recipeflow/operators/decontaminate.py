@@ -28,7 +28,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 import pyarrow as pa
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from recipeflow.operators import document as doc
 from recipeflow.operators.decontamination.benchmarks import (
@@ -47,7 +47,8 @@ from recipeflow.operators.decontamination.paraphrase import (
     vectors,
 )
 from recipeflow.operators.decontamination.text import (
-    NORMALIZATION,
+    Normalization,
+    NormalizationName,
     window_hashes,
     word_hashes,
     words_with_spans,
@@ -92,6 +93,12 @@ class DecontaminateParams(OperatorParams):
     false_positive_rate: float = Field(
         0.01, gt=0.0, lt=1.0, description="bloom: the filter's false-positive rate (before "
         "verification; nothing unverified reaches a decision).")
+    normalization: NormalizationName = Field(
+        "recipeflow", description="How texts become words: recipeflow (NFKC, lowercase, split at "
+        "every punctuation, symbol and space character) or datatrove (DataTrove's simplify_text "
+        "and word tokenizer, to decide exactly as its NGramsDecontFilter).")
+    language: str = Field(
+        "en", description="datatrove normalization: the language of its word tokenizer.")
     paraphrase_check: ParaphraseParams | None = Field(
         None, description="{top_k, min_similarity, judge: {backend, model, ...}}: also catch "
         "rephrased items with an LLM judge.")
@@ -102,6 +109,15 @@ class DecontaminateParams(OperatorParams):
         if not value:
             raise ValueError("benchmarks: name at least one benchmark set")
         return value
+
+    @model_validator(mode="after")
+    def _remove_needs_spans(self):
+        if self.mode == "remove" and self.normalization != "recipeflow":
+            raise ValueError(
+                "mode remove cuts matches out by their place in the original text, which only the "
+                "recipeflow normalization keeps (DataTrove's filter has no remove mode): use "
+                "normalization: recipeflow, or mode drop or annotate")
+        return self
 
 
 @dataclass
@@ -137,6 +153,7 @@ class Decontaminate(Filter):
         self.benchmarks: dict[str, Benchmark] = {}
         for name, spec in self.params.benchmarks.items():
             self.benchmarks[name] = load_benchmark(name, spec)
+        self.normalization = Normalization(self.params.normalization, self.params.language)
         self._index: Index | None = None
         self._index_path: str | None = None
         self._judge = Judge(self.params.paraphrase_check.judge) if self.params.paraphrase_check else None
@@ -176,7 +193,7 @@ class Decontaminate(Filter):
         p = self.params
         payload = {
             "format": 1,
-            "normalization": NORMALIZATION,
+            "normalization": self.normalization.key,
             "n": p.n,
             "backend": p.index,
             "false_positive_rate": p.false_positive_rate if p.index == "bloom" else None,
@@ -191,7 +208,8 @@ class Decontaminate(Filter):
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
 
     def build_index(self) -> Index:
-        return build_index(self.benchmarks, self.params.n, self.params.index, self.params.false_positive_rate)
+        return build_index(self.benchmarks, self.params.n, self.params.index, self.params.false_positive_rate,
+                           self.normalization)
 
     def use_index(self, path: str | None) -> None:
         """Read the index from ``path`` (an :meth:`Index.save` file, e.g. the engine's cache
@@ -217,7 +235,7 @@ class Decontaminate(Filter):
         expected = {name: [sha for _, sha in b.files] for name, b in self.benchmarks.items()}
         found = {name: list(files.values()) for name, files in index.benchmark_files.items()}
         if (index.n, index.backend, index.normalization, found) != (
-                self.params.n, self.params.index, NORMALIZATION, expected):
+                self.params.n, self.params.index, self.normalization.key, expected):
             raise ValueError(
                 f"decontaminate: the index file {self._index_path} was built for other benchmarks "
                 f"or parameters (n={index.n}, index={index.backend}); build it again")
@@ -228,7 +246,7 @@ class Decontaminate(Filter):
                 name: {"files": b.sha256s, "items": len(b.item_ids)}
                 for name, b in sorted(self.benchmarks.items())
             },
-            "normalization": NORMALIZATION,
+            "normalization": self.normalization.key,
             "index_key": self.index_key(),
         }
         if self._judge is not None:
@@ -251,7 +269,7 @@ class Decontaminate(Filter):
         ``word_lists`` (remove mode), the documents' normalized words are given."""
         index = self.index
         if word_lists is None:
-            hashes, doc_of_word = word_hashes(texts)
+            hashes, doc_of_word = word_hashes(texts, normalization=self.normalization)
         else:
             hashes, doc_of_word = word_hashes([" ".join(w) for w in word_lists], prepared=True)
         lengths = np.bincount(doc_of_word, minlength=len(texts)).astype(np.int64)

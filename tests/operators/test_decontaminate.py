@@ -17,7 +17,13 @@ import pytest
 from recipeflow.operators import registry
 from recipeflow.operators.decontamination.benchmarks import BenchmarkError
 from recipeflow.operators.decontamination.index import Index
-from recipeflow.operators.decontamination.text import normalize, normalized_words, word_hashes, words_with_spans
+from recipeflow.operators.decontamination.text import (
+    Normalization,
+    normalize,
+    normalized_words,
+    word_hashes,
+    words_with_spans,
+)
 from recipeflow.operators.decontaminate import Decontaminate, merge_reports
 
 REPO = Path(__file__).resolve().parents[2]
@@ -178,6 +184,42 @@ def test_normalization_paths_agree_on_real_text():
         from_text, _ = word_hashes([page["text"]])
         from_words, _ = word_hashes([" ".join(words)], prepared=True)
         assert np.array_equal(from_text, from_words) and len(from_text) == len(words)
+
+
+def test_datatrove_normalization_makes_datatrove_words():
+    """Expected words are what DataTrove 0.10.1 gives (``word_tokenize(simplify_text(s))`` with
+    its English tokenizer); bench/decontamination_benchmark.py compares whole corpora."""
+    datatrove = Normalization("datatrove")
+    assert normalized_words("He cannot see https://x.org → the 2.5 GHz Café, don't!", datatrove) == [
+        "he", "can", "not", "see", "https", "x", "org", "→", "the", "0", "ghz", "cafe", "don", "t"]
+    assert normalized_words("Version 2.5 of the Tool gonna ship — ½ of ＡＢＣ１２ «naïve» 3,000", datatrove) == [
+        "version", "0", "of", "the", "tool", "gon", "na", "ship", "½", "of", "ａｂｃ0", "naive", "0"]
+    text = "Ünïcode «quotes» and 12.5 cups; e-mail: a@b.org — DONE."
+    hashes, _ = word_hashes([text], normalization=datatrove)
+    assert len(hashes) == len(normalized_words(text, datatrove))
+    assert datatrove.key != Normalization().key
+
+
+def test_datatrove_normalization_decides_on_datatrove_words(tmp_path):
+    """Numbers are one word "0" and symbols are words: a copy of an item with other numbers is
+    caught, and a symbol between two copied halves breaks the 13-gram, as in DataTrove."""
+    item = {"qid": "q1", "question": "In release 4.2 the installer asks for the root password twice",
+            "answer": "and then it writes the configuration file to the disk"}
+    path = tmp_path / "items.jsonl"
+    path.write_text(json.dumps(item) + "\n")
+    spec = {"benchmarks": {"b": {"path": str(path), "fields": ["question", "answer"], "id_field": "qid"}},
+            "n": 13}
+    docs = ["Notes. In release 7.19 the installer asks for the root password twice and then it writes",
+            "In release 4.2 the installer asks for the root → password twice and then it",
+            "An unrelated document about the weather."]
+    batch = pa.table({"id": ["a", "b", "c"], "text": docs})
+    ours = registry.get("decontaminate")(spec)
+    theirs = registry.get("decontaminate")({**spec, "normalization": "datatrove"})
+    # recipeflow: "7.19" is two words unlike "4.2"; "→" is a boundary, so b holds a 13-gram.
+    assert ours.process(batch).kept.column("id").to_pylist() == ["a", "c"]
+    assert theirs.process(batch).kept.column("id").to_pylist() == ["b", "c"]
+    assert ours.index_key() != theirs.index_key()
+    assert theirs.provenance()["normalization"] == Normalization("datatrove").key
 
 
 # -- decisions -----------------------------------------------------------------------------------------
@@ -375,6 +417,9 @@ def test_parameters_are_validated():
         registry.get("decontaminate")({"benchmarks": {}})
     with pytest.raises(ValueError, match="fields"):
         registry.get("decontaminate")({"benchmarks": {"x": {"path": "a.jsonl", "fields": []}}})
+    with pytest.raises(ValueError, match="only the recipeflow normalization"):
+        registry.get("decontaminate")({"benchmarks": {"x": {"path": "a.jsonl", "fields": ["q"]}},
+                                       "mode": "remove", "normalization": "datatrove"})
 
 
 # -- paraphrases ---------------------------------------------------------------------------------------

@@ -28,7 +28,13 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from recipeflow.operators.decontamination.benchmarks import Benchmark
-from recipeflow.operators.decontamination.text import NORMALIZATION, window_hashes, word_hashes
+from recipeflow.operators.decontamination.text import (
+    DEFAULT,
+    NORMALIZATION,
+    Normalization,
+    window_hashes,
+    word_hashes,
+)
 
 MAGIC = b"RFDECONTAM1\n"
 FORMAT_VERSION = 1
@@ -51,8 +57,8 @@ class ItemGrams:
     short_lengths: list[int]  # word counts < n of items used whole
 
 
-def item_grams(texts: Sequence[str], n: int) -> ItemGrams:
-    all_hashes, item_of_word = word_hashes(texts)
+def item_grams(texts: Sequence[str], n: int, normalization: Normalization = DEFAULT) -> ItemGrams:
+    all_hashes, item_of_word = word_hashes(texts, normalization=normalization)
     lengths = np.bincount(item_of_word, minlength=len(texts)).astype(np.int64)
     starts_of_item = np.concatenate([[0], np.cumsum(lengths)])[:-1]
     pieces_h, pieces_i = [], []
@@ -255,6 +261,7 @@ def build_index(
     n: int = 13,
     backend: Backend = "exact",
     false_positive_rate: float = 0.01,
+    normalization: Normalization = DEFAULT,
 ) -> Index:
     """The index of every item of ``benchmarks`` (in name order, items in file order)."""
     names = sorted(benchmarks)
@@ -263,7 +270,7 @@ def build_index(
         item_benchmark.extend([b] * len(benchmarks[name].item_texts))
         ids.extend(benchmarks[name].item_ids)
         texts.extend(benchmarks[name].item_texts)
-    grams = item_grams(texts, n)
+    grams = item_grams(texts, n, normalization)
     keys, first = np.unique(grams.hashes, return_index=True)  # hashes are sorted already
     offsets = np.append(first, len(grams.hashes)).astype(np.int64)
     bloom = None
@@ -277,5 +284,5 @@ def build_index(
         benchmark_files={name: benchmarks[name].sha256s for name in names},
         item_benchmark=np.array(item_benchmark, np.int32), item_ids=list(ids), item_texts=list(texts),
         item_gram_counts=grams.gram_counts, short_lengths=grams.short_lengths, keys=keys,
-        offsets=offsets, postings=grams.items, bloom=bloom,
+        offsets=offsets, postings=grams.items, bloom=bloom, normalization=normalization.key,
     )

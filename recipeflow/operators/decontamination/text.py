@@ -1,7 +1,9 @@
-"""The text side of benchmark decontamination: one normalization, shared by the index (benchmark
+"""The text side of benchmark decontamination: the normalization, shared by the index (benchmark
 items) and the documents, and 64-bit word n-gram hashes.
 
-Normalization (``NORMALIZATION`` names it; it is part of the index key):
+Two normalizations; the chosen one's :attr:`Normalization.key` is part of the index key.
+
+``recipeflow`` (the default; ``NORMALIZATION`` is its key):
 
 1. Unicode NFKC (full-width letters, ligatures, compatibility forms become plain ones);
 2. lowercase (``str.lower``);
@@ -10,6 +12,15 @@ Normalization (``NORMALIZATION`` names it; it is part of the index key):
 4. words are the non-empty runs between boundaries (so whitespace is collapsed).
 
 "Don't stop!" and "DON'T  stop." are both ``don t stop``. Digits and diacritics are kept.
+
+``datatrove``: the words DataTrove's ``NGramsDecontFilter`` compares, for corpora and indexes
+that must decide exactly as DataTrove does. Its ``simplify_text`` with the default
+``TextNormConfig`` (lowercase; every number, digits joined by at most one decimal separator,
+becomes ``0``; the characters of its fixed punctuation list become spaces; whitespace collapsed;
+NFD and combining marks (Mn) dropped), then its word tokenizer for ``language`` (spaCy's rules
+for English, re-implemented by :mod:`recipeflow.operators.text.words`), tokens stripped and
+empty ones dropped. Symbols outside that list ("→", "©") are words here, and English
+contractions are split as spaCy splits them ("cannot" -> "can not").
 
 An n-gram's hash: each word is hashed to 64 bits (a polynomial of its code points, see
 :func:`word_hashes`), then the words of a window of length k are combined as a polynomial ``sum(w[i+j] * P**(k-1-j))`` mod 2**64 and
@@ -20,12 +31,18 @@ construction. Windows never cross document boundaries.
 from __future__ import annotations
 
 import functools
+import re
+import string
 import unicodedata
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Literal, Sequence
 
 import numpy as np
 
+from recipeflow.operators.text.words import split_words
+
 NORMALIZATION = "nfkc-lower-split_on_PSZ_Cc_Cf_space-v1"
+NormalizationName = Literal["recipeflow", "datatrove"]
 
 _PRIME = np.uint64(0x9E3779B97F4A7C15)  # odd multiplier of the polynomials (golden ratio)
 _PRIME_INVERSE = np.uint64(pow(int(_PRIME), -1, 2**64))
@@ -54,6 +71,77 @@ def _prepare(text: str) -> str:
     return unicodedata.normalize("NFKC", text).lower()
 
 
+# DataTrove's punctuation list (datatrove.utils.text.PUNCTUATION, 0.10.1): all ASCII punctuation,
+# these typographic and CJK forms (the full-width digit one is on its list too), and the C0 and
+# C1 control characters other than tab and newline.
+_DATATROVE_PUNCTUATION = (
+    string.punctuation
+    + "\u2014\u201d\uff05\uff11\u3008\u3001\u2501\u3010\u300c\u300d\uff0c\u3011\uff1b\u2236"
+    + "\u00b4\u201c\u300a\u201e\u2019\uff0e\uff08\u2013\uff1f\uff01\uff1a\uff5e\u00ab"
+    + "\u3009\u300b\uff09\u3002\u2026\u25ba\u00bb"
+    + "".join(chr(c) for c in [*range(0, 9), *range(11, 32), *range(127, 160)])
+)
+_DATATROVE_TO_SPACE = str.maketrans(_DATATROVE_PUNCTUATION, " " * len(_DATATROVE_PUNCTUATION))
+# DataTrove's number pattern: digits of any script, optionally one decimal separator and digits
+# (``\d`` matches every Unicode decimal digit in a str pattern).
+_DATATROVE_NUMBER = re.compile(r"\d+(?:[.,\u060c\u066b\u2396\u2397\u2398]\d+)?")
+_WHITESPACE = re.compile(r"\s+")
+
+
+@functools.cache
+def _combining_marks() -> dict[int, None]:
+    """A str.translate table deleting every combining mark (Mn)."""
+    return {cp: None for cp in range(0x110000) if unicodedata.category(chr(cp)) == "Mn"}
+
+
+def datatrove_simplify(text: str) -> str:
+    """DataTrove's ``simplify_text`` with its default ``TextNormConfig``, step by step in its
+    order (lowercase, numbers, punctuation, whitespace, diacritics)."""
+    text = _DATATROVE_NUMBER.sub("0", text.lower()).translate(_DATATROVE_TO_SPACE)
+    text = _WHITESPACE.sub(" ", text.strip())
+    if not text.isascii():  # NFD changes no ASCII character
+        text = unicodedata.normalize("NFD", text).translate(_combining_marks())
+    return text.strip()
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Which normalization (see the module's docstring) and, for ``datatrove``, the language
+    whose word tokenizer splits the simplified text."""
+
+    name: NormalizationName = "recipeflow"
+    language: str = "en"
+
+    @property
+    def key(self) -> str:
+        """Names the normalization in the index key and the index file."""
+        if self.name == "recipeflow":
+            return NORMALIZATION
+        return f"datatrove-simplify_text-words_{self.language}-v1"
+
+    def prepare(self, text: str) -> str:
+        """``text`` made ready for :func:`word_hashes`: its words are the runs between the
+        characters :meth:`boundaries` marks."""
+        if self.name == "recipeflow":
+            return _prepare(text)
+        return " ".join(split_words(datatrove_simplify(text), self.language))
+
+    def boundaries(self) -> np.ndarray:
+        """A bool per code point: True where words end in a prepared text."""
+        return _boundary_table() if self.name == "recipeflow" else _space_table()
+
+
+DEFAULT = Normalization()
+
+
+@functools.cache
+def _space_table() -> np.ndarray:
+    """Boundaries of texts whose words are joined by spaces (newlines join texts)."""
+    table = np.zeros(0x110000, bool)
+    table[[ord(" "), ord("\n")]] = True
+    return table
+
+
 def _runs(is_word: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Starts and ends (exclusive) of the runs of True."""
     padded = np.concatenate([[False], is_word, [False]]).astype(np.int8)
@@ -61,21 +149,21 @@ def _runs(is_word: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.nonzero(change == 1)[0], np.nonzero(change == -1)[0]
 
 
-def normalized_words(text: str) -> list[str]:
+def normalized_words(text: str, normalization: Normalization = DEFAULT) -> list[str]:
     """The words of ``text`` after normalization."""
-    prepared = _prepare(text)
-    starts, ends = _runs(~_boundary_table()[_code_points(prepared)])
+    prepared = normalization.prepare(text)
+    starts, ends = _runs(~normalization.boundaries()[_code_points(prepared)])
     return [prepared[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
 
 
-def normalize(text: str) -> str:
+def normalize(text: str, normalization: Normalization = DEFAULT) -> str:
     """The normalized text: its words joined by single spaces (for people and tests)."""
-    return " ".join(normalized_words(text))
+    return " ".join(normalized_words(text, normalization))
 
 
 def words_with_spans(text: str) -> tuple[list[str], list[int], list[int]]:
-    """The normalized words with the character span of ``text`` each came from (for cutting
-    matches out). Each run between boundaries of the original text is normalized on its own; a
+    """The normalized words (``recipeflow`` normalization) with the character span of ``text``
+    each came from (for cutting matches out). Each run between boundaries of the original text is normalized on its own; a
     run whose NFKC form holds a boundary (e.g. "½") gives several words sharing its span."""
     words, starts, ends = [], [], []
     run_starts, run_ends = _runs(~_boundary_table()[_code_points(text)])
@@ -107,18 +195,20 @@ def _powers(base: int, length: int) -> np.ndarray:
     return have[:length]
 
 
-def word_hashes(texts: Sequence[str], prepared: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def word_hashes(texts: Sequence[str], prepared: bool = False,
+                normalization: Normalization = DEFAULT) -> tuple[np.ndarray, np.ndarray]:
     """Every normalized word of ``texts`` as a 64-bit hash, in order, and the text each word
-    is from. Vectorized: the texts are joined (NFKC, lowercase) into one array of code points;
-    a word's hash is the polynomial of its code points, ``sum(cp[j] * P**(end-1-j))``, read off
-    prefix sums of ``cp[j] * P**-j`` (P is odd, so invertible mod 2**64), then mixed with its
-    length. ``prepared``: the texts are normalized words already (joined by spaces)."""
-    table = _boundary_table()
+    is from. Vectorized: the prepared texts (:meth:`Normalization.prepare`) are joined into one
+    array of code points; a word's hash is the polynomial of its code points,
+    ``sum(cp[j] * P**(end-1-j))``, read off prefix sums of ``cp[j] * P**-j`` (P is odd, so
+    invertible mod 2**64), then mixed with its length. ``prepared``: the texts are normalized
+    words already (joined by spaces)."""
+    table = normalization.boundaries()
     all_hashes, all_docs = [], []
     chunk: list[str] = []
     first_doc, size = 0, 0
     for i, text in enumerate(texts):
-        chunk.append(text if prepared else _prepare(text))
+        chunk.append(text if prepared else normalization.prepare(text))
         size += len(chunk[-1]) + 1
         if size >= _CHUNK:
             h, d = _chunk_hashes(chunk, table)
