@@ -130,12 +130,22 @@ def store_stage_output(output: StageOutput, entry: CacheEntry, work_root: str) -
     storage.write_json(storage.join(entry.folder(work_root), RESULT), output.stored())
 
 
-def compute_stage(stage: Stage, inp: ShardInput, decision_url: str | None, work_root: str, reuse: bool = True) -> StageTables:
-    """A stage's work on one shard, in memory: apply the barrier's decision (if any), then the
-    fused ops."""
+def stage_operators(stage: Stage, work_root: str, reuse: bool = True) -> list[tuple[str, Any]]:
+    """The stage's fused operators as (step, operator), ready for shards: their caches and
+    stored indexes given. A batch task makes them once for all its shards, as one shard's
+    batches share them (an operator's report is taken per shard)."""
     steps = stage.build_ops()
     # Caches (generations, judgments) beside the stage results; indexes built once per content.
     operator_hooks.prepare_ops(stage, steps, work_root, reuse)
+    return steps
+
+
+def compute_stage(stage: Stage, inp: ShardInput, decision_url: str | None, work_root: str, reuse: bool = True,
+                  steps: list[tuple[str, Any]] | None = None) -> StageTables:
+    """A stage's work on one shard, in memory: apply the barrier's decision (if any), then the
+    fused ops (``steps``: :func:`stage_operators`, made here when not given)."""
+    if steps is None:
+        steps = stage_operators(stage, work_root, reuse)
     counts = [StepCounts(step=s, operator=op.name) for s, op in steps]
     barrier_count = StepCounts(stage.barrier.step, stage.barrier.name) if stage.barrier else None
     barrier_op = stage.barrier.build() if stage.barrier else None
@@ -190,7 +200,7 @@ def compute_stage(stage: Stage, inp: ShardInput, decision_url: str | None, work_
         kept=writers.concat(kept),
         rejected=writers.concat(rejected) if rejected else None,
         unreadable=writers.concat(unreadable) if unreadable else None,
-        counts=[dataclasses.asdict(c) for c in all_counts],
+        counts=[c.as_dict() for c in all_counts],
         reports=operator_hooks.take_reports(steps),
     )
 

@@ -366,17 +366,16 @@ def split_by_decisions(
     """Split a batch into kept rows and rejected rows (with the rejection columns)."""
     if all(d is None for d in decisions):
         return StepResult(kept=batch)
-    keep_mask = pa.array([d is None for d in decisions], type=pa.bool_())
-    kept = batch.filter(keep_mask)
-    if len(kept) == len(batch):
-        return StepResult(kept=kept)
+    kept_rows = [i for i, d in enumerate(decisions) if d is None]
     rejected_rows = [i for i, d in enumerate(decisions) if d is not None]
+    # One take, then two slices: half the Arrow calls of a filter and a take (small shards).
+    both = batch.take(pa.array(kept_rows + rejected_rows, type=pa.int64()))
     rejected = doc.with_rejection(
-        batch.take(pa.array(rejected_rows, type=pa.int64())),
+        both.slice(len(kept_rows)),
         operator,
         [decisions[i] for i in rejected_rows],  # type: ignore[misc]
     )
-    return StepResult(kept=kept, rejected=rejected)
+    return StepResult(kept=both.slice(0, len(kept_rows)), rejected=rejected)
 
 
 @dataclass

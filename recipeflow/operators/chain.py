@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -14,6 +15,11 @@ from recipeflow.operators.base import StreamOperator
 
 # The column `tokenize` writes; once documents carry it, every count also counts tokens.
 N_TOKENS = "n_tokens"
+
+
+# Rejected batches this small are counted in Python (a few microseconds; Arrow's value_counts
+# costs ~15 us a call, paid per small shard).
+_COUNT_IN_PYTHON = 64
 
 
 @dataclass
@@ -35,6 +41,14 @@ class StepCounts:
     def rejected(self) -> int:
         return self.docs_in + self.docs_added - self.docs_out
 
+    def as_dict(self) -> dict[str, Any]:
+        """What ``dataclasses.asdict`` gives, without its deep copy of every field (thousands of
+        small shards' counts are made per task)."""
+        out = dict(vars(self))
+        out["reasons"] = dict(self.reasons)
+        out["overwrote"] = list(self.overwrote)
+        return out
+
     def count_in(self, batch: pa.Table) -> None:
         self.docs_in += len(batch)
         self.tokens_in = _add_tokens(self.tokens_in, batch)
@@ -48,16 +62,21 @@ class StepCounts:
         if rejected is None or len(rejected) == 0:
             return
         if doc.REJECT_REASON in rejected.column_names:
-            found = pc.value_counts(pc.fill_null(rejected.column(doc.REJECT_REASON), default))
-            for item in found.to_pylist():
-                self.reasons[item["values"]] = self.reasons.get(item["values"], 0) + item["counts"]
+            column = rejected.column(doc.REJECT_REASON)
+            if len(column) <= _COUNT_IN_PYTHON:
+                found = Counter(default if r is None else r for r in column.to_pylist()).items()
+            else:
+                found = [(item["values"], item["counts"]) for item in
+                         pc.value_counts(pc.fill_null(column, default)).to_pylist()]
+            for reason, n in found:
+                self.reasons[reason] = self.reasons.get(reason, 0) + n
         else:
             self.reasons[default] = self.reasons.get(default, 0) + len(rejected)
 
 
 def batch_tokens(batch: pa.Table) -> int | None:
     """The sum of ``n_tokens`` over ``batch``, or None when its documents have none."""
-    if N_TOKENS not in batch.column_names:
+    if batch.schema.get_field_index(N_TOKENS) < 0:  # not column_names: a list built per call
         return None
     return int(pc.sum(batch.column(N_TOKENS)).as_py() or 0)
 

@@ -117,9 +117,12 @@ def stage_batch_task(
     _begin(work_root)
     inputs, decisions, entries, found = _unwrapped(inputs), _unwrapped(decisions), _unwrapped(entries), _unwrapped(found)
     stored = StoredResults(work_root, reuse)
+    steps: list[tuple[str, Any]] = []  # the stage's operators, made for the first shard to do
 
     def make(i: int) -> tuple[CacheEntry, dict, Any]:
-        tables = execute.compute_stage(stage, inputs[i], decisions[i], work_root, reuse)
+        if not steps:
+            steps.extend(execute.stage_operators(stage, work_root, reuse))
+        tables = execute.compute_stage(stage, inputs[i], decisions[i], work_root, reuse, steps)
         return entries[i], execute.stage_streams(tables), (inputs[i].key, tables.counts, tables.reports)
 
     outputs = packs.stage_packs(work_root).run(

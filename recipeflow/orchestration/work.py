@@ -4,6 +4,7 @@ reuse (and which it did), and its progress display."""
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -22,12 +23,31 @@ class Unwalked:
     model in a task's parameters, looking for futures (2 ms a shard for a batch's shard list),
     on the flow's side and again in the worker; its ``quote`` stops the first walk only, as the
     process pool strips annotations before sending parameters to a worker. A plain object is
-    neither walked nor stripped, on every executor."""
+    neither walked nor stripped, on every executor.
 
-    __slots__ = ("value",)
+    The value is pickled when the holder is made, with the standard (C) pickler, in the order
+    the flow submits its batches. Prefect's process pool pickles each task's parameters in one
+    of its resolver threads, with cloudpickle, which runs Python code for every object: a
+    1,000-shard batch took longer to send than a 100-shard one, so small batches overtook the
+    large ones meant to start first, and a large one ran last while the other worker idled."""
+
+    __slots__ = ("_pickled", "_value")
 
     def __init__(self, value: list[Any]):
-        self.value = value
+        self._pickled = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        self._value: list[Any] | None = None
+
+    @property
+    def value(self) -> list[Any]:
+        if self._value is None:
+            self._value = pickle.loads(self._pickled)
+        return self._value
+
+    def __getstate__(self) -> bytes:
+        return self._pickled
+
+    def __setstate__(self, state: bytes) -> None:
+        self._pickled, self._value = state, None
 
 
 @dataclass
