@@ -96,6 +96,12 @@ class Stage:
 
     def fingerprint(self) -> str:
         """Hash of the operators this stage runs (names, parameters, versions)."""
+        return self._fingerprint
+
+    @cached_property
+    def _fingerprint(self) -> str:
+        # Once per stage: every shard's cache address holds it (26 us for a five-operator
+        # stage, thousands of shards on the flow's critical path).
         payload = {
             "barrier": self.barrier.identity() if self.barrier else None,
             "ops": [o.identity() for o in self.ops],
