@@ -14,7 +14,7 @@ import io
 import json
 import os
 from dataclasses import dataclass
-from typing import IO, Any, Iterable, Iterator
+from typing import IO, Any, Container, Iterable, Iterator
 
 import fsspec
 import numpy as np
@@ -298,9 +298,14 @@ def conform(table: pa.Table, schema: pa.Schema, conflicting: set[str]) -> pa.Tab
     return joined.select(schema.names).cast(schema)
 
 
+def _leading(names: Container[str]) -> list[str]:
+    """The columns that come first, of those present: ``id``, then ``text``."""
+    return [name for name in (doc.ID, doc.TEXT) if name in names]
+
+
 def _in_column_order(names: list[str]) -> bool:
     """Whether one table's columns are as :func:`_column_order` puts them."""
-    first = [name for name in (doc.ID, doc.TEXT) if name in names]
+    first = _leading(names)
     return names[:len(first)] == first
 
 
@@ -308,7 +313,7 @@ def _column_order(tables: list[pa.Table]) -> list[str]:
     names: dict[str, None] = {}
     for table in tables:
         names.update(dict.fromkeys(table.column_names))
-    first = [name for name in (doc.ID, doc.TEXT) if name in names]
+    first = _leading(names)
     return first + [name for name in names if name not in first]
 
 
